@@ -1,0 +1,110 @@
+// DetectorPool: a model and the GPU workers that run it; cameras point at a pool.
+// This schema is the single source of the TS type, runtime validation and crds/vigil.dev_detectorpools.yaml.
+import { z } from "zod";
+import { conditions, objectMeta } from "./meta.ts";
+
+/** A Kubernetes quantity ("500m", "2Gi", 1): the one union structural schemas allow. */
+const quantity = z
+  .union([z.int(), z.string().max(64)])
+  .meta({ "x-kubernetes-int-or-string": true })
+  .describe("Kubernetes quantity.");
+
+const resourceList = z.record(z.string().max(253), quantity);
+
+export const model = z.object({
+  uri: z
+    .string()
+    .min(1)
+    .max(2048)
+    .regex(/^(file|https?|oci):\/\//, "model.uri must start with file://, http(s):// or oci://")
+    .describe("Where the ONNX file is: file:// (on the model volume), http(s):// or oci://."),
+  sha256: z
+    .string()
+    .regex(/^[a-f0-9]{64}$/, "model.sha256 must be 64 lower-case hex digits")
+    .optional()
+    .describe("Checked before the worker loads the model."),
+  format: z.enum(["yolov5", "yolov8", "yolov11"]).default("yolov8").describe("Output head layout."),
+  inputSize: z.int().min(32).max(4096).multipleOf(32).default(640).describe("Square input side in pixels."),
+  classNames: z
+    .array(z.string().min(1).max(63))
+    .min(1)
+    .max(1000)
+    .optional()
+    .describe("Class names by index; COCO's 80 when omitted."),
+});
+
+export const toleration = z.object({
+  key: z.string().max(316).optional(),
+  operator: z.enum(["Exists", "Equal"]).optional(),
+  value: z.string().max(63).optional(),
+  effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]).optional(),
+  tolerationSeconds: z.int().optional(),
+});
+
+export const detectorPoolSpec = z
+  .object({
+    model,
+    camerasPerWorker: z.int().min(1).max(256).default(8).describe("Cameras one worker serves."),
+    minWorkers: z.int().min(0).max(1000).default(0),
+    maxWorkers: z.int().min(1).max(1000).default(4).describe("Caps the GPUs the pool may take."),
+    executionProviders: z
+      .array(z.enum(["tensorrt", "cuda", "cpu"]))
+      .min(1)
+      .max(3)
+      .default(["cuda", "cpu"])
+      .describe("onnxruntime execution providers in order of preference."),
+    resources: z
+      .object({ limits: resourceList.optional(), requests: resourceList.optional() })
+      .default({ limits: { "nvidia.com/gpu": 1 } })
+      .describe("Worker container resources, e.g. nvidia.com/gpu: 1."),
+    nodeSelector: z.record(z.string().max(316), z.string().max(63)).optional(),
+    tolerations: z.array(toleration).max(32).optional(),
+    image: z.string().min(1).max(512).optional().describe("Worker image; the operator's default when omitted."),
+  })
+  .meta({
+    "x-kubernetes-validations": [
+      {
+        rule: "self.minWorkers <= self.maxWorkers",
+        message: "minWorkers must not exceed maxWorkers",
+        fieldPath: ".minWorkers",
+      },
+    ],
+  });
+export type DetectorPoolSpec = z.infer<typeof detectorPoolSpec>;
+
+/** Starting: never Ready yet; Unready: was Ready, within the grace period; Lost: cameras move elsewhere. */
+export const WORKER_PHASES = ["Starting", "Ready", "Unready", "Lost"] as const;
+export type WorkerPhase = (typeof WORKER_PHASES)[number];
+
+export const workerStatus = z.object({
+  name: z.string(),
+  phase: z.enum(WORKER_PHASES),
+  cameras: z.int().min(0),
+  since: z.string().describe("When the worker entered this phase."),
+});
+export type WorkerStatus = z.infer<typeof workerStatus>;
+
+export const detectorPoolStatus = z.object({
+  observedGeneration: z.int().min(0).optional(),
+  replicas: z.int().min(0).optional(),
+  readyWorkers: z.int().min(0).optional(),
+  capacity: z.int().min(0).optional().describe("Cameras the pool can take at maxWorkers."),
+  assignedCameras: z.int().min(0).optional(),
+  unassignedCameras: z.int().min(0).optional(),
+  workers: z
+    .array(workerStatus)
+    .max(1000)
+    .optional()
+    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] }),
+  conditions: conditions.optional(),
+});
+export type DetectorPoolStatus = z.infer<typeof detectorPoolStatus>;
+
+export const detectorPool = z.object({
+  apiVersion: z.string(),
+  kind: z.literal("DetectorPool"),
+  metadata: objectMeta,
+  spec: detectorPoolSpec,
+  status: detectorPoolStatus.optional(),
+});
+export type DetectorPool = z.infer<typeof detectorPool>;

@@ -1,0 +1,41 @@
+// Operator settings from the environment, validated once at start; a bad value names the variable.
+import { hostname } from "node:os";
+import { z } from "zod";
+
+const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+const ms = z.coerce.number().int().positive();
+
+export const operatorEnv = z.object({
+  KUBECONFIG: z.string().optional(),
+  VIGIL_WATCH_NAMESPACE: z.string().optional().describe("Only this namespace; all when unset."),
+  VIGIL_NAMESPACE: z.string().optional().describe("Where the leader Lease lives; POD_NAMESPACE or vigil-system."),
+  POD_NAMESPACE: z.string().optional(),
+  POD_NAME: z.string().optional(),
+  VIGIL_LEADER_ELECT: bool.default(true),
+  VIGIL_LEASE_NAME: z.string().default("vigil-operator"),
+  VIGIL_LEASE_DURATION_MS: ms.default(10_000),
+  VIGIL_RENEW_DEADLINE_MS: ms.default(7_000),
+  VIGIL_RETRY_PERIOD_MS: ms.default(2_000),
+  VIGIL_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
+  VIGIL_HEALTH_HOST: z.string().default("0.0.0.0"),
+  VIGIL_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(16),
+  VIGIL_WORKER_IMAGE: z.string().default("ghcr.io/vigil-dev/vigil:0.1.0"),
+  VIGIL_WORKER_SERVICE_ACCOUNT: z.string().default("vigil-worker"),
+  VIGIL_WORKER_ENV_SECRET: z.string().default("vigil-worker-env"),
+  VIGIL_WORKER_GRACE_MS: ms.default(20_000),
+  VIGIL_RELIST_MS: ms.default(10 * 60_000),
+  LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+});
+export type OperatorEnv = z.infer<typeof operatorEnv>;
+
+export function loadOperatorEnv(env: NodeJS.ProcessEnv = process.env): OperatorEnv {
+  const parsed = operatorEnv.safeParse(env);
+  if (!parsed.success) {
+    const why = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new Error(`invalid operator configuration: ${why}`);
+  }
+  return parsed.data;
+}
+
+export const leaseNamespace = (e: OperatorEnv) => e.VIGIL_NAMESPACE ?? e.POD_NAMESPACE ?? "vigil-system";
+export const identity = (e: OperatorEnv) => e.POD_NAME ?? `${hostname()}_${process.pid}`;

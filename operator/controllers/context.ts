@@ -1,0 +1,68 @@
+// What both reconcilers share: caches, clients, the event recorder and the pool's placement decisions.
+import type { KubernetesObject } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import type { Clients } from "../kube/client.ts";
+import type { EventRecorder } from "../kube/events.ts";
+import type { Informer } from "../kube/informer.ts";
+
+export const FINALIZER = "vigil.dev/cleanup";
+
+/** The pool reconciler's verdict for one camera; the camera reconciler turns it into status. */
+export type Placement =
+  | { pool: string; worker: string }
+  | {
+      pool: string;
+      worker?: undefined;
+      reason: "PoolFull" | "PoolNotFound" | "PoolInvalid" | "Paused";
+      message: string;
+    };
+
+export type Caches = {
+  cameras: Informer<KubernetesObject>;
+  pools: Informer<KubernetesObject>;
+  pods: Informer<KubernetesObject>;
+  statefulSets: Informer<KubernetesObject>;
+  services: Informer<KubernetesObject>;
+};
+
+export type OperatorConfig = {
+  workerImage: string;
+  workerServiceAccount: string;
+  workerEnvSecret: string;
+  workerGraceMs: number;
+};
+
+export type Context = {
+  clients: Clients;
+  caches: Caches;
+  events: EventRecorder;
+  log: Logger;
+  config: OperatorConfig;
+  placements: Map<string, Placement>;
+  enqueueCamera: (key: string) => void;
+  enqueuePool: (key: string) => void;
+};
+
+export const keyOf = (namespace: string | undefined, name: string) => `${namespace ?? ""}/${name}`;
+export const splitKey = (key: string) => {
+  const i = key.indexOf("/");
+  return { namespace: key.slice(0, i), name: key.slice(i + 1) };
+};
+
+export const isDeleting = (o: KubernetesObject) => Boolean(o.metadata?.deletionTimestamp);
+export const hasFinalizer = (o: KubernetesObject) => (o.metadata?.finalizers ?? []).includes(FINALIZER);
+export const timeOf = (t: unknown) => (t instanceof Date ? t.getTime() : typeof t === "string" ? Date.parse(t) : 0);
+
+/** Runs fn over items with at most `limit` in flight: many small writes, without a thundering herd. */
+export async function inBatches<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const run = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item).catch((e) => errors.push(e));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+  if (errors.length) throw errors[0];
+}

@@ -1,0 +1,292 @@
+// DetectorPool → worker StatefulSet + headless Service, worker health, and the placement of the pool's cameras.
+// Placement is decided here, pool-wide, because capacity is a property of the pool; the camera reconciler
+// only reports it.
+
+import { isDeepStrictEqual } from "node:util";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { type DetectorPoolStatus, detectorPool, type WorkerStatus } from "../api/detector-pool.ts";
+import { detectorPools } from "../api/resources.ts";
+import { addFinalizer, mergePatch, patchCustomStatus, removeFinalizer, serverSideApply } from "../kube/apply.ts";
+import { isNotFound } from "../kube/client.ts";
+import { type ConditionInput, setConditions } from "../kube/conditions.ts";
+import type { ReconcileResult } from "../kube/workqueue.ts";
+import { assignCameras, desiredReplicas } from "./assignment.ts";
+import {
+  type Context,
+  FINALIZER,
+  hasFinalizer,
+  inBatches,
+  isDeleting,
+  keyOf,
+  type Placement,
+  splitKey,
+  timeOf,
+} from "./context.ts";
+import { isAssignable, msUntilLost, nextWorkerState, type PodView } from "./worker-health.ts";
+import {
+  ANNOTATION_SPEC_HASH,
+  LABEL_WORKER,
+  serviceName,
+  statefulSetName,
+  workerName,
+  workerService,
+  workerStatefulSet,
+} from "./workload.ts";
+
+const WRITE_PARALLELISM = 16;
+
+type Camera = KubernetesObject & { spec?: { poolRef?: { name?: string }; paused?: boolean } };
+
+export function createPoolReconciler(ctx: Context) {
+  const { caches, clients } = ctx;
+  // What we last wrote as each camera's worker label; the cache can lag our own writes.
+  const written = new Map<string, string | undefined>();
+
+  const camerasOf = (namespace: string, pool: string) =>
+    caches.cameras.list(
+      (c) => c.metadata?.namespace === namespace && (c as Camera).spec?.poolRef?.name === pool,
+    ) as Camera[];
+
+  function place(key: string, placement: Placement): void {
+    const prev = ctx.placements.get(key);
+    if (!isDeepStrictEqual(prev, placement)) {
+      ctx.placements.set(key, placement);
+      ctx.enqueueCamera(key);
+    }
+  }
+
+  async function setWorkerLabel(cam: Camera, worker: string | undefined): Promise<void> {
+    const key = keyOf(cam.metadata?.namespace, cam.metadata?.name ?? "");
+    const current = written.has(key) ? written.get(key) : cam.metadata?.labels?.[LABEL_WORKER];
+    if (current === worker) return;
+    try {
+      await mergePatch(clients.objects, {
+        apiVersion: cam.apiVersion,
+        kind: cam.kind,
+        metadata: {
+          name: cam.metadata?.name,
+          namespace: cam.metadata?.namespace,
+          labels: { [LABEL_WORKER]: worker ?? null } as Record<string, string>,
+        },
+      });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    written.set(key, worker);
+  }
+
+  /** Every camera of a pool that cannot run gets the same verdict and loses its worker label. */
+  async function releaseAll(
+    cams: Camera[],
+    placement: Omit<Extract<Placement, { reason: string }>, "pool">,
+    pool: string,
+  ) {
+    for (const cam of cams) place(keyOf(cam.metadata?.namespace, cam.metadata?.name ?? ""), { pool, ...placement });
+    await inBatches(cams, WRITE_PARALLELISM, (cam) => setWorkerLabel(cam, undefined));
+  }
+
+  async function deleteOwned(namespace: string, pool: string): Promise<void> {
+    // No garbage collector is guaranteed (single-host, envtest), so delete what we own explicitly.
+    for (const [apiVersion, kind, name] of [
+      ["apps/v1", "StatefulSet", statefulSetName(pool)],
+      ["v1", "Service", serviceName(pool)],
+    ] as const) {
+      try {
+        await clients.objects.delete({ apiVersion, kind, metadata: { name, namespace } });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+  }
+
+  return async function reconcilePool(key: string): Promise<ReconcileResult | undefined> {
+    const { namespace, name } = splitKey(key);
+    const raw = caches.pools.get(key);
+    const cams = camerasOf(namespace, name);
+
+    if (!raw) {
+      await releaseAll(cams, { reason: "PoolNotFound", message: `DetectorPool ${name} does not exist` }, name);
+      return;
+    }
+    if (isDeleting(raw)) {
+      await releaseAll(cams, { reason: "PoolNotFound", message: `DetectorPool ${name} is being deleted` }, name);
+      if (hasFinalizer(raw)) {
+        await deleteOwned(namespace, name);
+        // A stale cache can show an object we already released: 404 means the job is done.
+        await removeFinalizer(clients.custom, raw, FINALIZER).catch(ignoreNotFound);
+        ctx.events.emit(eventTarget(raw), "Normal", "Deleted", "worker StatefulSet and Service removed");
+      }
+      return;
+    }
+    const parsed = detectorPool.safeParse(raw);
+    if (!parsed.success) {
+      const message = `invalid DetectorPool: ${parsed.error.issues.map((i) => `spec.${i.path.slice(1).join(".")}: ${i.message}`).join("; ")}`;
+      await releaseAll(cams, { reason: "PoolInvalid", message }, name);
+      ctx.events.emit(eventTarget(raw), "Warning", "InvalidSpec", message);
+      return;
+    }
+    const pool = parsed.data;
+    if (!hasFinalizer(raw)) {
+      await addFinalizer(clients.custom, raw, FINALIZER);
+      return; // the update event brings us back with a fresh object
+    }
+
+    const spec = pool.spec;
+    const now = new Date();
+    const active = cams.filter((c) => !isDeleting(c) && !c.spec?.paused);
+    const replicas = desiredReplicas(active.length, spec.camerasPerWorker, spec.minWorkers, spec.maxWorkers);
+
+    // Worker health from pods, remembered across restarts in status.workers.
+    const prevWorkers = new Map((pool.status?.workers ?? []).map((w) => [w.name, w]));
+    const workers = Array.from({ length: replicas }, (_, i) => {
+      const wname = workerName(name, i);
+      return nextWorkerState(
+        wname,
+        podView(ctx, namespace, wname),
+        prevWorkers.get(wname),
+        now,
+        ctx.config.workerGraceMs,
+      );
+    });
+
+    const { assigned, unassigned, load } = assignCameras(
+      active.map((c) => {
+        const k = keyOf(namespace, c.metadata?.name ?? "");
+        return {
+          key: k,
+          current: written.has(k) ? written.get(k) : c.metadata?.labels?.[LABEL_WORKER],
+          createdAt: timeOf(c.metadata?.creationTimestamp),
+        };
+      }),
+      workers.map((w) => ({ name: w.name, capacity: spec.camerasPerWorker, assignable: isAssignable(w.phase) })),
+    );
+
+    await applyIfChanged(ctx, workerStatefulSet(pool, { ...workloadOpts(ctx), replicas }), caches.statefulSets);
+    await applyIfChanged(ctx, workerService(pool), caches.services);
+
+    const capacity = spec.maxWorkers * spec.camerasPerWorker;
+    await inBatches(cams, WRITE_PARALLELISM, async (cam) => {
+      const k = keyOf(namespace, cam.metadata?.name ?? "");
+      const worker = assigned.get(k);
+      if (isDeleting(cam)) return setWorkerLabel(cam, undefined);
+      if (cam.spec?.paused) place(k, { pool: name, reason: "Paused", message: "camera is paused" });
+      else if (worker) place(k, { pool: name, worker });
+      else
+        place(k, {
+          pool: name,
+          reason: "PoolFull",
+          message: `DetectorPool ${name} is full: ${capacity} cameras at maxWorkers=${spec.maxWorkers} × camerasPerWorker=${spec.camerasPerWorker}, or its workers are lost`,
+        });
+      await setWorkerLabel(cam, worker);
+    });
+
+    const workerStatuses: WorkerStatus[] = workers.map((w) => ({ ...w, cameras: load.get(w.name) ?? 0 }));
+    for (const w of workers) {
+      const before = prevWorkers.get(w.name)?.phase;
+      if (before && before !== w.phase && (w.phase === "Lost" || w.phase === "Ready")) {
+        ctx.events.emit(
+          eventTarget(raw),
+          w.phase === "Lost" ? "Warning" : "Normal",
+          w.phase === "Lost" ? "WorkerLost" : "WorkerReady",
+          w.phase === "Lost" ? `worker ${w.name} lost; its cameras were reassigned` : `worker ${w.name} is ready`,
+        );
+      }
+    }
+    const readyWorkers = workers.filter((w) => w.phase === "Ready").length;
+    const status: DetectorPoolStatus = {
+      observedGeneration: pool.metadata.generation,
+      replicas,
+      readyWorkers,
+      capacity,
+      assignedCameras: assigned.size,
+      unassignedCameras: unassigned.length,
+      workers: workerStatuses,
+      conditions: setConditions(
+        pool.status?.conditions,
+        (
+          [
+            unassigned.length > 0
+              ? {
+                  type: "CapacityAvailable",
+                  status: "False",
+                  reason: "PoolFull",
+                  message: `${unassigned.length} camera(s) could not be placed`,
+                }
+              : {
+                  type: "CapacityAvailable",
+                  status: "True",
+                  reason: "Fits",
+                  message: `${assigned.size}/${capacity} camera slots used`,
+                },
+            readyWorkers === replicas
+              ? {
+                  type: "WorkersReady",
+                  status: "True",
+                  reason: "AllReady",
+                  message: `${readyWorkers}/${replicas} workers ready`,
+                }
+              : {
+                  type: "WorkersReady",
+                  status: "False",
+                  reason: "NotReady",
+                  message: `${readyWorkers}/${replicas} workers ready`,
+                },
+          ] satisfies ConditionInput[]
+        ).map((c): ConditionInput => ({ ...c, observedGeneration: pool.metadata.generation })),
+        now,
+      ),
+    };
+    if (unassigned.length > 0 && (pool.status?.unassignedCameras ?? 0) === 0) {
+      ctx.events.emit(eventTarget(raw), "Warning", "PoolFull", `${unassigned.length} camera(s) could not be placed`);
+    }
+    if (!isDeepStrictEqual(stripUndefined(status), stripUndefined(pool.status ?? {}))) {
+      await patchCustomStatus(clients.custom, detectorPools.plural, namespace, name, status).catch(ignoreNotFound);
+    }
+    const waits = workers.map((w) => msUntilLost(w, now, ctx.config.workerGraceMs)).filter((ms) => ms !== undefined);
+    return waits.length ? { requeueAfterMs: Math.max(100, Math.min(...waits)) } : undefined;
+  };
+}
+
+function ignoreNotFound(err: unknown): void {
+  if (!isNotFound(err)) throw err;
+}
+
+function podView(ctx: Context, namespace: string, name: string): PodView | undefined {
+  const pod = ctx.caches.pods.get(keyOf(namespace, name)) as
+    | (KubernetesObject & { status?: { conditions?: { type: string; status: string }[] } })
+    | undefined;
+  if (!pod) return undefined;
+  return {
+    ready: pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
+    deleting: isDeleting(pod),
+  };
+}
+
+function workloadOpts(ctx: Context) {
+  return {
+    image: ctx.config.workerImage,
+    serviceAccountName: ctx.config.workerServiceAccount,
+    workerEnvSecret: ctx.config.workerEnvSecret,
+  };
+}
+
+async function applyIfChanged(
+  ctx: Context,
+  desired: KubernetesObject & { metadata: { annotations?: Record<string, string> } },
+  cache: Context["caches"]["statefulSets"],
+): Promise<void> {
+  const current = cache.get(keyOf(desired.metadata.namespace, desired.metadata.name ?? ""));
+  const hash = desired.metadata.annotations?.[ANNOTATION_SPEC_HASH];
+  if (current && current.metadata?.annotations?.[ANNOTATION_SPEC_HASH] === hash) return;
+  await serverSideApply(ctx.clients.objects, desired);
+}
+
+export const eventTarget = (o: KubernetesObject) => ({
+  apiVersion: o.apiVersion ?? "",
+  kind: o.kind ?? "",
+  metadata: { name: o.metadata?.name ?? "", namespace: o.metadata?.namespace, uid: o.metadata?.uid },
+});
+
+/** Status read back from the apiserver has no undefined keys; compare like with like. */
+const stripUndefined = (v: unknown) => JSON.parse(JSON.stringify(v));

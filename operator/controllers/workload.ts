@@ -1,0 +1,138 @@
+// The worker StatefulSet and headless Service a DetectorPool runs as (pure: spec in, manifests out).
+import { createHash } from "node:crypto";
+import type { DetectorPool } from "../api/detector-pool.ts";
+import { API_VERSION } from "../api/meta.ts";
+
+export const LABEL_POOL = "vigil.dev/pool";
+export const LABEL_WORKER = "vigil.dev/worker";
+export const ANNOTATION_SPEC_HASH = "vigil.dev/spec-hash";
+export const WORKER_PORT = 9090;
+
+export const statefulSetName = (pool: string) => `${pool}-worker`;
+export const serviceName = (pool: string) => `${pool}-workers`;
+export const workerName = (pool: string, ordinal: number) => `${statefulSetName(pool)}-${ordinal}`;
+
+export type WorkloadOptions = { image: string; replicas: number; serviceAccountName: string; workerEnvSecret: string };
+
+const selectorLabels = (pool: string) => ({ "app.kubernetes.io/name": "vigil-worker", [LABEL_POOL]: pool });
+
+function ownerRef(pool: DetectorPool) {
+  return {
+    apiVersion: API_VERSION,
+    kind: "DetectorPool",
+    name: pool.metadata.name,
+    uid: pool.metadata.uid ?? "",
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+/** Adds a hash of the manifest so an unchanged apply can be skipped without a request. */
+function stamped<T extends { metadata: { name: string; annotations?: Record<string, string> } }>(
+  obj: T,
+): T & { metadata: { annotations: Record<string, string> } } {
+  const hash = createHash("sha256").update(JSON.stringify(obj)).digest("hex").slice(0, 16);
+  obj.metadata.annotations = { ...obj.metadata.annotations, [ANNOTATION_SPEC_HASH]: hash };
+  return obj as T & { metadata: { annotations: Record<string, string> } };
+}
+
+export function workerStatefulSet(pool: DetectorPool, o: WorkloadOptions) {
+  const name = pool.metadata.name;
+  const spec = pool.spec;
+  const labels = {
+    ...selectorLabels(name),
+    "app.kubernetes.io/part-of": "vigil",
+    "app.kubernetes.io/component": "worker",
+  };
+  const env = [
+    { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+    { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+    { name: "VIGIL_POOL", value: name },
+    { name: "VIGIL_MODEL_URI", value: spec.model.uri },
+    { name: "VIGIL_MODEL_FORMAT", value: spec.model.format },
+    { name: "VIGIL_MODEL_INPUT_SIZE", value: String(spec.model.inputSize) },
+    { name: "VIGIL_EXECUTION_PROVIDERS", value: spec.executionProviders.join(",") },
+    { name: "VIGIL_CAMERAS_PER_WORKER", value: String(spec.camerasPerWorker) },
+    ...(spec.model.sha256 ? [{ name: "VIGIL_MODEL_SHA256", value: spec.model.sha256 }] : []),
+  ];
+  return stamped({
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: {
+      name: statefulSetName(name),
+      namespace: pool.metadata.namespace,
+      labels,
+      ownerReferences: [ownerRef(pool)],
+    },
+    spec: {
+      replicas: o.replicas,
+      serviceName: serviceName(name),
+      // Workers are interchangeable: start and stop them together, not one by one.
+      podManagementPolicy: "Parallel",
+      selector: { matchLabels: selectorLabels(name) },
+      template: {
+        metadata: { labels },
+        spec: {
+          serviceAccountName: o.serviceAccountName,
+          enableServiceLinks: false,
+          terminationGracePeriodSeconds: 30,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            runAsGroup: 65532,
+            fsGroup: 65532,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          ...(spec.nodeSelector ? { nodeSelector: spec.nodeSelector } : {}),
+          ...(spec.tolerations ? { tolerations: spec.tolerations } : {}),
+          containers: [
+            {
+              name: "worker",
+              image: spec.image ?? o.image,
+              args: ["worker"],
+              env,
+              // Redis/RabbitMQ URLs and the like; optional so a pool works before the chart's Secret exists.
+              envFrom: [{ secretRef: { name: o.workerEnvSecret, optional: true } }],
+              ports: [{ name: "metrics", containerPort: WORKER_PORT }],
+              readinessProbe: { httpGet: { path: "/readyz", port: "metrics" }, periodSeconds: 5 },
+              livenessProbe: { httpGet: { path: "/healthz", port: "metrics" }, periodSeconds: 10, failureThreshold: 6 },
+              resources: spec.resources,
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ["ALL"] },
+              },
+              volumeMounts: [
+                { name: "models", mountPath: "/models" },
+                { name: "tmp", mountPath: "/tmp" },
+              ],
+            },
+          ],
+          volumes: [
+            { name: "models", emptyDir: { sizeLimit: "2Gi" } },
+            { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "512Mi" } },
+          ],
+        },
+      },
+    },
+  });
+}
+
+export function workerService(pool: DetectorPool) {
+  const name = pool.metadata.name;
+  return stamped({
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      name: serviceName(name),
+      namespace: pool.metadata.namespace,
+      labels: { ...selectorLabels(name), "app.kubernetes.io/part-of": "vigil" },
+      ownerReferences: [ownerRef(pool)],
+    },
+    spec: {
+      clusterIP: "None",
+      selector: selectorLabels(name),
+      ports: [{ name: "metrics", port: WORKER_PORT, targetPort: "metrics" }],
+    },
+  });
+}

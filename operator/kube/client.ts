@@ -1,0 +1,58 @@
+// The Kubernetes clients the operator uses, built once from a KubeConfig, and error helpers.
+import {
+  ApiException,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+} from "@kubernetes/client-node";
+
+export type Clients = {
+  kc: KubeConfig;
+  objects: KubernetesObjectApi;
+  custom: CustomObjectsApi;
+  core: CoreV1Api;
+  coordination: CoordinationV1Api;
+};
+
+export function loadKubeConfig(path = process.env.KUBECONFIG): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export function makeClients(kc: KubeConfig): Clients {
+  return {
+    kc,
+    objects: KubernetesObjectApi.makeApiClient(kc),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    core: kc.makeApiClient(CoreV1Api),
+    coordination: kc.makeApiClient(CoordinationV1Api),
+  };
+}
+
+export const statusCode = (err: unknown): number | undefined =>
+  err instanceof ApiException ? err.code : ((err as { code?: number; statusCode?: number })?.statusCode ?? undefined);
+
+export const isNotFound = (err: unknown) => statusCode(err) === 404;
+export const isConflict = (err: unknown) => statusCode(err) === 409;
+
+/** The apiserver's own message (it names the field for validation errors), without the client's wrapping. */
+export function apiMessage(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body = typeof err.body === "string" ? safeJson(err.body) : err.body;
+    const msg = (body as { message?: string } | undefined)?.message;
+    if (msg) return msg;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+function safeJson(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return { message: s };
+  }
+}

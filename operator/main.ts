@@ -1,0 +1,165 @@
+// `vigil operator`: wires caches, controllers, leader election and the health server; stops them in reverse.
+import type { KubernetesObject, KubernetesObjectApi } from "@kubernetes/client-node";
+import pino from "pino";
+import { GROUP, VERSION } from "./api/meta.ts";
+import { cameraDetections, detectorPools } from "./api/resources.ts";
+import { identity, leaseNamespace, loadOperatorEnv, type OperatorEnv } from "./config.ts";
+import { createCameraReconciler } from "./controllers/camera-reconciler.ts";
+import { type Caches, type Context, keyOf, type Placement } from "./controllers/context.ts";
+import { createPoolReconciler } from "./controllers/pool-reconciler.ts";
+import { LABEL_POOL } from "./controllers/workload.ts";
+import { startHealthServer } from "./health.ts";
+import { type Clients, loadKubeConfig, makeClients } from "./kube/client.ts";
+import { Controller } from "./kube/controller.ts";
+import { EventRecorder } from "./kube/events.ts";
+import { Informer, type ListResult } from "./kube/informer.ts";
+import { LeaderElector } from "./kube/leader-election.ts";
+import { leaderStatus, registry } from "./kube/metrics.ts";
+
+type Logger = pino.Logger;
+
+function informer(
+  clients: Clients,
+  env: OperatorEnv,
+  log: Logger,
+  apiVersion: string,
+  kind: string,
+  plural: string,
+  labelSelector?: string,
+): Informer<KubernetesObject> {
+  const ns = env.VIGIL_WATCH_NAMESPACE;
+  const base = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  const path = `${base}${ns ? `/namespaces/${ns}` : ""}/${plural}`;
+  const objects: KubernetesObjectApi = clients.objects;
+  const inf = new Informer<KubernetesObject>(clients.kc, {
+    path,
+    labelSelector,
+    relistMs: env.VIGIL_RELIST_MS,
+    log,
+    list: async () => {
+      const list = await objects.list(apiVersion, kind, ns, undefined, undefined, undefined, undefined, labelSelector);
+      // Items of a list carry no apiVersion/kind; the reconcilers need them for patches and events.
+      for (const item of list.items) Object.assign(item, { apiVersion, kind });
+      return list as ListResult<KubernetesObject>;
+    },
+  });
+  return inf;
+}
+
+export async function runOperator(env: OperatorEnv = loadOperatorEnv()): Promise<void> {
+  const log = pino({ level: env.LOG_LEVEL, base: { component: "operator" } });
+  const kc = loadKubeConfig(env.KUBECONFIG);
+  const clients = makeClients(kc);
+  const crd = `${GROUP}/${VERSION}`;
+  const workerSelector = "app.kubernetes.io/name=vigil-worker";
+  const caches: Caches = {
+    cameras: informer(clients, env, log, crd, "CameraDetection", cameraDetections.plural),
+    pools: informer(clients, env, log, crd, "DetectorPool", detectorPools.plural),
+    pods: informer(clients, env, log, "v1", "Pod", "pods", workerSelector),
+    statefulSets: informer(clients, env, log, "apps/v1", "StatefulSet", "statefulsets", workerSelector),
+    services: informer(clients, env, log, "v1", "Service", "services", workerSelector),
+  };
+  const placements = new Map<string, Placement>();
+  let cameraCtl: Controller | undefined;
+  let poolCtl: Controller | undefined;
+  const ctx: Context = {
+    clients,
+    caches,
+    events: new EventRecorder(clients.core, "vigil-operator", log),
+    log,
+    placements,
+    config: {
+      workerImage: env.VIGIL_WORKER_IMAGE,
+      workerServiceAccount: env.VIGIL_WORKER_SERVICE_ACCOUNT,
+      workerEnvSecret: env.VIGIL_WORKER_ENV_SECRET,
+      workerGraceMs: env.VIGIL_WORKER_GRACE_MS,
+    },
+    enqueueCamera: (k) => cameraCtl?.enqueue(k),
+    enqueuePool: (k) => poolCtl?.enqueue(k),
+  };
+  cameraCtl = new Controller("cameradetection", createCameraReconciler(ctx), {
+    concurrency: env.VIGIL_CONCURRENCY,
+    log,
+  });
+  poolCtl = new Controller("detectorpool", createPoolReconciler(ctx), {
+    concurrency: Math.min(4, env.VIGIL_CONCURRENCY),
+    log,
+  });
+
+  const poolOfCamera = (o: KubernetesObject) =>
+    keyOf(o.metadata?.namespace, (o as { spec?: { poolRef?: { name?: string } } }).spec?.poolRef?.name ?? "");
+  const self = (o: KubernetesObject) => keyOf(o.metadata?.namespace, o.metadata?.name ?? "");
+  // A camera change concerns the camera and its pool (and its old pool when poolRef moved).
+  const onCamera = (o: KubernetesObject, old?: KubernetesObject) => {
+    ctx.enqueueCamera(self(o));
+    ctx.enqueuePool(poolOfCamera(o));
+    if (old && poolOfCamera(old) !== poolOfCamera(o)) ctx.enqueuePool(poolOfCamera(old));
+  };
+  caches.cameras.on({ add: onCamera, update: onCamera, delete: onCamera });
+  const poolOf = (o: KubernetesObject) =>
+    ctx.enqueuePool(keyOf(o.metadata?.namespace, o.metadata?.labels?.[LABEL_POOL] ?? ""));
+  caches.pools.on({
+    add: (o) => ctx.enqueuePool(self(o)),
+    update: (o) => ctx.enqueuePool(self(o)),
+    delete: (o) => ctx.enqueuePool(self(o)),
+  });
+  for (const inf of [caches.pods, caches.statefulSets, caches.services])
+    inf.on({ add: poolOf, update: poolOf, delete: poolOf });
+
+  const elector = env.VIGIL_LEADER_ELECT
+    ? new LeaderElector(clients.coordination, {
+        namespace: leaseNamespace(env),
+        name: env.VIGIL_LEASE_NAME,
+        identity: identity(env),
+        leaseDurationMs: env.VIGIL_LEASE_DURATION_MS,
+        renewDeadlineMs: env.VIGIL_RENEW_DEADLINE_MS,
+        retryPeriodMs: env.VIGIL_RETRY_PERIOD_MS,
+        log,
+      })
+    : undefined;
+  const all = Object.values(caches);
+  const health = await startHealthServer({
+    host: env.VIGIL_HEALTH_HOST,
+    port: env.VIGIL_HEALTH_PORT,
+    registry,
+    // A standby replica is ready (it can take over); a leader once its caches are synced.
+    ready: () => !elector?.isLeader() || all.every((i) => i.hasSynced()),
+  });
+  log.info({ port: health.port }, "health server listening");
+
+  const stop = new AbortController();
+  let exitCode = 0;
+  for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => stop.abort());
+
+  const leaseName = env.VIGIL_LEASE_NAME;
+  leaderStatus.set({ name: leaseName }, 0);
+  if (elector && !(await elector.acquire(stop.signal))) return shutdown();
+  leaderStatus.set({ name: leaseName }, 1);
+
+  for (const inf of all) inf.start();
+  await Promise.race([
+    Promise.all(all.map((i) => i.waitForSync())),
+    new Promise((r) => stop.signal.addEventListener("abort", r)),
+  ]);
+  log.info({ watchNamespace: env.VIGIL_WATCH_NAMESPACE ?? "(all)" }, "caches synced; controllers starting");
+  const running = Promise.all([cameraCtl.run(), poolCtl.run()]);
+
+  if (elector) {
+    const how = await elector.holdUntilLost(stop.signal);
+    // Like controller-runtime: a replica that lost its lease exits and lets Kubernetes restart it clean.
+    if (how === "lost") exitCode = 1;
+  } else await new Promise((r) => stop.signal.addEventListener("abort", r));
+  return shutdown();
+
+  async function shutdown(): Promise<void> {
+    cameraCtl?.stop();
+    poolCtl?.stop();
+    await running?.catch(() => undefined);
+    await elector?.release();
+    leaderStatus.set({ name: leaseName }, 0);
+    for (const inf of all) inf.stop();
+    await new Promise((r) => health.server.close(r));
+    log.info({ exitCode }, "operator stopped");
+    process.exitCode = exitCode;
+  }
+}

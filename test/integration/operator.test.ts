@@ -1,0 +1,291 @@
+// The operator against a real apiserver, as a real process with the chart's least-privilege RBAC.
+
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Clients } from "../../operator/kube/client.ts";
+import {
+  admin,
+  createCr,
+  freshNamespace,
+  getCr,
+  metricValue,
+  type OperatorProc,
+  operatorKubeconfig,
+  startOperator,
+  waitFor,
+} from "../setup/kube.ts";
+
+type Obj = Record<string, any>;
+let c: Clients;
+let ns: string;
+let op: OperatorProc;
+const POOL = "line";
+
+const cameraBody = (name: string) => ({
+  apiVersion: "vigil.dev/v1alpha1",
+  kind: "CameraDetection",
+  metadata: { name },
+  spec: { source: { url: `rtsp://127.0.0.1:8554/${name}` }, poolRef: { name: POOL } },
+});
+const cam = (name: string) => getCr<Obj>(c, "cameradetections", ns, name);
+const cond = (o: Obj, type: string) => (o.status?.conditions ?? []).find((x: Obj) => x.type === type);
+const listCams = async () =>
+  (
+    (await c.custom.listNamespacedCustomObject({
+      group: "vigil.dev",
+      version: "v1alpha1",
+      namespace: ns,
+      plural: "cameradetections",
+    })) as { items: Obj[] }
+  ).items;
+
+async function readyPod(name: string) {
+  await c.core.createNamespacedPod({
+    namespace: ns,
+    body: {
+      metadata: { name, labels: { "app.kubernetes.io/name": "vigil-worker", "vigil.dev/pool": POOL } },
+      spec: { containers: [{ name: "worker", image: "vigil" }] },
+    },
+  });
+  // No kubelet here: report Ready the way a kubelet would, through the status subresource.
+  await c.core.patchNamespacedPodStatus(
+    {
+      name,
+      namespace: ns,
+      body: { status: { conditions: [{ type: "Ready", status: "True", lastTransitionTime: new Date() }] } },
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+}
+
+beforeAll(async () => {
+  c = admin();
+  ns = await freshNamespace(c, "op");
+  op = startOperator(await operatorKubeconfig(c, ns), ns);
+  await op.port;
+});
+afterAll(async () => {
+  await op?.stop();
+});
+
+describe("operator", () => {
+  it("serves /healthz, /readyz and controller-runtime metrics", async () => {
+    const port = await op.port;
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    await waitFor("readyz", async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200);
+    const m = await op.metrics();
+    for (const name of [
+      "controller_runtime_max_concurrent_reconciles",
+      "workqueue_depth",
+      "leader_election_master_status",
+    ])
+      expect(m).toContain(name);
+    expect(metricValue(m, "controller_runtime_max_concurrent_reconciles", 'controller="cameradetection"')).toBe(16);
+  });
+
+  it("creates the worker StatefulSet and headless Service for a pool, restricted and GPU-scheduled", async () => {
+    await createCr(c, "detectorpools", ns, {
+      apiVersion: "vigil.dev/v1alpha1",
+      kind: "DetectorPool",
+      metadata: { name: POOL },
+      spec: {
+        model: { uri: "file:///models/yolov8n.onnx", format: "yolov8" },
+        camerasPerWorker: 2,
+        maxWorkers: 2,
+        resources: { limits: { "nvidia.com/gpu": 1, memory: "2Gi" } },
+        nodeSelector: { "nvidia.com/gpu.present": "true" },
+        tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
+      },
+    } as KubernetesObject);
+    const sts = await waitFor(
+      "StatefulSet",
+      () =>
+        c.objects.read({
+          apiVersion: "apps/v1",
+          kind: "StatefulSet",
+          metadata: { name: `${POOL}-worker`, namespace: ns },
+        }) as Promise<Obj>,
+    );
+    expect(sts.spec.replicas).toBe(0);
+    expect(sts.spec.serviceName).toBe(`${POOL}-workers`);
+    expect(sts.metadata.ownerReferences[0]).toMatchObject({ kind: "DetectorPool", name: POOL, controller: true });
+    const pod = sts.spec.template.spec;
+    expect(pod.nodeSelector).toEqual({ "nvidia.com/gpu.present": "true" });
+    expect(pod.tolerations[0]).toMatchObject({ key: "nvidia.com/gpu", operator: "Exists" });
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+    const ctr = pod.containers[0];
+    expect(ctr.resources.limits).toMatchObject({ "nvidia.com/gpu": "1", memory: "2Gi" });
+    expect(ctr.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+    });
+    const svc = (await c.core.readNamespacedService({ name: `${POOL}-workers`, namespace: ns })) as Obj;
+    expect(svc.spec.clusterIP).toBe("None");
+    const pool = await waitFor("pool finalizer", async () => {
+      const p = await getCr<Obj>(c, "detectorpools", ns, POOL);
+      return p.metadata.finalizers?.includes("vigil.dev/cleanup") && p.status?.capacity === 4 && p;
+    });
+    expect(pool.status.observedGeneration).toBe(pool.metadata.generation);
+  });
+
+  it("assigns cameras within capacity and marks the overflow PoolFull", async () => {
+    for (let i = 0; i < 5; i++) await createCr(c, "cameradetections", ns, cameraBody(`cam-${i}`) as KubernetesObject);
+    const cams = await waitFor("5 cameras decided", async () => {
+      const items = await listCams();
+      return items.length === 5 && items.every((x) => cond(x, "Scheduled")) && items;
+    });
+    const scheduled = cams.filter((x) => cond(x, "Scheduled").status === "True");
+    const full = cams.filter((x) => cond(x, "Scheduled").status === "False");
+    expect(scheduled).toHaveLength(4);
+    expect(full.map((x) => x.metadata.name)).toEqual(["cam-4"]);
+    const overflow = full[0] as Obj;
+    expect(cond(overflow, "Scheduled").reason).toBe("PoolFull");
+    expect(overflow.status.phase).toBe("Unschedulable");
+    expect(overflow.metadata.labels?.["vigil.dev/worker"]).toBeUndefined();
+    const perWorker = new Map<string, number>();
+    for (const x of scheduled) {
+      const w = x.metadata.labels["vigil.dev/worker"];
+      expect(x.status.worker).toBe(w);
+      expect(x.status.phase).toBe("Scheduled");
+      expect(cond(x, "StreamHealthy").status).toBe("Unknown");
+      expect(cond(x, "Ready")).toMatchObject({ status: "False", reason: "StreamNotHealthy" });
+      expect(x.metadata.finalizers).toContain("vigil.dev/cleanup");
+      perWorker.set(w, (perWorker.get(w) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(perWorker)).toEqual({ [`${POOL}-worker-0`]: 2, [`${POOL}-worker-1`]: 2 });
+    const sts = await waitFor("replicas 2", async () => {
+      const s = (await c.objects.read({
+        apiVersion: "apps/v1",
+        kind: "StatefulSet",
+        metadata: { name: `${POOL}-worker`, namespace: ns },
+      })) as Obj;
+      return s.spec.replicas === 2 && s;
+    });
+    expect(sts.spec.replicas).toBe(2);
+    const pool = await waitFor("pool status", async () => {
+      const p = await getCr<Obj>(c, "detectorpools", ns, POOL);
+      return p.status?.unassignedCameras === 1 && p;
+    });
+    expect(pool.status).toMatchObject({ assignedCameras: 4, capacity: 4, replicas: 2 });
+    expect(cond(pool, "CapacityAvailable")).toMatchObject({ status: "False", reason: "PoolFull" });
+    const events = await waitFor("events", async () => {
+      const list = await c.core.listNamespacedEvent({ namespace: ns });
+      const reasons = list.items.map((e) => `${e.involvedObject.name}:${e.reason}`);
+      return (
+        reasons.filter((r) => r.endsWith(":Assigned")).length >= 4 && reasons.includes("cam-4:PoolFull") && reasons
+      );
+    });
+    expect(events).toContain(`${POOL}:PoolFull`);
+  });
+
+  it("reuses a freed slot when a camera is deleted (finalizer released)", async () => {
+    const before = await cam("cam-0");
+    const freed = before.metadata.labels["vigil.dev/worker"];
+    await c.custom.deleteNamespacedCustomObject({
+      group: "vigil.dev",
+      version: "v1alpha1",
+      namespace: ns,
+      plural: "cameradetections",
+      name: "cam-0",
+    });
+    await waitFor("cam-0 gone", async () => !(await listCams()).some((x) => x.metadata.name === "cam-0"));
+    const moved = await waitFor("cam-4 scheduled", async () => {
+      const x = await cam("cam-4");
+      return cond(x, "Scheduled")?.status === "True" && x;
+    });
+    expect(moved.metadata.labels["vigil.dev/worker"]).toBe(freed);
+  });
+
+  it("reassigns a dead worker's cameras after its grace period", async () => {
+    // A third worker slot with room: minWorkers raises replicas to 3.
+    await c.custom.patchNamespacedCustomObject(
+      {
+        group: "vigil.dev",
+        version: "v1alpha1",
+        namespace: ns,
+        plural: "detectorpools",
+        name: POOL,
+        body: { spec: { minWorkers: 3, maxWorkers: 3 } },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    await readyPod(`${POOL}-worker-0`);
+    await readyPod(`${POOL}-worker-1`);
+    await waitFor("workers Ready", async () => {
+      const p = await getCr<Obj>(c, "detectorpools", ns, POOL);
+      return p.status?.readyWorkers === 2 && p.status.replicas === 3;
+    });
+    const victims = (await listCams())
+      .filter((x) => x.metadata.labels?.["vigil.dev/worker"] === `${POOL}-worker-0`)
+      .map((x) => x.metadata.name);
+    expect(victims.length).toBe(2);
+    const killedAt = Date.now();
+    await c.core.deleteNamespacedPod({ name: `${POOL}-worker-0`, namespace: ns });
+    const after = await waitFor("cameras moved to worker-2", async () => {
+      const items = await listCams();
+      const moved = items.filter((x) => victims.includes(x.metadata.name));
+      return (
+        moved.every(
+          (x) =>
+            x.metadata.labels?.["vigil.dev/worker"] === `${POOL}-worker-2` && x.status?.worker === `${POOL}-worker-2`,
+        ) && moved
+      );
+    });
+    expect(after).toHaveLength(2);
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(2000); // not before the grace period
+    const pool = await getCr<Obj>(c, "detectorpools", ns, POOL);
+    expect(pool.status.workers.find((w: Obj) => w.name === `${POOL}-worker-0`)).toMatchObject({
+      phase: "Lost",
+      cameras: 0,
+    });
+    await waitFor("WorkerLost event", async () =>
+      (await c.core.listNamespacedEvent({ namespace: ns })).items.some(
+        (e) => e.reason === "WorkerLost" && e.involvedObject.name === POOL,
+      ),
+    );
+  });
+
+  it("cleans up when the pool is deleted: workload removed, cameras unassigned, finalizer released", async () => {
+    await c.custom.deleteNamespacedCustomObject({
+      group: "vigil.dev",
+      version: "v1alpha1",
+      namespace: ns,
+      plural: "detectorpools",
+      name: POOL,
+    });
+    await waitFor("pool gone", async () => {
+      try {
+        await getCr(c, "detectorpools", ns, POOL);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    await expect(c.core.readNamespacedService({ name: `${POOL}-workers`, namespace: ns })).rejects.toThrow();
+    await expect(
+      c.objects.read({
+        apiVersion: "apps/v1",
+        kind: "StatefulSet",
+        metadata: { name: `${POOL}-worker`, namespace: ns },
+      }),
+    ).rejects.toThrow();
+    const cams = await waitFor("cameras unassigned", async () => {
+      const items = await listCams();
+      return (
+        items.every(
+          (x) => cond(x, "Scheduled")?.reason === "PoolNotFound" && !x.metadata.labels?.["vigil.dev/worker"],
+        ) && items
+      );
+    });
+    expect(cams.every((x) => x.status.worker === undefined && x.status.phase === "Unschedulable")).toBe(true);
+  });
+
+  it("finished every reconcile without an error", async () => {
+    const m = await op.metrics();
+    expect(op.logs.filter((l) => l.includes("reconcile failed"))).toEqual([]);
+    expect(metricValue(m, "controller_runtime_reconcile_errors_total")).toBe(0);
+    expect(metricValue(m, "controller_runtime_reconcile_total", 'result="success"')).toBeGreaterThan(0);
+  });
+});

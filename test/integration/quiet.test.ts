@@ -1,0 +1,75 @@
+// At steady state the operator writes nothing but its lease renewals: counted from the apiserver's audit log.
+import { readFileSync, statSync } from "node:fs";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import type { Clients } from "../../operator/kube/client.ts";
+import {
+  admin,
+  createCr,
+  freshNamespace,
+  getCr,
+  type OperatorProc,
+  operatorKubeconfig,
+  startOperator,
+  waitFor,
+} from "../setup/kube.ts";
+
+type Obj = Record<string, any>;
+let c: Clients;
+let ns: string;
+let op: OperatorProc;
+
+beforeAll(async () => {
+  c = admin();
+  ns = await freshNamespace(c, "quiet");
+  op = startOperator(await operatorKubeconfig(c, ns), ns);
+});
+afterAll(async () => {
+  await op?.stop();
+});
+
+it("makes no status (or any other) write in a quiet minute", { timeout: 120_000 }, async () => {
+  await createCr(c, "detectorpools", ns, {
+    apiVersion: "vigil.dev/v1alpha1",
+    kind: "DetectorPool",
+    metadata: { name: "p" },
+    spec: { model: { uri: "file:///m.onnx" }, camerasPerWorker: 2, maxWorkers: 1 },
+  } as KubernetesObject);
+  for (const name of ["a", "b", "c"])
+    await createCr(c, "cameradetections", ns, {
+      apiVersion: "vigil.dev/v1alpha1",
+      kind: "CameraDetection",
+      metadata: { name },
+      spec: { source: { url: `rtsp://127.0.0.1/${name}` }, poolRef: { name: "p" } },
+    } as KubernetesObject);
+  // Steady state: every camera decided (two placed, one PoolFull) and the pool's status written.
+  await waitFor("steady state", async () => {
+    const cams = await Promise.all(["a", "b", "c"].map((n) => getCr<Obj>(c, "cameradetections", ns, n)));
+    const pool = await getCr<Obj>(c, "detectorpools", ns, "p");
+    return cams.every((x) => x.status?.conditions?.length === 3) && pool.status?.unassignedCameras === 1;
+  });
+  await new Promise((r) => setTimeout(r, 3000));
+
+  const audit = inject("auditLog");
+  const offset = statSync(audit).size;
+  await new Promise((r) => setTimeout(r, 60_000));
+  const user = `system:serviceaccount:${ns}:vigil-operator`;
+  const events = readFileSync(audit)
+    .subarray(offset)
+    .toString()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.user?.username === user && e.stage === "ResponseComplete");
+  const writes = events.filter((e) => ["create", "update", "patch", "delete"].includes(e.verb));
+  const leaseWrites = writes.filter((e) => e.objectRef?.resource === "leases");
+  const other = writes.filter((e) => e.objectRef?.resource !== "leases");
+  console.log(
+    JSON.stringify({ requests: events.length, leaseRenewals: leaseWrites.length, otherWrites: other.length }),
+  );
+  // The measurement works: the leader's renewals (every 2 s) show up in the same log.
+  expect(leaseWrites.length).toBeGreaterThanOrEqual(20);
+  expect(
+    other.map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.subresource ?? ""} ${e.objectRef?.name}`),
+  ).toEqual([]);
+});
