@@ -1,0 +1,14 @@
+// `npm run bench -- <name>`: runs one benchmark; its result is one JSON object on the last line of stdout.
+const BENCHES: Record<string, () => Promise<unknown>> = {
+  operator: async () => (await import("./operator.ts")).benchOperator(),
+};
+
+const name = process.argv[2];
+const bench = name ? BENCHES[name] : undefined;
+if (!bench) {
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join("|")}>\n`);
+  process.exit(2);
+}
+const result = await bench();
+process.stdout.write(`${JSON.stringify(result)}\n`);
+process.exit(0);

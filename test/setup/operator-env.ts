@@ -1,0 +1,184 @@
+// Helpers shared by integration tests and benchmarks (no vitest here): namespaces, least-privilege
+// operator credentials, the operator as a real child process, metric parsing.
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KubeConfig, type KubernetesObject, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { parse } from "yaml";
+import { GROUP, VERSION } from "../../operator/api/meta.ts";
+import type { Clients } from "../../operator/kube/client.ts";
+
+export const ROOT = join(import.meta.dirname, "..", "..");
+
+export async function freshNamespace(c: Clients, prefix = "t"): Promise<string> {
+  const name = `${prefix}-${randomBytes(4).toString("hex")}`;
+  await c.core.createNamespace({ body: { metadata: { name } } });
+  return name;
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+  everyMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+const rules = (file: string) => parse(readFileSync(join(ROOT, "charts", "vigil", "files", file), "utf8"));
+
+/**
+ * A ServiceAccount bound to exactly the chart's RBAC rules, and a kubeconfig carrying its token:
+ * the operator under test runs with least privilege, so a missing permission fails a test.
+ */
+export async function operatorKubeconfig(c: Clients, namespace: string): Promise<string> {
+  const rbac = c.kc.makeApiClient(RbacAuthorizationV1Api);
+  const sa = "vigil-operator";
+  await c.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: sa } } });
+  const role = `vigil-operator-${namespace}`;
+  await rbac.createClusterRole({ body: { metadata: { name: role }, rules: rules("operator-cluster-rules.yaml") } });
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: role },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+      subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
+    },
+  });
+  await rbac.createNamespacedRole({
+    namespace,
+    body: { metadata: { name: sa }, rules: rules("operator-namespace-rules.yaml") },
+  });
+  await rbac.createNamespacedRoleBinding({
+    namespace,
+    body: {
+      metadata: { name: sa },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: sa },
+      subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
+    },
+  });
+  const tr = await c.core.createNamespacedServiceAccountToken({
+    name: sa,
+    namespace,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const kc = new KubeConfig();
+  const cluster = c.kc.getCurrentCluster();
+  if (!cluster) throw new Error("admin kubeconfig has no cluster");
+  kc.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: sa, token: tr.status?.token }],
+    contexts: [{ name: "op", cluster: cluster.name, user: sa }],
+    currentContext: "op",
+  });
+  const file = join(tmpdir(), `vigil-op-${namespace}.kubeconfig`);
+  writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
+  return file;
+}
+
+export type OperatorProc = {
+  proc: Promise<ChildProcess>;
+  port: Promise<number>;
+  logs: string[];
+  metrics: () => Promise<string>;
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+};
+
+/** A free loopback port (bind 0, read, release). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** `vigil operator` as a real process, watching one namespace. */
+export function startOperator(kubeconfig: string, namespace: string, env: Record<string, string> = {}): OperatorProc {
+  const logs: string[] = [];
+  const port = freePort();
+  const proc = port.then((p) =>
+    spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "operator"], {
+      env: {
+        ...process.env,
+        KUBECONFIG: kubeconfig,
+        VIGIL_WATCH_NAMESPACE: namespace,
+        VIGIL_NAMESPACE: namespace,
+        VIGIL_HEALTH_PORT: String(p),
+        VIGIL_HEALTH_HOST: "127.0.0.1",
+        VIGIL_WORKER_GRACE_MS: "2000",
+        LOG_LEVEL: "info",
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
+  const exited = proc.then((child) => {
+    const onData = (buf: Buffer) => logs.push(...buf.toString().split("\n").filter(Boolean));
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    return new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  });
+  // Ready to use once the health server answers.
+  const listening = port.then(async (p) => {
+    await waitFor("operator health server", async () => (await fetch(`http://127.0.0.1:${p}/healthz`)).ok, 30_000, 50);
+    return p;
+  });
+  return {
+    proc,
+    port: listening,
+    logs,
+    metrics: async () => (await fetch(`http://127.0.0.1:${await listening}/metrics`)).text(),
+    stop: async (signal = "SIGTERM") => {
+      const child = await proc;
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** A metric's value summed over label sets matching `labels` (substring match on the label text). */
+export function metricValue(text: string, name: string, labels = ""): number {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (labels && !line.includes(labels)) continue;
+    sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return sum;
+}
+
+export const crPath = (plural: string, namespace: string, name = "") =>
+  `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${plural}${name ? `/${name}` : ""}`;
+
+export async function createCr(
+  c: Clients,
+  plural: string,
+  namespace: string,
+  body: KubernetesObject,
+): Promise<unknown> {
+  return c.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, body });
+}
+
+export async function getCr<T = Record<string, unknown>>(
+  c: Clients,
+  plural: string,
+  namespace: string,
+  name: string,
+): Promise<T> {
+  return (await c.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, name })) as T;
+}
