@@ -22,7 +22,10 @@ export async function benchOperator() {
   const c = makeClients(loadKubeConfig(kubeconfig));
   await applyCrds(c.custom);
   const ns = await freshNamespace(c, "bench");
-  const op = startOperator(await operatorKubeconfig(c, ns), ns, { LOG_LEVEL: "warn", ...(process.env.BENCH_OPERATOR_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_OPERATOR_NODE_OPTIONS } : {}) });
+  const op = startOperator(await operatorKubeconfig(c, ns), ns, {
+    LOG_LEVEL: "warn",
+    ...(process.env.BENCH_OPERATOR_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_OPERATOR_NODE_OPTIONS } : {}),
+  });
   await op.port;
   await waitFor("operator ready", async () => (await fetch(`http://127.0.0.1:${await op.port}/readyz`)).ok, 30_000);
   const auditLog = join(ROOT, ".cache", "cluster", "audit.log");
@@ -30,7 +33,9 @@ export async function benchOperator() {
   const api = { group: GROUP, version: VERSION, namespace: ns };
 
   const rss = async (field: string) =>
-    Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${(await op.proc).pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+    Number(
+      new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${(await op.proc).pid}/status`, "utf8"))?.[1] ?? 0,
+    ) / 1024;
   // Baseline: the idle operator, mostly @kubernetes/client-node's generated API (about 87 MB by itself).
   const idleRssMb = await rss("VmRSS");
   const auditOffset = statSync(auditLog).size;
@@ -102,7 +107,13 @@ export async function benchOperator() {
     await new Promise((r) => setTimeout(r, 8000));
   }
   const m = await op.metrics();
-  if (process.env.BENCH_DEBUG) console.error(m.split("\n").filter((l) => /^(nodejs_heap_size|nodejs_external|process_resident|nodejs_heap_space_size_used)/.test(l)).join("\n"));
+  if (process.env.BENCH_DEBUG)
+    console.error(
+      m
+        .split("\n")
+        .filter((l) => /^(nodejs_heap_size|nodejs_external|process_resident|nodejs_heap_space_size_used)/.test(l))
+        .join("\n"),
+    );
   await op.stop();
   return {
     bench: "operator",

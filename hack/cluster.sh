@@ -7,6 +7,7 @@
 #                            exactly one line on stdout: export KUBECONFIG=<abs path>
 #   hack/cluster.sh down     stop both processes, remove .cache/cluster/ (idempotent)
 #   hack/cluster.sh status   say whether it is up, the URL and the pids (exit 0 up, 1 down)
+#   hack/cluster.sh kubectl ARGS...  run the cached kubectl against the cluster
 #
 # Binaries: ${VIGIL_CACHE:-$HOME/.cache/vigil}/k8s/<key>/{kube-apiserver,etcd}, where <key> hashes
 #           hack/k8s/{go.mod,go.sum,etcd/main.go} and the build flags, so a version bump rebuilds.
@@ -85,7 +86,7 @@ sha256() {
   if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi
 }
 
-have_binaries() { [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/etcd ]]; }
+have_binaries() { [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/etcd && -x $BIN_DIR/kubectl ]]; }
 
 # build_one NAME PACKAGE: go build PACKAGE (relative to hack/k8s) into $BIN_DIR/NAME, via a temp name.
 build_one() {
@@ -119,6 +120,8 @@ cmd_build() {
   local start=$SECONDS
   build_one kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
   build_one etcd ./etcd
+  # kubectl at the cluster's own version, so the quick start needs nothing installed (hack/cluster.sh kubectl ...).
+  build_one kubectl k8s.io/kubernetes/cmd/kubectl
   exec 8>&-
   log "kube-apiserver and etcd for k8s $VERSION ready in $BIN_DIR (build took $((SECONDS - start))s)"
 }
@@ -457,10 +460,17 @@ usage() {
   exit 2
 }
 
+cmd_kubectl() {
+  init_build_vars
+  [[ -x $BIN_DIR/kubectl ]] || cmd_build
+  KUBECONFIG=$CLUSTER/kubeconfig exec "$BIN_DIR/kubectl" "$@"
+}
+
 case "${1:-}" in
   build) cmd_build ;;
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  kubectl) shift && cmd_kubectl "$@" ;;
   *) usage ;;
 esac

@@ -16,14 +16,26 @@ type Camera = import("@kubernetes/client-node").KubernetesObject & {
   status?: CameraDetectionStatus;
 };
 
+// The cache can trail our own status write by a few events; within this window the status we wrote is the
+// truth, so a stale cache neither re-sends it nor repeats its Event. Later, the cache wins again.
+const OWN_WRITE_TRUST_MS = 10_000;
+
 export function createCameraReconciler(ctx: Context) {
   const { caches, clients } = ctx;
+  const written = new Map<string, { status: CameraDetectionStatus; at: number }>();
+  const currentStatus = (key: string, cam: Camera): CameraDetectionStatus => {
+    const own = written.get(key);
+    if (own && Date.now() - own.at < OWN_WRITE_TRUST_MS) return own.status;
+    written.delete(key);
+    return cam.status ?? {};
+  };
 
   return async function reconcileCamera(key: string): Promise<ReconcileResult | undefined> {
     const cam = caches.cameras.get(key) as Camera | undefined;
     const { namespace, name } = splitKey(key);
     if (!cam) {
       ctx.placements.delete(key);
+      written.delete(key);
       return;
     }
     const poolName = (cam.spec as { poolRef?: { name?: string } } | undefined)?.poolRef?.name ?? "";
@@ -62,7 +74,8 @@ export function createCameraReconciler(ctx: Context) {
       return;
     }
     const scheduled = scheduledCondition(placement);
-    const previous = findCondition(cam.status?.conditions, "Scheduled");
+    const current = currentStatus(key, cam);
+    const previous = findCondition(current.conditions, "Scheduled");
     if (
       previous?.status !== scheduled.status ||
       previous?.reason !== scheduled.reason ||
@@ -72,7 +85,7 @@ export function createCameraReconciler(ctx: Context) {
       ctx.events.emit(eventTarget(cam), warning ? "Warning" : "Normal", scheduled.reason, scheduled.message);
     }
     // Stream health comes from the worker's reports; until one arrives it is Unknown.
-    const streamHealthy: ConditionInput = findCondition(cam.status?.conditions, "StreamHealthy") ?? {
+    const streamHealthy: ConditionInput = findCondition(current.conditions, "StreamHealthy") ?? {
       type: "StreamHealthy",
       status: "Unknown",
       reason: "AwaitingWorker",
@@ -103,7 +116,7 @@ export function createCameraReconciler(ctx: Context) {
     return;
 
     async function writeStatus(c: Camera, fields: Partial<CameraDetectionStatus>, conds: ConditionInput[]) {
-      const prev = c.status ?? {};
+      const prev = currentStatus(key, c);
       const status: CameraDetectionStatus = {
         ...prev,
         ...fields,
@@ -124,6 +137,7 @@ export function createCameraReconciler(ctx: Context) {
       }).catch((err) => {
         if (!isNotFound(err)) throw err; // deleted under us: nothing left to report on
       });
+      written.set(key, { status: clean, at: Date.now() });
     }
   };
 }
