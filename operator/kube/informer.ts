@@ -13,6 +13,8 @@ export type InformerOptions<T> = {
   list: () => Promise<ListResult<T>>;
   labelSelector?: string;
   relistMs?: number;
+  /** Inactivity after which a watch counts as stalled and is reopened (client-node's default: 30 s). */
+  watchTimeoutMs?: number;
   log?: Logger;
 };
 
@@ -49,6 +51,8 @@ export class Informer<T extends KubernetesObject> {
   constructor(kc: KubeConfig, opts: InformerOptions<T>) {
     this.opts = opts;
     this.watch = new Watch(kc);
+    // client-node keeps this knob private; it is the watchdog's timeout, so make it configurable.
+    if (opts.watchTimeoutMs) (this.watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = opts.watchTimeoutMs;
   }
 
   on(h: Handlers<T>): void {
