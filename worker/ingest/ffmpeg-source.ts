@@ -1,0 +1,232 @@
+// One camera's frames: ffmpeg (via fluent-ffmpeg) decodes the stream, samples it at the camera's rate and
+// letterboxes it to the model's square input, so JS receives ready-sized RGB. A watchdog kills ffmpeg when
+// no frame arrives for stallTimeoutMs and reconnects with capped exponential backoff and jitter (Frigate
+// waits 20 s; we default to 5 s).
+import type { ChildProcess } from "node:child_process";
+import ffmpeg from "fluent-ffmpeg";
+import { classifyFfmpegError, type Credentials, filePath, isFileSource, redact, withCredentials } from "./source-url.ts";
+
+export type SourceOptions = {
+  url: string;
+  credentials?: Credentials;
+  transport?: "tcp" | "udp";
+  hwaccel?: "none" | "cuda" | "vaapi" | "qsv";
+  /** Frames per second to sample. */
+  fps: number;
+  /** Side of the square model input; frames arrive letterboxed to size×size RGB. */
+  size: number;
+  stallTimeoutMs?: number;
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+  /** Read a file at its own pace and loop it, as a camera would (single-host demos). */
+  realtime?: boolean;
+  loop?: boolean;
+  ffmpegPath?: string;
+};
+
+export type Frame = {
+  /** Letterboxed RGB, size×size×3. */
+  data: Buffer;
+  /** Source frame size, for mapping boxes back. */
+  width: number;
+  height: number;
+  timestampMs: number;
+  seq: number;
+};
+
+export type SourceState = "connecting" | "streaming" | "stalled" | "backoff" | "ended" | "stopped";
+
+export type SourceStats = {
+  frames: number;
+  reconnects: number;
+  lastFrameAt: number;
+  state: SourceState;
+  lastError?: string;
+};
+
+export type SourceHandlers = {
+  frame: (f: Frame) => void;
+  state?: (s: SourceState, detail?: string) => void;
+};
+
+export class FfmpegSource {
+  readonly stats: SourceStats = { frames: 0, reconnects: 0, lastFrameAt: 0, state: "connecting" };
+  private readonly opts: Required<Omit<SourceOptions, "credentials" | "ffmpegPath">> & Pick<SourceOptions, "credentials" | "ffmpegPath">;
+  private readonly handlers: SourceHandlers;
+  private proc: ChildProcess | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private stopped = false;
+  private size = { width: 0, height: 0 };
+  private stderrTail = "";
+  private ended: (() => void) | undefined;
+  private out: { pause(): unknown; resume(): unknown } | undefined;
+  private paused = false;
+  readonly done: Promise<void>;
+
+  constructor(opts: SourceOptions, handlers: SourceHandlers) {
+    this.opts = {
+      transport: "tcp",
+      hwaccel: "none",
+      stallTimeoutMs: 5000,
+      backoffMinMs: 500,
+      backoffMaxMs: 30_000,
+      realtime: false,
+      loop: false,
+      ...opts,
+    };
+    this.handlers = handlers;
+    this.done = new Promise((r) => {
+      this.ended = r;
+    });
+  }
+
+  /** Where the operator and logs may see the URL: never with its credentials. */
+  get safeUrl(): string {
+    return redact(this.opts.url);
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    clearTimeout(this.watchdog);
+    this.proc?.kill("SIGKILL");
+    this.setState("stopped");
+    this.ended?.();
+  }
+
+  private setState(s: SourceState, detail?: string): void {
+    this.stats.state = s;
+    this.handlers.state?.(s, detail);
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const { size, fps } = this.opts;
+    const file = isFileSource(this.opts.url);
+    const input = file ? filePath(this.opts.url) : withCredentials(this.opts.url, this.opts.credentials);
+    const secrets = this.opts.credentials ? [this.opts.credentials.password, this.opts.credentials.username] : [];
+    const inputOptions = ["-nostdin", "-fflags", "+discardcorrupt"];
+    if (this.opts.url.startsWith("rtsp")) inputOptions.push("-rtsp_transport", this.opts.transport, "-timeout", String(this.opts.stallTimeoutMs * 1000));
+    if (this.opts.hwaccel !== "none") inputOptions.push("-hwaccel", this.opts.hwaccel);
+    if (file && this.opts.realtime) inputOptions.push("-re");
+    if (file && this.opts.loop) inputOptions.push("-stream_loop", "-1");
+    const frameBytes = size * size * 3;
+    let pending = Buffer.allocUnsafe(frameBytes);
+    let filled = 0;
+    this.stderrTail = "";
+    this.setState("connecting");
+
+    const cmd = ffmpeg(input)
+      .inputOptions(inputOptions)
+      .noAudio()
+      // fps first, so only sampled frames are scaled; then fit and pad with Ultralytics' grey (114).
+      .videoFilters([
+        `fps=${fps}`,
+        `scale=${size}:${size}:force_original_aspect_ratio=decrease`,
+        `pad=${size}:${size}:(ow-iw)/2:(oh-ih)/2:color=0x727272`,
+      ])
+      .outputOptions(["-pix_fmt", "rgb24", "-f", "rawvideo", "-nostats"])
+      .on("codecData", (data: { video_details?: string[] }) => {
+        const m = (data.video_details ?? []).join(" ").match(/\b(\d{2,5})x(\d{2,5})\b/);
+        if (m) this.size = { width: Number(m[1]), height: Number(m[2]) };
+      })
+      .on("stderr", (line: string) => {
+        this.stderrTail = `${this.stderrTail}\n${redact(line, secrets)}`.slice(-2000);
+      })
+      .on("error", () => this.closed(file, true))
+      .on("end", () => this.closed(file, false));
+    if (this.opts.ffmpegPath) cmd.setFfmpegPath(this.opts.ffmpegPath);
+    const out = cmd.pipe();
+    this.out = out as unknown as { pause(): unknown; resume(): unknown };
+    if (this.paused) out.pause();
+    // fluent-ffmpeg exposes the child only through its (untyped) ffmpegProc field.
+    cmd.on("start", () => {
+      this.proc = (cmd as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
+    });
+    this.armWatchdog();
+    out.on("data", (chunk: Buffer) => {
+      let off = 0;
+      while (off < chunk.length) {
+        const n = Math.min(frameBytes - filled, chunk.length - off);
+        chunk.copy(pending, filled, off, off + n);
+        filled += n;
+        off += n;
+        if (filled === frameBytes) {
+          this.emitFrame(pending, file);
+          pending = Buffer.allocUnsafe(frameBytes);
+          filled = 0;
+        }
+      }
+    });
+    out.on("error", () => undefined);
+  }
+
+  private emitFrame(data: Buffer, file: boolean): void {
+    const seq = this.stats.frames++;
+    this.stats.lastFrameAt = Date.now();
+    if (this.stats.state !== "streaming") this.setState("streaming");
+    this.failures = 0;
+    this.armWatchdog();
+    const timestampMs = file && !this.opts.realtime ? Math.round((seq * 1000) / this.opts.fps) : this.stats.lastFrameAt;
+    this.handlers.frame({ data, width: this.size.width, height: this.size.height, timestampMs, seq });
+  }
+
+  /**
+   * Back-pressure for files: a file decodes faster than inference, so the consumer pauses reading instead of
+   * buffering frames. Live streams are never paused (the consumer drops stale frames instead).
+   */
+  setPaused(paused: boolean): void {
+    if (paused === this.paused) return;
+    this.paused = paused;
+    if (paused) {
+      clearTimeout(this.watchdog);
+      this.out?.pause();
+    } else {
+      this.out?.resume();
+      this.armWatchdog();
+    }
+  }
+
+  private armWatchdog(): void {
+    clearTimeout(this.watchdog);
+    if (this.paused) return;
+    this.watchdog = setTimeout(() => {
+      this.stats.lastError = `no frame for ${this.opts.stallTimeoutMs} ms`;
+      this.setState("stalled", this.stats.lastError);
+      this.proc?.kill("SIGKILL"); // "error" follows and schedules the reconnect
+    }, this.opts.stallTimeoutMs);
+    this.watchdog.unref();
+  }
+
+  private closed(file: boolean, failed: boolean): void {
+    clearTimeout(this.watchdog);
+    this.proc = undefined;
+    if (this.stopped) return;
+    if (failed && this.stats.state !== "stalled") this.stats.lastError = classifyFfmpegError(this.stderrTail);
+    // A file that ended, or that cannot be read at all, will not get better by retrying.
+    if (file && (!failed || this.stats.frames === 0) && !this.opts.loop) {
+      this.setState("ended", failed ? this.stats.lastError : undefined);
+      this.ended?.();
+      return;
+    }
+    const delay = Math.min(this.opts.backoffMaxMs, this.opts.backoffMinMs * 2 ** this.failures++);
+    const jittered = delay * (0.8 + Math.random() * 0.4);
+    this.setState("backoff", this.stats.lastError);
+    this.retry = setTimeout(() => {
+      this.stats.reconnects++;
+      this.connect();
+    }, jittered);
+  }
+
+  /** The last ffmpeg messages, credentials removed. */
+  lastStderr(): string {
+    return this.stderrTail;
+  }
+}

@@ -1,0 +1,70 @@
+// Every message Vigil puts on the bus, as zod schemas shared by producers (workers) and consumers (gateway,
+// dashboards). Versioned by `v`; consumers drop what does not parse, with a metric, and never crash.
+import { z } from "zod";
+
+export const MESSAGE_VERSION = 1;
+
+export const CHANNELS = {
+  stats: "hbd:stats",
+  events: "hbd:events",
+  /** Latest stats per camera, a hash field per camera id. */
+  latestStats: "hbd:stats:latest",
+  video: (cameraId: string) => `video:${cameraId}`,
+} as const;
+
+const box = z.tuple([z.number(), z.number(), z.number(), z.number()]);
+
+/** The shape existing dashboards read (`type`, `camera_id`, `timestamp`, `data.fps`, `data.persons`, per-class
+ * counts), with Vigil's own fields added inside `data`. */
+export const statsMessage = z.object({
+  v: z.literal(MESSAGE_VERSION),
+  type: z.literal("stats"),
+  camera_id: z.string().min(1),
+  timestamp: z.string().describe("RFC 3339"),
+  data: z
+    .object({
+      fps: z.number().min(0),
+      persons: z.int().min(0),
+      inference_ms: z.number().min(0),
+      skipped_frames: z.int().min(0),
+      reconnects: z.int().min(0),
+      provider: z.string(),
+      frames: z.int().min(0),
+      last_frame_age_ms: z.number().min(0).nullable(),
+      stream: z.string().describe("streaming, connecting, stalled, backoff, ended"),
+      error: z.string().optional(),
+    })
+    .catchall(z.number()),
+});
+export type StatsMessage = z.infer<typeof statsMessage>;
+
+export const eventMessage = z.object({
+  v: z.literal(MESSAGE_VERSION),
+  type: z.literal("event"),
+  id: z.string().min(1).describe("Stable: camera, rule, track and start time; consumers deduplicate on it."),
+  camera_id: z.string().min(1),
+  timestamp: z.string(),
+  rule: z.string(),
+  kind: z.enum(["presence", "dwell", "count", "ppeMissing", "sequence"]),
+  severity: z.enum(["info", "warning", "critical"]),
+  track_id: z.int().min(0),
+  zone: z.string().nullable(),
+  box: box.nullable().describe("x1, y1, x2, y2 in source pixels"),
+  snapshot_key: z.string().nullable(),
+  detail: z.string(),
+});
+export type EventMessage = z.infer<typeof eventMessage>;
+
+/** Parses a bus message, or says why not; never throws. */
+export function parseMessage<T>(schema: z.ZodType<T>, raw: string): { ok: true; value: T } | { ok: false; error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return { ok: false, error: "not JSON" };
+  }
+  const r = schema.safeParse(json);
+  return r.success
+    ? { ok: true, value: r.data }
+    : { ok: false, error: r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ") };
+}

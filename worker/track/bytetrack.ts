@@ -1,0 +1,458 @@
+// ByteTrack-style multi-object tracker (Zhang et al. 2022, "ByteTrack: Multi-Object Tracking by Associating Every
+// Detection Box"). Pure: state lives in the closure, time comes only from the timestamps the caller passes.
+//
+// Differences from the reference implementation, and why:
+// - Time is the caller's timestamp, not the frame index: the worker skips frames when nothing moves, so the motion
+//   model advances by elapsed time and a skipped stretch predicts further instead of one "frame".
+// - Matching cost is plain 1 - IoU (no fusing with the detection score) so the thresholds read as IoU values.
+// - Tracks never match across classes; the class is fixed by the detection that started the track.
+// - A lost track that an active track now overlaps almost completely is dropped (the reference drops whichever of the
+//   pair is younger); the active track is the one the detector is feeding, the lost one is a stale ghost that could
+//   otherwise steal the next detection and swap ids.
+
+import { type Detections, emptyDetections } from "../detections.ts";
+
+export type TrackState = "tentative" | "confirmed" | "lost";
+
+export type TrackView = {
+  /** Positive, increasing, never reused within one tracker. */
+  readonly id: number;
+  readonly classId: number;
+  /** Filtered x1, y1, x2, y2 in source pixels; the motion prediction while the track is lost. */
+  readonly box: readonly [number, number, number, number];
+  /** Centre velocity in source pixels per second, from the motion model. */
+  readonly velocity: readonly [number, number];
+  /** Score of the last detection matched to the track. */
+  readonly score: number;
+  readonly state: TrackState;
+  /** Detections matched to the track so far. */
+  readonly hits: number;
+  /** update() calls since the track started (0 in the frame that started it). */
+  readonly age: number;
+  readonly firstSeenMs: number;
+  readonly lastSeenMs: number;
+};
+
+export type TrackerOptions = {
+  /** Detections at or above this score take part in the first association. */
+  highThresh: number;
+  /** Detections in [lowThresh, highThresh) can only continue already tracked objects; below it they are ignored. */
+  lowThresh: number;
+  /** An unmatched high detection must score at least this to start a track. */
+  newTrackThresh: number;
+  /** Minimum IoU for the first association (high detections vs tracked and lost tracks) and for tentative tracks. */
+  matchIou: number;
+  /** Minimum IoU for the second association (low detections vs tracks still unmatched); stricter because a
+   * low-score box is more likely a false positive that happens to sit near a track. */
+  secondMatchIou: number;
+  /** A lost track is kept, and can be re-found, for this many update() calls without a match. */
+  trackBufferFrames: number;
+  /** Matches (including the first detection) before a track is confirmed and reported. */
+  minHits: number;
+  /** Frame interval the motion-noise constants are tuned for; the reference tracker was tuned on 30 fps video. */
+  nominalFrameMs: number;
+};
+
+export type Tracker = {
+  /**
+   * Advances the tracker to `timestampMs` with this frame's detections. Returns the detections that belong to
+   * confirmed tracks (their boxes, scores and classes as detected) with `trackId` set, in input order. `dets` is
+   * not modified.
+   */
+  update(dets: Detections, timestampMs: number): Detections;
+  /** Every live track: tentative, confirmed and lost. */
+  tracks(): readonly TrackView[];
+};
+
+export const DEFAULT_TRACKER_OPTIONS: Readonly<TrackerOptions> = {
+  highThresh: 0.5,
+  lowThresh: 0.1,
+  newTrackThresh: 0.6,
+  matchIou: 0.3,
+  secondMatchIou: 0.5,
+  trackBufferFrames: 30,
+  minHits: 2,
+  nominalFrameMs: 1000 / 30,
+};
+
+// Noise scales from the reference Kalman filter, relative to the box size: measurement and position noise are 1/20
+// of the size, velocity noise 1/160 of it per nominal frame.
+const STD_POS = 1 / 20;
+const STD_VEL = 1 / 160;
+// IoU above which a lost track is considered a duplicate of an active one (the reference's 0.15 IoU distance).
+const DUPLICATE_IOU = 0.85;
+
+type Track = {
+  id: number;
+  classId: number;
+  state: TrackState;
+  // Kalman mean [cx, cy, w, h, vx, vy, vw, vh]; velocities are per nominal frame so the reference's noise constants
+  // keep their meaning.
+  mean: Float64Array;
+  // With a constant-velocity transition, H = [I 0] and diagonal noise, the 8x8 covariance stays block-diagonal: four
+  // independent (position, velocity) pairs. Storing each pair's [var(p), cov(p, v), var(v)] is exactly the full
+  // filter, without 8x8 matrix algebra. Axis order: cx, cy, w, h.
+  cov: Float64Array;
+  stateMs: number;
+  score: number;
+  hits: number;
+  age: number;
+  missed: number;
+  firstSeenMs: number;
+  lastSeenMs: number;
+};
+
+export function createTracker(opts: Partial<TrackerOptions> = {}): Tracker {
+  const o: TrackerOptions = { ...DEFAULT_TRACKER_OPTIONS, ...opts };
+  let live: Track[] = [];
+  let nextId = 1;
+
+  // Horizontal axes (cx, w) scale their noise with the width, vertical ones (cy, h) with the height, as in the
+  // xywh variant of the filter (BoT-SORT); the floor keeps a degenerate box from collapsing the covariance.
+  const axisScale = (m: Float64Array, axis: number) => Math.max(1, (axis % 2 === 0 ? m[2] : m[3]) as number);
+
+  function predict(t: Track, ms: number): void {
+    const k = Math.max(0, ms - t.stateMs) / o.nominalFrameMs;
+    t.stateMs = Math.max(t.stateMs, ms);
+    const m = t.mean;
+    const p = t.cov;
+    // Nothing observes the size while the track is lost, so a size velocity would inflate or shrink the box unchecked.
+    if (t.state === "lost") m[6] = m[7] = 0;
+    if (k === 0) return;
+    for (let i = 0; i < 4; i++) {
+      const s = axisScale(m, i);
+      m[i] = (m[i] as number) + (m[i + 4] as number) * k;
+      const a = p[3 * i] as number;
+      const b = p[3 * i + 1] as number;
+      const c = p[3 * i + 2] as number;
+      // Process noise is a random walk, so its variance grows linearly with elapsed time.
+      p[3 * i] = a + 2 * k * b + k * k * c + (STD_POS * s) ** 2 * k;
+      p[3 * i + 1] = b + k * c;
+      p[3 * i + 2] = c + (STD_VEL * s) ** 2 * k;
+    }
+  }
+
+  function correct(t: Track, dets: Detections, d: number): void {
+    const m = t.mean;
+    const p = t.cov;
+    const z = toCxcywh(dets, d);
+    const scales = [axisScale(m, 0), axisScale(m, 1), axisScale(m, 2), axisScale(m, 3)];
+    for (let i = 0; i < 4; i++) {
+      const r = (STD_POS * (scales[i] as number)) ** 2;
+      const a = p[3 * i] as number;
+      const b = p[3 * i + 1] as number;
+      const c = p[3 * i + 2] as number;
+      const sInv = 1 / (a + r);
+      const innov = (z[i] as number) - (m[i] as number);
+      m[i] = (m[i] as number) + a * sInv * innov;
+      m[i + 4] = (m[i + 4] as number) + b * sInv * innov;
+      p[3 * i] = a * r * sInv;
+      p[3 * i + 1] = b * r * sInv;
+      p[3 * i + 2] = c - b * b * sInv;
+    }
+  }
+
+  function start(dets: Detections, d: number, ms: number): Track {
+    const z = toCxcywh(dets, d);
+    const mean = new Float64Array(8);
+    mean.set(z);
+    const cov = new Float64Array(12);
+    for (let i = 0; i < 4; i++) {
+      const s = axisScale(mean, i);
+      // Velocity starts at zero but very uncertain, so the first few matches set it.
+      cov[3 * i] = (2 * STD_POS * s) ** 2;
+      cov[3 * i + 2] = (10 * STD_VEL * s) ** 2;
+    }
+    return {
+      id: nextId++,
+      classId: dets.classId[d] as number,
+      state: o.minHits <= 1 ? "confirmed" : "tentative",
+      mean,
+      cov,
+      stateMs: ms,
+      score: dets.score[d] as number,
+      hits: 1,
+      age: 0,
+      missed: 0,
+      firstSeenMs: ms,
+      lastSeenMs: ms,
+    };
+  }
+
+  function hit(t: Track, dets: Detections, d: number, ms: number): void {
+    correct(t, dets, d);
+    t.score = dets.score[d] as number;
+    t.hits++;
+    t.missed = 0;
+    t.lastSeenMs = ms;
+    if (t.state === "lost" || t.hits >= o.minHits) t.state = "confirmed";
+  }
+
+  function update(dets: Detections, timestampMs: number): Detections {
+    for (const t of live) {
+      predict(t, timestampMs);
+      t.age++;
+    }
+
+    const high: number[] = [];
+    const low: number[] = [];
+    for (let i = 0; i < dets.length; i++) {
+      const s = dets.score[i] as number;
+      if (s >= o.highThresh) high.push(i);
+      else if (s >= o.lowThresh) low.push(i);
+    }
+
+    const owner: (Track | undefined)[] = new Array(dets.length);
+    const matched = new Set<Track>();
+    const apply = (pairs: [Track, number][]) => {
+      for (const [t, d] of pairs) {
+        hit(t, dets, d, timestampMs);
+        matched.add(t);
+        owner[d] = t;
+      }
+    };
+
+    // 1. Confident detections against every established track, including lost ones so occluded objects come back.
+    const established = live.filter((t) => t.state !== "tentative");
+    const first = associate(established, high, dets, o.matchIou);
+    apply(first.pairs);
+    // 2. ByteTrack's point: low-score boxes (often the occluded or blurred object itself) keep still-tracked tracks
+    //    alive instead of being thrown away. Lost tracks are left out: a weak box is not enough to revive one.
+    const stillTracked = first.tracks.filter((t) => t.state === "confirmed");
+    apply(associate(stillTracked, low, dets, o.secondMatchIou).pairs);
+    // 3. Tentative tracks only get what the established ones did not want.
+    const tentative = live.filter((t) => t.state === "tentative");
+    const third = associate(tentative, first.dets, dets, o.matchIou);
+    apply(third.pairs);
+
+    const next: Track[] = [];
+    for (const t of live) {
+      if (matched.has(t)) {
+        next.push(t);
+        continue;
+      }
+      // A tentative track that misses a frame was most likely a one-off false positive.
+      if (t.state === "tentative") continue;
+      t.state = "lost";
+      t.missed++;
+      if (t.missed <= o.trackBufferFrames) next.push(t);
+    }
+    for (const d of third.dets) {
+      if ((dets.score[d] as number) < o.newTrackThresh) continue;
+      const t = start(dets, d, timestampMs);
+      next.push(t);
+      owner[d] = t;
+    }
+    live = dropDuplicateLost(next);
+
+    const keep: number[] = [];
+    for (let i = 0; i < dets.length; i++) if (owner[i]?.state === "confirmed") keep.push(i);
+    const out = emptyDetections(keep.length);
+    keep.forEach((i, j) => {
+      out.xyxy.set(dets.xyxy.subarray(i * 4, i * 4 + 4), j * 4);
+      out.score[j] = dets.score[i] as number;
+      out.classId[j] = dets.classId[i] as number;
+      out.trackId[j] = (owner[i] as Track).id;
+    });
+    return { ...out, length: keep.length };
+  }
+
+  function tracks(): readonly TrackView[] {
+    const perSecond = 1000 / o.nominalFrameMs;
+    return live.map((t) => {
+      const m = t.mean;
+      return {
+        id: t.id,
+        classId: t.classId,
+        box: meanBox(m),
+        velocity: [(m[4] as number) * perSecond, (m[5] as number) * perSecond],
+        score: t.score,
+        state: t.state,
+        hits: t.hits,
+        age: t.age,
+        firstSeenMs: t.firstSeenMs,
+        lastSeenMs: t.lastSeenMs,
+      };
+    });
+  }
+
+  return { update, tracks };
+}
+
+function toCxcywh(dets: Detections, d: number): [number, number, number, number] {
+  const x1 = dets.xyxy[d * 4] as number;
+  const y1 = dets.xyxy[d * 4 + 1] as number;
+  const x2 = dets.xyxy[d * 4 + 2] as number;
+  const y2 = dets.xyxy[d * 4 + 3] as number;
+  return [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1];
+}
+
+function meanBox(m: Float64Array): [number, number, number, number] {
+  const cx = m[0] as number;
+  const cy = m[1] as number;
+  const hw = Math.max(0, m[2] as number) / 2;
+  const hh = Math.max(0, m[3] as number) / 2;
+  return [cx - hw, cy - hh, cx + hw, cy + hh];
+}
+
+function trackIou(t: Track, dets: Detections, d: number): number {
+  const [x1, y1, x2, y2] = meanBox(t.mean);
+  return iou(
+    x1,
+    y1,
+    x2,
+    y2,
+    dets.xyxy[d * 4] as number,
+    dets.xyxy[d * 4 + 1] as number,
+    dets.xyxy[d * 4 + 2] as number,
+    dets.xyxy[d * 4 + 3] as number,
+  );
+}
+
+export function iou(
+  ax1: number,
+  ay1: number,
+  ax2: number,
+  ay2: number,
+  bx1: number,
+  by1: number,
+  bx2: number,
+  by2: number,
+): number {
+  const iw = Math.min(ax2, bx2) - Math.max(ax1, bx1);
+  const ih = Math.min(ay2, by2) - Math.max(ay1, by1);
+  if (iw <= 0 || ih <= 0) return 0;
+  const inter = iw * ih;
+  const union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter;
+  return union > 0 ? inter / union : 0;
+}
+
+/** Optimal one-to-one matching of tracks to detections (indices into dets) on IoU of the predicted box. */
+function associate(
+  tracks: Track[],
+  detIdx: number[],
+  dets: Detections,
+  minIou: number,
+): { pairs: [Track, number][]; tracks: Track[]; dets: number[] } {
+  const rows = tracks.length;
+  const cols = detIdx.length;
+  if (rows === 0 || cols === 0) return { pairs: [], tracks, dets: detIdx };
+  const cost = new Float64Array(rows * cols).fill(Number.POSITIVE_INFINITY);
+  tracks.forEach((t, r) => {
+    detIdx.forEach((d, c) => {
+      if (dets.classId[d] !== t.classId) return;
+      const v = trackIou(t, dets, d);
+      if (v >= minIou) cost[r * cols + c] = 1 - v;
+    });
+  });
+  const pairs = minCostMatching(cost, rows, cols, 1 - minIou);
+  const usedT = new Set<number>();
+  const usedD = new Set<number>();
+  for (const [r, c] of pairs) {
+    usedT.add(r);
+    usedD.add(c);
+  }
+  return {
+    pairs: pairs.map(([r, c]) => [tracks[r] as Track, detIdx[c] as number]),
+    tracks: tracks.filter((_, r) => !usedT.has(r)),
+    dets: detIdx.filter((_, c) => !usedD.has(c)),
+  };
+}
+
+/**
+ * Minimum-cost partial matching on a row-major `rows` x `cols` cost matrix: pairs whose cost exceeds `maxCost` (or is
+ * not finite) are never matched, and a pair is only matched when that lowers the total of (cost - maxCost), i.e. the
+ * semantics of lapjv with `cost_limit` that the reference tracker uses. Returns [row, col] pairs.
+ */
+export function minCostMatching(cost: Float64Array, rows: number, cols: number, maxCost: number): [number, number][] {
+  // The solver below needs rows <= cols; transpose otherwise.
+  const flip = rows > cols;
+  const n = flip ? cols : rows;
+  const m = flip ? rows : cols;
+  // Making every forbidden pair cost 0 and every allowed pair (cost - maxCost) <= 0 turns "rows must all be assigned"
+  // into "unassigned is free": a row given a forbidden column is simply unmatched. The epsilon makes a pair exactly at
+  // the limit still worth taking.
+  const w = new Float64Array(n * m);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < m; j++) {
+      const c = cost[flip ? j * cols + i : i * cols + j] as number;
+      w[i * m + j] = Number.isFinite(c) && c <= maxCost ? c - maxCost - 1e-9 : 0;
+    }
+  }
+  const colOwner = hungarian(w, n, m);
+  const pairs: [number, number][] = [];
+  for (let j = 0; j < m; j++) {
+    const i = colOwner[j] as number;
+    if (i < 0 || (w[i * m + j] as number) >= 0) continue;
+    pairs.push(flip ? [j, i] : [i, j]);
+  }
+  return pairs;
+}
+
+// Hungarian algorithm with potentials (Kuhn-Munkres, O(n^2 m)), for n <= m: every row gets a distinct column at minimum
+// total cost. Returns, per column, the row assigned to it or -1. Arrays are 1-based with index 0 as the virtual
+// start column, as in the classic formulation.
+function hungarian(a: Float64Array, n: number, m: number): Int32Array {
+  const u = new Float64Array(n + 1);
+  const v = new Float64Array(m + 1);
+  const p = new Int32Array(m + 1); // p[j]: row (1-based) assigned to column j, 0 = none
+  const way = new Int32Array(m + 1);
+  const minv = new Float64Array(m + 1);
+  const used = new Uint8Array(m + 1);
+  for (let i = 1; i <= n; i++) {
+    p[0] = i;
+    let j0 = 0;
+    minv.fill(Number.POSITIVE_INFINITY);
+    used.fill(0);
+    do {
+      used[j0] = 1;
+      const i0 = p[j0] as number;
+      let delta = Number.POSITIVE_INFINITY;
+      let j1 = 0;
+      for (let j = 1; j <= m; j++) {
+        if (used[j]) continue;
+        const cur = (a[(i0 - 1) * m + (j - 1)] as number) - (u[i0] as number) - (v[j] as number);
+        if (cur < (minv[j] as number)) {
+          minv[j] = cur;
+          way[j] = j0;
+        }
+        if ((minv[j] as number) < delta) {
+          delta = minv[j] as number;
+          j1 = j;
+        }
+      }
+      for (let j = 0; j <= m; j++) {
+        if (used[j]) {
+          const r = p[j] as number;
+          u[r] = (u[r] as number) + delta;
+          v[j] = (v[j] as number) - delta;
+        } else {
+          minv[j] = (minv[j] as number) - delta;
+        }
+      }
+      j0 = j1;
+    } while (p[j0] !== 0);
+    // Walk the augmenting path back, shifting assignments along it.
+    do {
+      const j1 = way[j0] as number;
+      p[j0] = p[j1] as number;
+      j0 = j1;
+    } while (j0 !== 0);
+  }
+  const owner = new Int32Array(m).fill(-1);
+  for (let j = 1; j <= m; j++) if ((p[j] as number) > 0) owner[j - 1] = (p[j] as number) - 1;
+  return owner;
+}
+
+function dropDuplicateLost(tracks: Track[]): Track[] {
+  const active = tracks.filter((t) => t.state === "confirmed");
+  return tracks.filter((lost) => {
+    if (lost.state !== "lost") return true;
+    const [b1, b2, b3, b4] = meanBox(lost.mean);
+    return !active.some((a) => {
+      if (a.classId !== lost.classId) return false;
+      const [a1, a2, a3, a4] = meanBox(a.mean);
+      return iou(a1, a2, a3, a4, b1, b2, b3, b4) > DUPLICATE_IOU;
+    });
+  });
+}
