@@ -3,6 +3,7 @@
 // no frame arrives for stallTimeoutMs and reconnects with capped exponential backoff and jitter (Frigate
 // waits 20 s; we default to 5 s).
 import type { ChildProcess } from "node:child_process";
+import type { PassThrough } from "node:stream";
 import ffmpeg from "fluent-ffmpeg";
 import { classifyFfmpegError, type Credentials, filePath, isFileSource, redact, withCredentials } from "./source-url.ts";
 
@@ -61,7 +62,7 @@ export class FfmpegSource {
   private size = { width: 0, height: 0 };
   private stderrTail = "";
   private ended: (() => void) | undefined;
-  private out: { pause(): unknown; resume(): unknown } | undefined;
+  private out: PassThrough | undefined;
   private paused = false;
   readonly done: Promise<void>;
 
@@ -143,8 +144,9 @@ export class FfmpegSource {
       .on("error", () => this.closed(file, true))
       .on("end", () => this.closed(file, false));
     if (this.opts.ffmpegPath) cmd.setFfmpegPath(this.opts.ffmpegPath);
-    const out = cmd.pipe();
-    this.out = out as unknown as { pause(): unknown; resume(): unknown };
+    // With no destination, pipe() returns the PassThrough carrying ffmpeg's stdout.
+    const out = cmd.pipe() as PassThrough;
+    this.out = out;
     if (this.paused) out.pause();
     // fluent-ffmpeg exposes the child only through its (untyped) ffmpegProc field.
     cmd.on("start", () => {
