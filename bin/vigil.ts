@@ -4,6 +4,7 @@ const USAGE = `usage: vigil <command>
 
 commands:
   operator   run the Kubernetes operator against $KUBECONFIG (or in-cluster config)
+  detect     run the detection pipeline once over a file, image or stream (vigil detect --help)
 `;
 
 const [command] = process.argv.slice(2);
@@ -11,6 +12,16 @@ switch (command) {
   case "operator": {
     const { runOperator } = await import("../operator/main.ts");
     await runOperator();
+    break;
+  }
+  case "detect": {
+    const { runDetect } = await import("../worker/detect.ts");
+    try {
+      process.exitCode = await runDetect(process.argv.slice(3));
+    } catch (err) {
+      process.stderr.write(`vigil detect: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
     break;
   }
   case undefined:

@@ -5,15 +5,22 @@
 import type { ChildProcess } from "node:child_process";
 import type { PassThrough } from "node:stream";
 import ffmpeg from "fluent-ffmpeg";
-import { classifyFfmpegError, type Credentials, filePath, isFileSource, redact, withCredentials } from "./source-url.ts";
+import {
+  type Credentials,
+  classifyFfmpegError,
+  filePath,
+  isFileSource,
+  redact,
+  withCredentials,
+} from "./source-url.ts";
 
 export type SourceOptions = {
   url: string;
   credentials?: Credentials;
   transport?: "tcp" | "udp";
   hwaccel?: "none" | "cuda" | "vaapi" | "qsv";
-  /** Frames per second to sample. */
-  fps: number;
+  /** Frames per second to sample; every frame when omitted. */
+  fps?: number;
   /** Side of the square model input; frames arrive letterboxed to size×size RGB. */
   size: number;
   stallTimeoutMs?: number;
@@ -52,7 +59,8 @@ export type SourceHandlers = {
 
 export class FfmpegSource {
   readonly stats: SourceStats = { frames: 0, reconnects: 0, lastFrameAt: 0, state: "connecting" };
-  private readonly opts: Required<Omit<SourceOptions, "credentials" | "ffmpegPath">> & Pick<SourceOptions, "credentials" | "ffmpegPath">;
+  private readonly opts: Required<Omit<SourceOptions, "credentials" | "ffmpegPath">> &
+    Pick<SourceOptions, "credentials" | "ffmpegPath">;
   private readonly handlers: SourceHandlers;
   private proc: ChildProcess | undefined;
   private watchdog: NodeJS.Timeout | undefined;
@@ -60,6 +68,7 @@ export class FfmpegSource {
   private failures = 0;
   private stopped = false;
   private size = { width: 0, height: 0 };
+  private sourceFps = 0;
   private stderrTail = "";
   private ended: (() => void) | undefined;
   private out: PassThrough | undefined;
@@ -68,6 +77,7 @@ export class FfmpegSource {
 
   constructor(opts: SourceOptions, handlers: SourceHandlers) {
     this.opts = {
+      fps: 0,
       transport: "tcp",
       hwaccel: "none",
       stallTimeoutMs: 5000,
@@ -114,7 +124,8 @@ export class FfmpegSource {
     const input = file ? filePath(this.opts.url) : withCredentials(this.opts.url, this.opts.credentials);
     const secrets = this.opts.credentials ? [this.opts.credentials.password, this.opts.credentials.username] : [];
     const inputOptions = ["-nostdin", "-fflags", "+discardcorrupt"];
-    if (this.opts.url.startsWith("rtsp")) inputOptions.push("-rtsp_transport", this.opts.transport, "-timeout", String(this.opts.stallTimeoutMs * 1000));
+    if (this.opts.url.startsWith("rtsp"))
+      inputOptions.push("-rtsp_transport", this.opts.transport, "-timeout", String(this.opts.stallTimeoutMs * 1000));
     if (this.opts.hwaccel !== "none") inputOptions.push("-hwaccel", this.opts.hwaccel);
     if (file && this.opts.realtime) inputOptions.push("-re");
     if (file && this.opts.loop) inputOptions.push("-stream_loop", "-1");
@@ -129,14 +140,17 @@ export class FfmpegSource {
       .noAudio()
       // fps first, so only sampled frames are scaled; then fit and pad with Ultralytics' grey (114).
       .videoFilters([
-        `fps=${fps}`,
+        ...(fps > 0 ? [`fps=${fps}`] : []),
         `scale=${size}:${size}:force_original_aspect_ratio=decrease`,
         `pad=${size}:${size}:(ow-iw)/2:(oh-ih)/2:color=0x727272`,
       ])
       .outputOptions(["-pix_fmt", "rgb24", "-f", "rawvideo", "-nostats"])
       .on("codecData", (data: { video_details?: string[] }) => {
-        const m = (data.video_details ?? []).join(" ").match(/\b(\d{2,5})x(\d{2,5})\b/);
+        const details = (data.video_details ?? []).join(" ");
+        const m = details.match(/\b(\d{2,5})x(\d{2,5})\b/);
         if (m) this.size = { width: Number(m[1]), height: Number(m[2]) };
+        const rate = details.match(/\b(\d+(?:\.\d+)?) (?:fps|tbr)\b/);
+        if (rate) this.sourceFps = Number(rate[1]);
       })
       .on("stderr", (line: string) => {
         this.stderrTail = `${this.stderrTail}\n${redact(line, secrets)}`.slice(-2000);
@@ -176,7 +190,9 @@ export class FfmpegSource {
     if (this.stats.state !== "streaming") this.setState("streaming");
     this.failures = 0;
     this.armWatchdog();
-    const timestampMs = file && !this.opts.realtime ? Math.round((seq * 1000) / this.opts.fps) : this.stats.lastFrameAt;
+    // Files: media time (they decode faster than real time); live streams: wall-clock arrival.
+    const rate = this.opts.fps || this.sourceFps || 25;
+    const timestampMs = file && !this.opts.realtime ? Math.round((seq * 1000) / rate) : this.stats.lastFrameAt;
     this.handlers.frame({ data, width: this.size.width, height: this.size.height, timestampMs, seq });
   }
 

@@ -33,7 +33,10 @@ export function classifyFfmpegError(stderr: string): string {
     [/Connection timed out|timed out|Operation timed out/i, "connection timed out"],
     [/404 Not Found|Not Found/i, "stream not found"],
     [/No such file or directory/i, "file not found"],
-    [/Invalid data found when processing input|could not find codec parameters|does not contain any stream/i, "not a video"],
+    [
+      /Invalid data found when processing input|could not find codec parameters|does not contain any stream/i,
+      "not a video",
+    ],
     [/Name or service not known|Temporary failure in name resolution/i, "host not found"],
     [/Server returned 5\d\d/i, "server error"],
   ];

@@ -56,7 +56,10 @@ export const eventMessage = z.object({
 export type EventMessage = z.infer<typeof eventMessage>;
 
 /** Parses a bus message, or says why not; never throws. */
-export function parseMessage<T>(schema: z.ZodType<T>, raw: string): { ok: true; value: T } | { ok: false; error: string } {
+export function parseMessage<T>(
+  schema: z.ZodType<T>,
+  raw: string,
+): { ok: true; value: T } | { ok: false; error: string } {
   let json: unknown;
   try {
     json = JSON.parse(raw);

@@ -42,7 +42,11 @@ export function createRedisBus(url: string, registry: Registry, log?: Logger): B
     labelNames: ["kind"],
     registers: [registry],
   });
-  const connected = new Gauge({ name: "vigil_bus_connected", help: "1 while Redis is connected", registers: [registry] });
+  const connected = new Gauge({
+    name: "vigil_bus_connected",
+    help: "1 while Redis is connected",
+    registers: [registry],
+  });
   connected.set(0);
   redis.on("ready", () => connected.set(1));
   redis.on("close", () => connected.set(0));
@@ -59,7 +63,9 @@ export function createRedisBus(url: string, registry: Registry, log?: Logger): B
   return {
     publishStats(m) {
       const json = JSON.stringify(m);
-      send("stats", () => redis.multi().publish(CHANNELS.stats, json).hset(CHANNELS.latestStats, m.camera_id, json).exec());
+      send("stats", () =>
+        redis.multi().publish(CHANNELS.stats, json).hset(CHANNELS.latestStats, m.camera_id, json).exec(),
+      );
     },
     publishEvent(m) {
       send("event", () => redis.publish(CHANNELS.events, JSON.stringify(m)));

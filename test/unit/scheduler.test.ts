@@ -1,0 +1,44 @@
+import { describe, expect, it } from "vitest";
+import { createInferenceScheduler } from "../../worker/infer/scheduler.ts";
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+describe("inference scheduler", () => {
+  it("takes cameras in turn, one frame each, newest frame wins", async () => {
+    const s = createInferenceScheduler(1);
+    const ran: string[] = [];
+    const dropped: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const job = (name: string, wait?: Promise<void>) => ({
+      run: async () => {
+        ran.push(name);
+        await wait;
+      },
+      dropped: () => dropped.push(name),
+    });
+    s.submit("a", job("a1", gate)); // runs at once and holds the session
+    s.submit("a", job("a2"));
+    s.submit("b", job("b1"));
+    s.submit("a", job("a3")); // replaces a2, keeps a's turn before b
+    s.submit("c", job("c1"));
+    expect(s.pending("a")).toBe(true);
+    release();
+    await s.idle();
+    expect(ran).toEqual(["a1", "a3", "b1", "c1"]);
+    expect(dropped).toEqual(["a2"]);
+    expect(s.stats).toMatchObject({ ran: 4, dropped: 1, busy: 0 });
+  });
+
+  it("keeps going after a job fails", async () => {
+    const s = createInferenceScheduler(1);
+    const ran: string[] = [];
+    s.submit("a", { run: async () => Promise.reject(new Error("boom")), dropped: () => undefined });
+    s.submit("b", { run: async () => void ran.push("b"), dropped: () => undefined });
+    await tick();
+    await s.idle();
+    expect(ran).toEqual(["b"]);
+  });
+});
