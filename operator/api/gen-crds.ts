@@ -1,4 +1,5 @@
-// `npm run gen:crds`: writes crds/<group>_<plural>.yaml from the zod schemas (a test fails when they are stale).
+// `npm run gen:crds`: writes crds/<group>_<plural>.yaml from the zod schemas, and the same files into the Helm
+// chart's crds/ (Helm installs those before the templates); a test fails when either copy is stale.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -7,7 +8,9 @@ import { crdFor } from "./crd.ts";
 import { GROUP } from "./meta.ts";
 import { RESOURCES, type ResourceDef } from "./resources.ts";
 
-export const CRD_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "crds");
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const CRD_DIR = join(ROOT, "crds");
+export const CHART_CRD_DIR = join(ROOT, "charts", "vigil", "crds");
 export const crdFileName = (def: ResourceDef) => `${GROUP}_${def.plural}.yaml`;
 
 export function renderCrd(def: ResourceDef): string {
@@ -15,10 +18,12 @@ export function renderCrd(def: ResourceDef): string {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  mkdirSync(CRD_DIR, { recursive: true });
-  for (const def of RESOURCES) {
-    const file = join(CRD_DIR, crdFileName(def));
-    writeFileSync(file, renderCrd(def));
-    console.log(`wrote ${file}`);
+  for (const dir of [CRD_DIR, CHART_CRD_DIR]) {
+    mkdirSync(dir, { recursive: true });
+    for (const def of RESOURCES) {
+      const file = join(dir, crdFileName(def));
+      writeFileSync(file, renderCrd(def));
+      console.log(`wrote ${file}`);
+    }
   }
 }

@@ -52,7 +52,8 @@ export class Informer<T extends KubernetesObject> {
     this.opts = opts;
     this.watch = new Watch(kc);
     // client-node keeps this knob private; it is the watchdog's timeout, so make it configurable.
-    if (opts.watchTimeoutMs) (this.watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = opts.watchTimeoutMs;
+    if (opts.watchTimeoutMs)
+      (this.watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = opts.watchTimeoutMs;
   }
 
   on(h: Handlers<T>): void {

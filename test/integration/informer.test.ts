@@ -1,7 +1,7 @@
 // The informer's guards against real failures: a watch that stalls silently (half-open connection) and an
 // apiserver that refuses connections for a while. A TCP proxy in front of the real apiserver plays the network.
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { type KubernetesObject, KubeConfig } from "@kubernetes/client-node";
+import { KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type Clients, makeClients } from "../../operator/kube/client.ts";
 import { Informer } from "../../operator/kube/informer.ts";

@@ -6,7 +6,8 @@ function frame(fill: number, square?: { x: number; y: number; w: number; value: 
   const f = new Uint8Array(SIDE * SIDE * 3).fill(fill);
   if (square)
     for (let y = square.y; y < square.y + square.w; y++)
-      for (let x = square.x; x < square.x + square.w; x++) f.fill(square.value, (y * SIDE + x) * 3, (y * SIDE + x) * 3 + 3);
+      for (let x = square.x; x < square.x + square.w; x++)
+        f.fill(square.value, (y * SIDE + x) * 3, (y * SIDE + x) * 3 + 3);
   return f;
 }
 
