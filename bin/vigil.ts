@@ -4,6 +4,7 @@ const USAGE = `usage: vigil <command>
 
 commands:
   operator   run the Kubernetes operator against $KUBECONFIG (or in-cluster config)
+  worker     run cameras through detection, publishing on Redis (vigil worker --cameras FILE)
   detect     run the detection pipeline once over a file, image or stream (vigil detect --help)
 `;
 
@@ -12,6 +13,11 @@ switch (command) {
   case "operator": {
     const { runOperator } = await import("../operator/main.ts");
     await runOperator();
+    break;
+  }
+  case "worker": {
+    const { runWorker } = await import("../worker/main.ts");
+    await runWorker(process.argv.slice(3));
     break;
   }
   case "detect": {

@@ -34,7 +34,8 @@ export const statsMessage = z.object({
       stream: z.string().describe("streaming, connecting, stalled, backoff, ended"),
       error: z.string().optional(),
     })
-    .catchall(z.number()),
+    // Per-class counts ("car": 2, …) sit beside the named fields, as dashboards expect.
+    .catchall(z.union([z.number(), z.string(), z.null()])),
 });
 export type StatsMessage = z.infer<typeof statsMessage>;
 

@@ -1,0 +1,78 @@
+// `vigil worker`: loads the model, then runs its cameras (from manifests in single-host mode) through the
+// pipeline, publishing on Redis. Health and metrics on one port; stops cleanly on SIGTERM.
+import { parseArgs } from "node:util";
+import pino from "pino";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import { z } from "zod";
+import { startHealthServer } from "../operator/health.ts";
+import { loadDetector, type Provider } from "./infer/session.ts";
+import { loadManifests } from "./manifests.ts";
+import { createPipeline } from "./pipeline.ts";
+import { createRedisBus } from "./publish/redis-bus.ts";
+
+const workerEnv = z.object({
+  REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
+  VIGIL_MODEL: z.string().default(".cache/fixtures/yolov8n.onnx"),
+  VIGIL_MODEL_SHA256: z.string().optional(),
+  VIGIL_MODEL_FORMAT: z.enum(["yolov5", "yolov8", "yolov11"]).optional(),
+  VIGIL_EXECUTION_PROVIDERS: z.string().default("cpu"),
+  VIGIL_THREADS: z.coerce.number().int().min(0).default(0),
+  VIGIL_WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(9090),
+  VIGIL_WORKER_HOST: z.string().default("0.0.0.0"),
+  VIGIL_STALL_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+  VIGIL_REALTIME_FILES: z.enum(["true", "false"]).default("false"),
+  LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+});
+
+export async function runWorker(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { cameras: { type: "string" } } });
+  const parsed = workerEnv.safeParse(process.env);
+  if (!parsed.success)
+    throw new Error(
+      `invalid worker configuration: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
+  const env = parsed.data;
+  const log = pino({ level: env.LOG_LEVEL, base: { component: "worker" } });
+  if (!values.cameras)
+    throw new Error("vigil worker: --cameras FILE is required (a YAML of CameraDetections and Secrets)");
+  const manifests = loadManifests(values.cameras);
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const detector = await loadDetector(env.VIGIL_MODEL.replace(/^file:\/\//, ""), {
+    providers: env.VIGIL_EXECUTION_PROVIDERS.split(",") as Provider[],
+    threads: env.VIGIL_THREADS,
+    ...(env.VIGIL_MODEL_SHA256 ? { sha256: env.VIGIL_MODEL_SHA256 } : {}),
+    ...(env.VIGIL_MODEL_FORMAT ? { format: env.VIGIL_MODEL_FORMAT } : {}),
+  });
+  log.info(
+    { head: detector.head, size: detector.size, provider: detector.provider, note: detector.providerNote },
+    "model loaded",
+  );
+  const bus = createRedisBus(env.REDIS_URL, registry, log);
+  const pipeline = createPipeline({
+    detector,
+    bus,
+    registry,
+    log,
+    stallTimeoutMs: env.VIGIL_STALL_TIMEOUT_MS,
+    realtimeFiles: env.VIGIL_REALTIME_FILES === "true",
+  });
+  const health = await startHealthServer({
+    host: env.VIGIL_WORKER_HOST,
+    port: env.VIGIL_WORKER_PORT,
+    registry,
+    ready: () => true,
+  });
+  log.info({ port: health.port, cameras: manifests.cameras.map((c) => c.id) }, "worker listening");
+  for (const cam of manifests.cameras) pipeline.add(cam);
+
+  await new Promise<void>((resolve) => {
+    for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve());
+  });
+  await pipeline.stop();
+  await bus.close();
+  await detector.close();
+  await new Promise((r) => health.server.close(r));
+  log.info("worker stopped");
+}

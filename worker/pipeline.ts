@@ -1,0 +1,245 @@
+// The worker's cameras on one model: per camera an ffmpeg source, the shared fair inference scheduler, the
+// camera processor (gate → model → tracker → rules) and the bus. A failing camera never affects another.
+import type { Logger } from "pino";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import type { CameraDetectionSpec } from "../operator/api/camera-detection.ts";
+import { createCameraProcessor, type FrameResult } from "./camera.ts";
+import { createInferenceScheduler } from "./infer/scheduler.ts";
+import type { Detector } from "./infer/session.ts";
+import { FfmpegSource, type Frame } from "./ingest/ffmpeg-source.ts";
+import { type Credentials, redact } from "./ingest/source-url.ts";
+import { renderAnnotated } from "./publish/annotate.ts";
+import { MESSAGE_VERSION, type StatsMessage } from "./publish/messages.ts";
+import type { Bus } from "./publish/redis-bus.ts";
+import type { RuleEvent } from "./rules/engine.ts";
+
+export type CameraConfig = { id: string; spec: CameraDetectionSpec; credentials?: Credentials };
+
+export type PipelineOptions = {
+  detector: Detector;
+  bus: Bus;
+  registry: Registry;
+  log: Logger;
+  stallTimeoutMs?: number;
+  /** Largest frame rate of annotated video per camera, and only while someone watches. */
+  videoFps?: number;
+  /** File sources play in real time and loop, as cameras (single-host demos, tests). */
+  realtimeFiles?: boolean;
+};
+
+type CameraRuntime = {
+  config: CameraConfig;
+  processor: ReturnType<typeof createCameraProcessor>;
+  source: FfmpegSource;
+  window: { frames: number; inferences: number; inferenceMs: number; since: number };
+  last?: FrameResult;
+  lastVideoAt: number;
+  statsTimer: NodeJS.Timeout;
+  error?: string;
+};
+
+export function createPipeline(opts: PipelineOptions) {
+  const { detector, bus, registry, log } = opts;
+  const scheduler = createInferenceScheduler(1);
+  const cameras = new Map<string, CameraRuntime>();
+  const registers = [registry];
+  const frames = new Counter({ name: "vigil_frames_total", help: "Frames decoded", labelNames: ["camera"], registers });
+  const inferred = new Counter({
+    name: "vigil_inferences_total",
+    help: "Frames run through the model",
+    labelNames: ["camera"],
+    registers,
+  });
+  const skipped = new Counter({
+    name: "vigil_frames_skipped_total",
+    help: "Frames the motion gate skipped",
+    labelNames: ["camera"],
+    registers,
+  });
+  const droppedFrames = new Counter({
+    name: "vigil_frames_dropped_total",
+    help: "Frames replaced by a newer one before inference",
+    labelNames: ["camera"],
+    registers,
+  });
+  const reconnects = new Gauge({
+    name: "vigil_stream_reconnects",
+    help: "Stream reconnects",
+    labelNames: ["camera"],
+    registers,
+  });
+  const events = new Counter({
+    name: "vigil_events_total",
+    help: "Rule events",
+    labelNames: ["camera", "rule"],
+    registers,
+  });
+  const latency = new Histogram({
+    name: "vigil_inference_seconds",
+    help: "Model run time per frame",
+    buckets: [0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5],
+    registers,
+  });
+
+  function publishStats(rt: CameraRuntime): void {
+    const now = Date.now();
+    const w = rt.window;
+    const seconds = Math.max(0.001, (now - w.since) / 1000);
+    const last = rt.last;
+    const perClass: Record<string, number> = {};
+    if (last)
+      for (let i = 0; i < last.detections.length; i++) {
+        const name = detector.classNames[last.detections.classId[i] as number] ?? "unknown";
+        perClass[name] = (perClass[name] ?? 0) + 1;
+      }
+    const msg: StatsMessage = {
+      v: MESSAGE_VERSION,
+      type: "stats",
+      camera_id: rt.config.id,
+      timestamp: new Date(now).toISOString(),
+      data: {
+        ...perClass,
+        fps: Math.round((w.frames / seconds) * 100) / 100,
+        persons: perClass.person ?? 0,
+        inference_ms: w.inferences ? Math.round((w.inferenceMs / w.inferences) * 100) / 100 : 0,
+        skipped_frames: rt.processor.gate?.stats.skipped ?? 0,
+        reconnects: rt.source.stats.reconnects,
+        provider: detector.provider,
+        frames: rt.source.stats.frames,
+        last_frame_age_ms: rt.source.stats.lastFrameAt ? now - rt.source.stats.lastFrameAt : null,
+        stream: rt.source.stats.state,
+        ...(rt.source.stats.state !== "streaming" && rt.source.stats.lastError
+          ? { error: rt.source.stats.lastError }
+          : {}),
+      },
+    };
+    bus.publishStats(msg);
+    rt.window = { frames: 0, inferences: 0, inferenceMs: 0, since: now };
+  }
+
+  function publishEvents(rt: CameraRuntime, list: RuleEvent[]): void {
+    for (const e of list) {
+      events.inc({ camera: rt.config.id, rule: e.rule });
+      bus.publishEvent({
+        v: MESSAGE_VERSION,
+        type: "event",
+        id: `${rt.config.id}:${e.id}`,
+        camera_id: rt.config.id,
+        timestamp: new Date(e.timestampMs).toISOString(),
+        rule: e.rule,
+        kind: e.kind,
+        severity: e.severity,
+        track_id: e.trackId,
+        zone: e.zone ?? null,
+        box: e.box ? [e.box[0], e.box[1], e.box[2], e.box[3]] : null,
+        snapshot_key: null,
+        detail: e.detail,
+      });
+    }
+  }
+
+  function add(config: CameraConfig): void {
+    remove(config.id);
+    const id = config.id;
+    let processor: ReturnType<typeof createCameraProcessor>;
+    try {
+      processor = createCameraProcessor(config.spec, detector);
+    } catch (err) {
+      log.error({ camera: id, err: (err as Error).message }, "camera config rejected");
+      return;
+    }
+    const spec = config.spec;
+    const rt: CameraRuntime = {
+      config,
+      processor,
+      window: { frames: 0, inferences: 0, inferenceMs: 0, since: Date.now() },
+      lastVideoAt: 0,
+      statsTimer: setInterval(() => publishStats(rt), 1000),
+      source: new FfmpegSource(
+        {
+          url: spec.source.url,
+          ...(config.credentials ? { credentials: config.credentials } : {}),
+          transport: spec.source.transport,
+          hwaccel: spec.source.hwaccel,
+          fps: spec.detection.targetFps,
+          size: detector.size,
+          stallTimeoutMs: opts.stallTimeoutMs ?? 5000,
+          realtime: opts.realtimeFiles ?? false,
+          loop: opts.realtimeFiles ?? false,
+        },
+        {
+          frame: (frame) => onFrame(rt, frame),
+          state: (state, detail) => {
+            reconnects.set({ camera: id }, rt.source.stats.reconnects);
+            if (state !== "streaming") log.warn({ camera: id, state, detail }, "stream state");
+            else log.info({ camera: id, source: redact(spec.source.url) }, "streaming");
+          },
+        },
+      ),
+    };
+    rt.statsTimer.unref();
+    cameras.set(id, rt);
+    rt.source.start();
+  }
+
+  function onFrame(rt: CameraRuntime, frame: Frame): void {
+    const id = rt.config.id;
+    const processor = rt.processor;
+    frames.inc({ camera: id });
+    rt.window.frames++;
+    if (!processor.wantsInference(frame)) {
+      skipped.inc({ camera: id });
+      publishEvents(rt, processor.still(frame));
+      return;
+    }
+    scheduler.submit(id, {
+      dropped: () => droppedFrames.inc({ camera: id }),
+      run: async () => {
+        if (!cameras.has(id)) return;
+        try {
+          const r = await processor.infer(frame);
+          rt.last = r;
+          rt.window.inferences++;
+          rt.window.inferenceMs += r.inferenceMs;
+          inferred.inc({ camera: id });
+          latency.observe(r.inferenceMs / 1000);
+          publishEvents(rt, r.events);
+          maybeVideo(rt, frame, r);
+        } catch (err) {
+          log.error({ camera: id, err: (err as Error).message }, "inference failed");
+        }
+      },
+    });
+  }
+
+  function maybeVideo(rt: CameraRuntime, frame: Frame, r: FrameResult): void {
+    const now = Date.now();
+    if (now - rt.lastVideoAt < 1000 / (opts.videoFps ?? 5) || !bus.hasViewers(rt.config.id)) return;
+    rt.lastVideoAt = now;
+    // Encoding runs off the detection path (libvips threads); a slow encode only delays this frame.
+    renderAnnotated(frame.data, detector.size, r, rt.config.spec.zones, detector.classNames)
+      .then((jpeg) => bus.publishFrame(rt.config.id, jpeg))
+      .catch((err) => log.warn({ camera: rt.config.id, err: (err as Error).message }, "frame annotation failed"));
+  }
+
+  function remove(id: string): void {
+    const rt = cameras.get(id);
+    if (!rt) return;
+    cameras.delete(id);
+    clearInterval(rt.statsTimer);
+    rt.source.stop();
+  }
+
+  return {
+    add,
+    remove,
+    cameras: () => [...cameras.keys()],
+    sourceStats: (id: string) => cameras.get(id)?.source.stats,
+    scheduler,
+    async stop() {
+      for (const id of [...cameras.keys()]) remove(id);
+      await scheduler.idle();
+    },
+  };
+}
+export type Pipeline = ReturnType<typeof createPipeline>;
