@@ -6,9 +6,10 @@ import { parseArgs } from "node:util";
 import { parse } from "yaml";
 import { cameraDetection, cameraDetectionSpec } from "../operator/api/camera-detection.ts";
 import { createCameraProcessor } from "./camera.ts";
+import { createInferenceScheduler } from "./infer/scheduler.ts";
 import { loadDetector, type Provider } from "./infer/session.ts";
 import { FfmpegSource, type Frame } from "./ingest/ffmpeg-source.ts";
-import { redact } from "./ingest/source-url.ts";
+import { isFileSource, redact } from "./ingest/source-url.ts";
 
 const USAGE = `usage: vigil detect --source <file|image|url> [options]
 
@@ -68,6 +69,35 @@ export async function runDetect(argv: string[]): Promise<number> {
   let failure: unknown;
   let chain = Promise.resolve();
 
+  const handle = async (frame: Frame) => {
+    if (processed >= maxFrames || !camera.wantsInference(frame)) return;
+    const r = await camera.infer(frame);
+    processed++;
+    const detections = Array.from({ length: r.detections.length }, (_, i) => ({
+      class: names[r.detections.classId[i] as number] ?? String(r.detections.classId[i]),
+      score: round(r.detections.score[i] as number, 3),
+      box: Array.from(r.detections.xyxy.subarray(i * 4, i * 4 + 4), (v) => round(v, 1)),
+      track_id: r.detections.trackId[i],
+    }));
+    if (values.json)
+      process.stdout.write(`${JSON.stringify({ frame: r.seq, timestamp: r.timestampMs, detections })}\n`);
+    else {
+      const events = r.events.length ? `, events: ${r.events.map((e) => e.rule).join(", ")}` : "";
+      const t = (r.timestampMs / 1000).toFixed(2);
+      process.stdout.write(
+        `frame ${r.seq} t=${t}s ${detections.length} detections, ${r.inferenceMs.toFixed(1)} ms${events}\n`,
+      );
+    }
+    if (processed >= maxFrames) source.stop();
+  };
+  const fail = (err: unknown) => {
+    failure = err;
+    source.stop();
+  };
+  // A file waits for the model (it never piles frames up in memory); a live stream does not wait: its newest
+  // frame replaces one still waiting, as in the worker.
+  const live = !isFileSource(values.source);
+  const scheduler = createInferenceScheduler(1);
   const source: FfmpegSource = new FfmpegSource(
     {
       url: values.source,
@@ -77,32 +107,11 @@ export async function runDetect(argv: string[]): Promise<number> {
     },
     {
       frame: (frame: Frame) => {
-        // Back-pressure: one frame in flight; a file waits, it never piles up frames in memory.
+        if (live) return scheduler.submit("detect", { run: () => handle(frame).catch(fail), dropped: () => undefined });
         source.setPaused(true);
         chain = chain
-          .then(async () => {
-            if (processed >= maxFrames) return;
-            if (!camera.wantsInference(frame)) return;
-            const r = await camera.infer(frame);
-            processed++;
-            const detections = Array.from({ length: r.detections.length }, (_, i) => ({
-              class: names[r.detections.classId[i] as number] ?? String(r.detections.classId[i]),
-              score: round(r.detections.score[i] as number, 3),
-              box: Array.from(r.detections.xyxy.subarray(i * 4, i * 4 + 4), (v) => round(v, 1)),
-              track_id: r.detections.trackId[i],
-            }));
-            if (values.json)
-              process.stdout.write(`${JSON.stringify({ frame: r.seq, timestamp: r.timestampMs, detections })}\n`);
-            else
-              process.stdout.write(
-                `frame ${r.seq} t=${(r.timestampMs / 1000).toFixed(2)}s ${detections.length} detections, ${r.inferenceMs.toFixed(1)} ms${r.events.length ? `, events: ${r.events.map((e) => e.rule).join(", ")}` : ""}\n`,
-              );
-            if (processed >= maxFrames) source.stop();
-          })
-          .catch((err) => {
-            failure = err;
-            source.stop();
-          })
+          .then(() => handle(frame))
+          .catch(fail)
           .finally(() => source.setPaused(false));
       },
     },
@@ -114,6 +123,7 @@ export async function runDetect(argv: string[]): Promise<number> {
   source.start();
   await source.done;
   await chain;
+  await scheduler.idle();
   await detector.close();
   if (failure) throw failure;
   if (processed === 0 && source.stats.lastError)

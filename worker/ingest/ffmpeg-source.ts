@@ -69,6 +69,8 @@ export class FfmpegSource {
   private stopped = false;
   private size = { width: 0, height: 0 };
   private sourceFps = 0;
+  /** Wall clock and frame count at this connection's first frame. */
+  private epoch: { at: number; seq: number } | undefined;
   private stderrTail = "";
   private ended: (() => void) | undefined;
   private out: PassThrough | undefined;
@@ -130,6 +132,7 @@ export class FfmpegSource {
     if (file && this.opts.realtime) inputOptions.push("-re");
     if (file && this.opts.loop) inputOptions.push("-stream_loop", "-1");
     const frameBytes = size * size * 3;
+    this.epoch = undefined;
     let pending = Buffer.allocUnsafe(frameBytes);
     let filled = 0;
     this.stderrTail = "";
@@ -190,9 +193,16 @@ export class FfmpegSource {
     if (this.stats.state !== "streaming") this.setState("streaming");
     this.failures = 0;
     this.armWatchdog();
-    // Files: media time (they decode faster than real time); live streams: wall-clock arrival.
+    // Files: media time (they decode faster than real time). Live streams sampled by the fps filter: wall clock
+    // at the first frame of this connection plus frame count / fps, so arrival jitter (ffmpeg and TCP deliver
+    // frames in bursts) does not bend the tracker's velocities. Unsampled live streams: arrival time.
     const rate = this.opts.fps || this.sourceFps || 25;
-    const timestampMs = file && !this.opts.realtime ? Math.round((seq * 1000) / rate) : this.stats.lastFrameAt;
+    let timestampMs = this.stats.lastFrameAt;
+    if (file && !this.opts.realtime) timestampMs = Math.round((seq * 1000) / rate);
+    else if (this.opts.fps > 0) {
+      this.epoch ??= { at: this.stats.lastFrameAt, seq };
+      timestampMs = this.epoch.at + Math.round(((seq - this.epoch.seq) * 1000) / this.opts.fps);
+    }
     this.handlers.frame({ data, width: this.size.width, height: this.size.height, timestampMs, seq });
   }
 

@@ -1,0 +1,67 @@
+// Real services for worker tests, started on loopback ports: Debian's redis-server and a GStreamer RTSP server.
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+import { freePort, ROOT, waitFor } from "./operator-env.ts";
+
+export type Service = {
+  proc: ChildProcess;
+  port: number;
+  output: string[];
+  stop: (signal?: NodeJS.Signals) => Promise<void>;
+};
+
+function run(cmd: string, args: string[], port: number, ready: RegExp): Promise<Service> {
+  const proc = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const output: string[] = [];
+  const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+  return new Promise((resolve, reject) => {
+    const onData = (b: Buffer) => {
+      output.push(b.toString());
+      if (ready.test(output.join(""))) resolve(service);
+    };
+    const service: Service = {
+      proc,
+      port,
+      output,
+      stop: async (signal = "SIGTERM") => {
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+        await exited;
+      },
+    };
+    proc.stdout?.on("data", onData);
+    proc.stderr?.on("data", onData);
+    proc.once("exit", (code) =>
+      reject(new Error(`${cmd} exited (${code}) before it was ready: ${output.join("").slice(-500)}`)),
+    );
+  });
+}
+
+export async function startRedis(port?: number): Promise<Service> {
+  const p = port ?? (await freePort());
+  return run(
+    "redis-server",
+    ["--port", String(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    p,
+    /Ready to accept connections/,
+  );
+}
+
+/** Serves a video file at rtsp://127.0.0.1:PORT/PATH in real time, optionally behind basic auth. */
+export async function startRtsp(
+  video: string,
+  opts: { port?: number; path?: string; auth?: string } = {},
+): Promise<Service> {
+  const p = opts.port ?? (await freePort());
+  const args = [
+    join(ROOT, "hack", "rtsp", "server.py"),
+    String(p),
+    opts.path ?? "/cam1",
+    video,
+    ...(opts.auth ? [opts.auth] : []),
+  ];
+  return run("/usr/bin/python3", args, p, /ready/);
+}
+
+export const FIXTURES = join(ROOT, ".cache", "fixtures");
+
+export { freePort, waitFor };
