@@ -1,6 +1,7 @@
 // `npm run bench -- <name>`: runs one benchmark; its result is one JSON object on the last line of stdout.
 const BENCHES: Record<string, () => Promise<unknown>> = {
   operator: async () => (await import("./operator.ts")).benchOperator(),
+  worker: async () => (await import("./worker.ts")).benchWorker(),
 };
 
 const name = process.argv[2];

@@ -67,7 +67,6 @@ export async function runDetect(argv: string[]): Promise<number> {
   const names = detector.classNames;
   let processed = 0;
   let failure: unknown;
-  let chain = Promise.resolve();
 
   const handle = async (frame: Frame) => {
     if (processed >= maxFrames || !camera.wantsInference(frame)) return;
@@ -108,11 +107,15 @@ export async function runDetect(argv: string[]): Promise<number> {
     {
       frame: (frame: Frame) => {
         if (live) return scheduler.submit("detect", { run: () => handle(frame).catch(fail), dropped: () => undefined });
-        source.setPaused(true);
-        chain = chain
-          .then(() => handle(frame))
-          .catch(fail)
-          .finally(() => source.setPaused(false));
+        // One frame decoded ahead of the model, no more: decoding overlaps inference, memory stays flat.
+        scheduler.submit("detect", {
+          run: () => {
+            source.setPaused(false);
+            return handle(frame).catch(fail);
+          },
+          dropped: () => fail(new Error("internal: a file frame was dropped")),
+        });
+        if (scheduler.pending("detect")) source.setPaused(true);
       },
     },
   );
@@ -122,7 +125,6 @@ export async function runDetect(argv: string[]): Promise<number> {
     );
   source.start();
   await source.done;
-  await chain;
   await scheduler.idle();
   await detector.close();
   if (failure) throw failure;

@@ -175,7 +175,7 @@ describe("good objects", () => {
       plural: "cameradetections",
       name: "entrance",
     })) as Obj;
-    expect(got.spec.detection.motionGate).toEqual({ enabled: true, threshold: 0.02, maxSkipSeconds: 2 });
+    expect(got.spec.detection.motionGate).toEqual({ enabled: true, threshold: 0.003, maxSkipSeconds: 2 });
     expect(got.spec.paused).toBe(false);
   });
 

@@ -49,7 +49,7 @@ describe("samples", () => {
 
   it("zod fills the same defaults the apiserver applies", () => {
     const cam = cameraDetection.parse(samples.find(([f]) => f === "camera-entrance.yaml")?.[1]);
-    expect(cam.spec.detection.motionGate).toEqual({ enabled: true, threshold: 0.02, maxSkipSeconds: 2 });
+    expect(cam.spec.detection.motionGate).toEqual({ enabled: true, threshold: 0.003, maxSkipSeconds: 2 });
     expect(cam.spec.paused).toBe(false);
     expect(cam.spec.source.credentialsSecretRef).toEqual({
       name: "camera-entrance-credentials",

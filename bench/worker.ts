@@ -1,0 +1,199 @@
+// The worker's throughput against the model alone: raw onnxruntime fps (same model, same threads, same run),
+// then the whole pipeline (ffmpeg decode + letterbox → tensor → model → decode + NMS → tracker → rules →
+// Redis publish) on 1 and on N cameras reading vtest.avi, the motion gate's skip rate, latency and RSS.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import pino from "pino";
+import { Registry } from "prom-client";
+import { cameraDetectionSpec } from "../operator/api/camera-detection.ts";
+import { ROOT } from "../test/setup/operator-env.ts";
+import { startRedis } from "../test/setup/services.ts";
+import { createCameraProcessor } from "../worker/camera.ts";
+import { createInferenceScheduler } from "../worker/infer/scheduler.ts";
+import { type Detector, loadDetector } from "../worker/infer/session.ts";
+import { FfmpegSource } from "../worker/ingest/ffmpeg-source.ts";
+import { MESSAGE_VERSION } from "../worker/publish/messages.ts";
+import { type Bus, createRedisBus } from "../worker/publish/redis-bus.ts";
+
+const FRAMES_PER_CAMERA = Number(process.env.BENCH_FRAMES ?? 150);
+const CAMERAS = Number(process.env.BENCH_CAMERAS ?? 4);
+const THREADS = Number(process.env.BENCH_THREADS ?? 2);
+
+const VTEST = join(ROOT, ".cache", "fixtures", "vtest.avi");
+const STILL = join(ROOT, ".cache", "fixtures", "still.mkv");
+
+/** A still scene (vtest's first frame for 20 s at 10 fps), where the motion gate should skip nearly everything. */
+function makeStillClip(): void {
+  execFileSync("ffmpeg", [
+    "-loglevel",
+    "error",
+    "-y",
+    "-i",
+    VTEST,
+    "-frames:v",
+    "1",
+    "-f",
+    "image2",
+    "-c:v",
+    "png",
+    `${STILL}.png`,
+  ]);
+  execFileSync("ffmpeg", [
+    "-loglevel",
+    "error",
+    "-y",
+    "-loop",
+    "1",
+    "-i",
+    `${STILL}.png`,
+    "-t",
+    "20",
+    "-r",
+    "10",
+    "-c:v",
+    "libx264",
+    "-pix_fmt",
+    "yuv420p",
+    STILL,
+  ]);
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
+};
+const r2 = (v: number) => Math.round(v * 100) / 100;
+
+async function rawFps(detector: Detector, runs = 60): Promise<number> {
+  for (let i = 0; i < 5; i++) await detector.runRaw();
+  let total = 0;
+  for (let i = 0; i < runs; i++) total += await detector.runRaw();
+  return 1000 / (total / runs);
+}
+
+/** N cameras on one model through the real pipeline pieces; returns total processed fps and latencies. */
+async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGate: boolean, video = VTEST) {
+  const spec = cameraDetectionSpec.parse({
+    source: { url: `file://${video}` },
+    poolRef: { name: "bench" },
+    detection: { targetFps: 10, motionGate: { enabled: motionGate } },
+    zones: [
+      {
+        name: "all",
+        polygon: [
+          [0, 0],
+          [1, 0],
+          [1, 1],
+          [0, 1],
+        ],
+      },
+    ],
+    rules: [{ name: "dwell", dwell: { zone: "all", seconds: 5 } }],
+  });
+  const scheduler = createInferenceScheduler(1);
+  const latencies: number[] = [];
+  let processed = 0;
+  let frames = 0;
+  let skipped = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: cameras }, async (_, c) => {
+      const cam = createCameraProcessor(spec, detector);
+      const id = `bench-${c}`;
+      let seen = 0;
+      const source: FfmpegSource = new FfmpegSource(
+        { url: spec.source.url, size: detector.size },
+        {
+          frame: (frame) => {
+            const arrived = performance.now();
+            frames++;
+            if (++seen >= FRAMES_PER_CAMERA) source.stop();
+            if (!cam.wantsInference(frame)) {
+              skipped++;
+              return;
+            }
+            // A file decodes faster than real time: keep one frame decoded ahead of the model, no more.
+            scheduler.submit(id, {
+              dropped: () => {
+                throw new Error("a file frame was dropped");
+              },
+              run: async () => {
+                source.setPaused(false);
+                const r = await cam.infer(frame);
+                bus.publishStats({
+                  v: MESSAGE_VERSION,
+                  type: "stats",
+                  camera_id: id,
+                  timestamp: new Date().toISOString(),
+                  data: {
+                    fps: 0,
+                    persons: r.detections.length,
+                    inference_ms: r.inferenceMs,
+                    skipped_frames: 0,
+                    reconnects: 0,
+                    provider: detector.provider,
+                    frames: seen,
+                    last_frame_age_ms: 0,
+                    stream: "streaming",
+                  },
+                });
+                processed++;
+                latencies.push(performance.now() - arrived);
+              },
+            });
+            if (scheduler.pending(id)) source.setPaused(true);
+          },
+        },
+      );
+      source.start();
+      await source.done;
+    }),
+  );
+  await scheduler.idle();
+  const seconds = (performance.now() - t0) / 1000;
+  return { fps: processed / seconds, frames, processed, skipped, latencies };
+}
+
+export async function benchWorker() {
+  execFileSync("bash", [join(ROOT, "hack", "fixtures.sh")], { stdio: "inherit" });
+  const detector = await loadDetector(join(ROOT, ".cache", "fixtures", "yolov8n.onnx"), { threads: THREADS });
+  const redis = await startRedis();
+  const bus = createRedisBus(`redis://127.0.0.1:${redis.port}`, new Registry(), pino({ level: "silent" }));
+  await new Promise((r) => setTimeout(r, 300));
+  try {
+    const raw = await rawFps(detector);
+    const one = await pipeline(detector, bus, 1, false);
+    const many = await pipeline(detector, bus, CAMERAS, false);
+    const gated = await pipeline(detector, bus, 1, true);
+    makeStillClip();
+    const still = await pipeline(detector, bus, 1, true, STILL);
+    const rawAfter = await rawFps(detector); // the model's fps can drift (thermal, other load): bracket the runs
+    const rawFpsMean = (raw + rawAfter) / 2;
+    const rssMb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0) / 1024;
+    return {
+      bench: "worker",
+      model: "yolov8n 640",
+      provider: detector.provider,
+      threads: THREADS,
+      raw_fps: r2(rawFpsMean),
+      pipeline_fps: r2(one.fps),
+      ratio: r2(one.fps / rawFpsMean),
+      cameras: CAMERAS,
+      pipeline_fps_n_cameras: r2(many.fps),
+      ratio_n_cameras: r2(many.fps / rawFpsMean),
+      latency_ms_p50: r2(pct(one.latencies, 50)),
+      latency_ms_p95: r2(pct(one.latencies, 95)),
+      latency_ms_p95_n_cameras: r2(pct(many.latencies, 95)),
+      motion_gate_skip_rate: r2(gated.skipped / Math.max(1, gated.frames)),
+      motion_gate_skip_rate_still_scene: r2(still.skipped / Math.max(1, still.frames)),
+      frames_per_camera: FRAMES_PER_CAMERA,
+      worker_peak_rss_mb: r2(rssMb),
+      goal: { ratio: 0.9 },
+    };
+  } finally {
+    await bus.close();
+    await redis.stop();
+    await detector.close();
+  }
+}
