@@ -5,7 +5,9 @@ import pino from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { z } from "zod";
 import { startHealthServer } from "../operator/health.ts";
+import { loadKubeConfig } from "../operator/kube/client.ts";
 import { loadDetector, type Provider } from "./infer/session.ts";
+import { watchAssignedCameras } from "./kube-cameras.ts";
 import { loadManifests } from "./manifests.ts";
 import { createPipeline } from "./pipeline.ts";
 import { createRedisBus } from "./publish/redis-bus.ts";
@@ -21,6 +23,9 @@ const workerEnv = z.object({
   VIGIL_WORKER_HOST: z.string().default("0.0.0.0"),
   VIGIL_STALL_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
   VIGIL_REALTIME_FILES: z.enum(["true", "false"]).default("false"),
+  POD_NAME: z.string().optional(),
+  POD_NAMESPACE: z.string().optional(),
+  KUBECONFIG: z.string().optional(),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
 });
 
@@ -33,9 +38,12 @@ export async function runWorker(argv: string[]): Promise<void> {
     );
   const env = parsed.data;
   const log = pino({ level: env.LOG_LEVEL, base: { component: "worker" } });
-  if (!values.cameras)
-    throw new Error("vigil worker: --cameras FILE is required (a YAML of CameraDetections and Secrets)");
-  const manifests = loadManifests(values.cameras);
+  // Two sources of cameras: manifests (single-host mode) or, in a pod, the CameraDetections assigned to it.
+  const manifests = values.cameras ? loadManifests(values.cameras) : undefined;
+  if (!manifests && !(env.POD_NAME && env.POD_NAMESPACE))
+    throw new Error(
+      "vigil worker: give --cameras FILE (CameraDetections and Secrets), or run in a pod (POD_NAME, POD_NAMESPACE)",
+    );
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -50,6 +58,7 @@ export async function runWorker(argv: string[]): Promise<void> {
     "model loaded",
   );
   const bus = createRedisBus(env.REDIS_URL, registry, log);
+  let kube: ReturnType<typeof watchAssignedCameras> | undefined;
   const pipeline = createPipeline({
     detector,
     bus,
@@ -57,19 +66,35 @@ export async function runWorker(argv: string[]): Promise<void> {
     log,
     stallTimeoutMs: env.VIGIL_STALL_TIMEOUT_MS,
     realtimeFiles: env.VIGIL_REALTIME_FILES === "true",
+    onStats: (id, stats, fps) => void kube?.reportHealth(id, stats, fps),
   });
+  if (manifests) for (const cam of manifests.cameras) pipeline.add(cam);
+  else {
+    kube = watchAssignedCameras(
+      loadKubeConfig(env.KUBECONFIG),
+      env.POD_NAMESPACE ?? "",
+      env.POD_NAME ?? "",
+      pipeline,
+      log,
+    );
+    kube.start();
+  }
   const health = await startHealthServer({
     host: env.VIGIL_WORKER_HOST,
     port: env.VIGIL_WORKER_PORT,
     registry,
-    ready: () => true,
+    // In a pod, ready once the assigned cameras are known: the operator's worker health reads this.
+    ready: () => kube?.synced() ?? true,
   });
-  log.info({ port: health.port, cameras: manifests.cameras.map((c) => c.id) }, "worker listening");
-  for (const cam of manifests.cameras) pipeline.add(cam);
+  log.info(
+    { port: health.port, mode: manifests ? "manifests" : `pod ${env.POD_NAMESPACE}/${env.POD_NAME}` },
+    "worker listening",
+  );
 
   await new Promise<void>((resolve) => {
     for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve());
   });
+  kube?.stop();
   await pipeline.stop();
   await bus.close();
   await detector.close();

@@ -6,7 +6,7 @@ import type { CameraDetectionSpec } from "../operator/api/camera-detection.ts";
 import { createCameraProcessor, type FrameResult } from "./camera.ts";
 import { createInferenceScheduler } from "./infer/scheduler.ts";
 import type { Detector } from "./infer/session.ts";
-import { FfmpegSource, type Frame } from "./ingest/ffmpeg-source.ts";
+import { FfmpegSource, type Frame, type SourceStats } from "./ingest/ffmpeg-source.ts";
 import { type Credentials, redact } from "./ingest/source-url.ts";
 import { renderAnnotated } from "./publish/annotate.ts";
 import { MESSAGE_VERSION, type StatsMessage } from "./publish/messages.ts";
@@ -25,6 +25,8 @@ export type PipelineOptions = {
   videoFps?: number;
   /** File sources play in real time and loop, as cameras (single-host demos, tests). */
   realtimeFiles?: boolean;
+  /** Each camera's stream stats and processed fps, once a second (the Kubernetes health report). */
+  onStats?: (cameraId: string, stats: SourceStats, fps: number) => void;
 };
 
 type CameraRuntime = {
@@ -114,6 +116,7 @@ export function createPipeline(opts: PipelineOptions) {
       },
     };
     bus.publishStats(msg);
+    opts.onStats?.(rt.config.id, rt.source.stats, msg.data.fps);
     rt.window = { frames: 0, inferences: 0, inferenceMs: 0, since: now };
   }
 

@@ -4,7 +4,7 @@ import { isDeepStrictEqual } from "node:util";
 import { type CameraDetectionStatus, cameraDetectionSpec } from "../api/camera-detection.ts";
 import type { Condition } from "../api/meta.ts";
 import { cameraDetections } from "../api/resources.ts";
-import { addFinalizer, patchCustomStatus, removeFinalizer } from "../kube/apply.ts";
+import { addFinalizer, applyCustomStatus, removeFinalizer } from "../kube/apply.ts";
 import { isNotFound } from "../kube/client.ts";
 import { type ConditionInput, findCondition, setConditions } from "../kube/conditions.ts";
 import type { ReconcileResult } from "../kube/workqueue.ts";
@@ -17,17 +17,21 @@ type Camera = import("@kubernetes/client-node").KubernetesObject & {
 };
 
 // The cache can trail our own status write by a few events; within this window the status we wrote is the
-// truth, so a stale cache neither re-sends it nor repeats its Event. Later, the cache wins again.
+// truth for the fields we own, so a stale cache neither re-sends them nor repeats their Events. The worker's
+// fields always come from the cache. After the window, the cache wins again.
 const OWN_WRITE_TRUST_MS = 10_000;
 
 export function createCameraReconciler(ctx: Context) {
   const { caches, clients } = ctx;
-  const written = new Map<string, { status: CameraDetectionStatus; at: number }>();
+  const written = new Map<string, { owned: OwnedStatus; at: number }>();
   const currentStatus = (key: string, cam: Camera): CameraDetectionStatus => {
+    const cached = cam.status ?? {};
     const own = written.get(key);
-    if (own && Date.now() - own.at < OWN_WRITE_TRUST_MS) return own.status;
-    written.delete(key);
-    return cam.status ?? {};
+    if (!own || Date.now() - own.at >= OWN_WRITE_TRUST_MS) {
+      written.delete(key);
+      return cached;
+    }
+    return { ...cached, ...own.owned, conditions: mergeConditions(cached.conditions, own.owned.conditions) };
   };
 
   return async function reconcileCamera(key: string): Promise<ReconcileResult | undefined> {
@@ -58,7 +62,7 @@ export function createCameraReconciler(ctx: Context) {
     const parsed = cameraDetectionSpec.safeParse(cam.spec);
     if (!parsed.success) {
       const message = parsed.error.issues.map((i) => `spec.${i.path.join(".")}: ${i.message}`).join("; ");
-      return void (await writeStatus(cam, { phase: "Pending" }, [
+      return void (await writeStatus(cam, { phase: "Pending", pool: poolName }, [
         { type: "Scheduled", status: "False", reason: "InvalidSpec", message },
         { type: "Ready", status: "False", reason: "InvalidSpec", message },
       ]));
@@ -84,62 +88,89 @@ export function createCameraReconciler(ctx: Context) {
       const warning = scheduled.status === "False" && scheduled.reason !== "Paused";
       ctx.events.emit(eventTarget(cam), warning ? "Warning" : "Normal", scheduled.reason, scheduled.message);
     }
-    // Stream health comes from the worker's reports; until one arrives it is Unknown.
-    const streamHealthy: ConditionInput = findCondition(current.conditions, "StreamHealthy") ?? {
-      type: "StreamHealthy",
-      status: "Unknown",
-      reason: "AwaitingWorker",
-      message: "no frames reported yet",
-    };
+    // Stream health is the worker's to report (its own field manager); until it does, the camera is not Ready.
+    const streamHealthy =
+      placement.worker === undefined ? undefined : findCondition(current.conditions, "StreamHealthy");
     const ready: ConditionInput =
-      scheduled.status === "True" && streamHealthy.status === "True"
-        ? { type: "Ready", status: "True", reason: "Running", message: "camera is processed" }
-        : {
-            type: "Ready",
-            status: "False",
-            reason: scheduled.status !== "True" ? scheduled.reason : "StreamNotHealthy",
-            message: scheduled.status !== "True" ? scheduled.message : streamHealthy.message,
-          };
+      scheduled.status !== "True"
+        ? { type: "Ready", status: "False", reason: scheduled.reason, message: scheduled.message }
+        : streamHealthy?.status === "True"
+          ? { type: "Ready", status: "True", reason: "Running", message: "frames are being processed" }
+          : {
+              type: "Ready",
+              status: "False",
+              reason: streamHealthy ? "StreamNotHealthy" : "AwaitingWorker",
+              message: streamHealthy?.message ?? "no frames reported yet",
+            };
     const phase: CameraDetectionStatus["phase"] =
       placement.worker === undefined
         ? placement.reason === "Paused"
           ? "Paused"
           : "Unschedulable"
-        : streamHealthy.status === "True"
+        : streamHealthy?.status === "True"
           ? "Running"
-          : "Scheduled";
-    await writeStatus(cam, { phase, pool: poolName, worker: placement.worker }, [
-      scheduled,
-      { ...streamHealthy, observedGeneration: generation },
-      ready,
-    ]);
+          : streamHealthy?.status === "False"
+            ? "Degraded"
+            : "Scheduled";
+    // The stream's transitions as Events too (Scheduled's have been recorded above).
+    const wasReady = findCondition(current.conditions, "Ready");
+    if (
+      scheduled.status === "True" &&
+      wasReady &&
+      wasReady.status !== ready.status &&
+      (ready.status === "True" || wasReady.status === "True")
+    )
+      ctx.events.emit(eventTarget(cam), ready.status === "True" ? "Normal" : "Warning", ready.reason, ready.message);
+    await writeStatus(cam, { phase, pool: poolName, worker: placement.worker }, [scheduled, ready]);
     return;
 
-    async function writeStatus(c: Camera, fields: Partial<CameraDetectionStatus>, conds: ConditionInput[]) {
-      const prev = currentStatus(key, c);
-      const status: CameraDetectionStatus = {
-        ...prev,
-        ...fields,
-        observedGeneration: generation,
-        conditions: setConditions(
-          prev.conditions as Condition[] | undefined,
-          conds.map((x) => ({ ...x, observedGeneration: generation })),
-          now,
-        ),
-      };
-      if (fields.worker === undefined) delete status.worker;
-      const clean = JSON.parse(JSON.stringify(status));
-      if (isDeepStrictEqual(clean, JSON.parse(JSON.stringify(prev)))) return;
-      // Merge patch: keys we drop (worker) must be sent as null to be removed.
-      await patchCustomStatus(clients.custom, cameraDetections.plural, namespace, name, {
-        ...clean,
-        worker: clean.worker ?? null,
-      }).catch((err) => {
+    async function writeStatus(
+      c: Camera,
+      fields: Omit<OwnedStatus, "conditions" | "observedGeneration">,
+      conds: ConditionInput[],
+    ) {
+      const prev = ownedPart(currentStatus(key, c));
+      const owned: OwnedStatus = JSON.parse(
+        JSON.stringify({
+          ...fields,
+          observedGeneration: generation,
+          conditions: setConditions(
+            prev.conditions,
+            conds.map((x) => ({ ...x, observedGeneration: generation })),
+            now,
+          ).filter((x) => OWNED_CONDITIONS.includes(x.type)),
+        }),
+      );
+      if (isDeepStrictEqual(owned, prev)) return;
+      await applyCustomStatus(clients.custom, cameraDetections, namespace, name, owned).catch((err) => {
         if (!isNotFound(err)) throw err; // deleted under us: nothing left to report on
       });
-      written.set(key, { status: clean, at: Date.now() });
+      written.set(key, { owned, at: Date.now() });
     }
   };
+}
+
+// The operator's part of a camera's status. StreamHealthy, fps, lastFrameTime and reconnects belong to the worker
+// serving the camera; server-side apply with separate field managers keeps the two writers from clobbering.
+const OWNED_CONDITIONS = ["Scheduled", "Ready"];
+type OwnedStatus = Pick<CameraDetectionStatus, "observedGeneration" | "phase" | "pool" | "worker"> & {
+  conditions: Condition[];
+};
+
+function ownedPart(s: CameraDetectionStatus): OwnedStatus {
+  return JSON.parse(
+    JSON.stringify({
+      phase: s.phase,
+      pool: s.pool,
+      worker: s.worker,
+      observedGeneration: s.observedGeneration,
+      conditions: (s.conditions ?? []).filter((x) => OWNED_CONDITIONS.includes(x.type)),
+    }),
+  );
+}
+
+function mergeConditions(all: Condition[] | undefined, ours: Condition[]): Condition[] {
+  return [...(all ?? []).filter((x) => !OWNED_CONDITIONS.includes(x.type)), ...ours];
 }
 
 function scheduledCondition(p: Placement): ConditionInput {

@@ -35,6 +35,33 @@ export async function patchCustomStatus(
 }
 
 /**
+ * Server-side apply of the fields of a status this manager owns, for resources with several status writers
+ * (the operator and the workers both report on a camera).
+ */
+export async function applyCustomStatus(
+  custom: CustomObjectsApi,
+  def: { kind: string; plural: string },
+  namespace: string,
+  name: string,
+  status: unknown,
+  fieldManager = FIELD_MANAGER,
+): Promise<void> {
+  await custom.patchNamespacedCustomObjectStatus(
+    {
+      group: GROUP,
+      version: VERSION,
+      plural: def.plural,
+      namespace,
+      name,
+      body: { apiVersion: `${GROUP}/${VERSION}`, kind: def.kind, metadata: { name, namespace }, status },
+      fieldManager,
+      force: true,
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
+  );
+}
+
+/**
  * Adds or removes one finalizer with a JSON patch whose `test` op guards the exact list entry: unlike a
  * resourceVersion precondition, a concurrent label or status write does not make it fail.
  */

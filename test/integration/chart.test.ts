@@ -68,6 +68,8 @@ describe("charts/vigil", () => {
         `Deployment/${ns}-operator`,
         `Role/${ns}-operator`,
         `RoleBinding/${ns}-operator`,
+        "Role/vigil-worker",
+        "RoleBinding/vigil-worker",
         `Service/${ns}-operator-metrics`,
         `ServiceAccount/${ns}-operator`,
         "ServiceAccount/vigil-worker",
@@ -94,7 +96,9 @@ describe("charts/vigil", () => {
   it("grants exactly files/operator-*-rules.yaml, and the Lease only in the release namespace", async () => {
     const rbac = c.kc.makeApiClient(RbacAuthorizationV1Api);
     expect(one("ClusterRole").rules).toEqual(rules("operator-cluster-rules.yaml"));
-    expect(one("Role").rules).toEqual(rules("operator-namespace-rules.yaml"));
+    const role = (name: string) => byKind("Role").find((r) => r.metadata?.name === name)!;
+    expect(role(`${ns}-operator`).rules).toEqual(rules("operator-namespace-rules.yaml"));
+    expect(role("vigil-worker").rules).toEqual(rules("worker-namespace-rules.yaml"));
     expect((await rbac.readClusterRole({ name: `${ns}-operator` })).rules).toEqual(
       rules("operator-cluster-rules.yaml"),
     );

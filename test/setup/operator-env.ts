@@ -43,34 +43,40 @@ export async function waitFor<T>(
 const rules = (file: string) => parse(readFileSync(join(ROOT, "charts", "vigil", "files", file), "utf8"));
 
 /**
- * A ServiceAccount bound to exactly the chart's RBAC rules, and a kubeconfig carrying its token:
- * the operator under test runs with least privilege, so a missing permission fails a test.
+ * A ServiceAccount bound to exactly the chart's RBAC rules (files/*.yaml), and a kubeconfig carrying its token:
+ * the process under test runs with least privilege, so a missing permission fails a test.
  */
-export async function operatorKubeconfig(c: Clients, namespace: string): Promise<string> {
+export async function serviceAccountKubeconfig(
+  c: Clients,
+  namespace: string,
+  sa: string,
+  files: { cluster?: string; namespace?: string },
+): Promise<string> {
   const rbac = c.kc.makeApiClient(RbacAuthorizationV1Api);
-  const sa = "vigil-operator";
   await c.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: sa } } });
-  const role = `vigil-operator-${namespace}`;
-  await rbac.createClusterRole({ body: { metadata: { name: role }, rules: rules("operator-cluster-rules.yaml") } });
-  await rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: role },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
-      subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
-    },
-  });
-  await rbac.createNamespacedRole({
-    namespace,
-    body: { metadata: { name: sa }, rules: rules("operator-namespace-rules.yaml") },
-  });
-  await rbac.createNamespacedRoleBinding({
-    namespace,
-    body: {
-      metadata: { name: sa },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: sa },
-      subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
-    },
-  });
+  const subjects = [{ kind: "ServiceAccount", name: sa, namespace }];
+  if (files.cluster) {
+    const role = `${sa}-${namespace}`;
+    await rbac.createClusterRole({ body: { metadata: { name: role }, rules: rules(files.cluster) } });
+    await rbac.createClusterRoleBinding({
+      body: {
+        metadata: { name: role },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+        subjects,
+      },
+    });
+  }
+  if (files.namespace) {
+    await rbac.createNamespacedRole({ namespace, body: { metadata: { name: sa }, rules: rules(files.namespace) } });
+    await rbac.createNamespacedRoleBinding({
+      namespace,
+      body: {
+        metadata: { name: sa },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: sa },
+        subjects,
+      },
+    });
+  }
   const tr = await c.core.createNamespacedServiceAccountToken({
     name: sa,
     namespace,
@@ -82,13 +88,19 @@ export async function operatorKubeconfig(c: Clients, namespace: string): Promise
   kc.loadFromOptions({
     clusters: [cluster],
     users: [{ name: sa, token: tr.status?.token }],
-    contexts: [{ name: "op", cluster: cluster.name, user: sa }],
-    currentContext: "op",
+    contexts: [{ name: sa, cluster: cluster.name, user: sa }],
+    currentContext: sa,
   });
-  const file = join(tmpdir(), `vigil-op-${namespace}.kubeconfig`);
+  const file = join(tmpdir(), `vigil-${sa}-${namespace}.kubeconfig`);
   writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
   return file;
 }
+
+export const operatorKubeconfig = (c: Clients, namespace: string) =>
+  serviceAccountKubeconfig(c, namespace, "vigil-operator", {
+    cluster: "operator-cluster-rules.yaml",
+    namespace: "operator-namespace-rules.yaml",
+  });
 
 export type OperatorProc = {
   proc: Promise<ChildProcess>;

@@ -1,0 +1,156 @@
+// Operator and worker together on a real apiserver: the worker serves the camera the operator assigned to its
+// pod (least-privilege ServiceAccount, credentials from a Secret) and its stream health lands in the camera's
+// status and Events, next to the operator's fields.
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import type { Clients } from "../../operator/kube/client.ts";
+import {
+  admin,
+  createCr,
+  freshNamespace,
+  getCr,
+  type OperatorProc,
+  operatorKubeconfig,
+  ROOT,
+  serviceAccountKubeconfig,
+  startOperator,
+} from "../setup/kube.ts";
+import { FIXTURES, freePort, type Service, startRedis, startRtsp, waitFor } from "../setup/services.ts";
+
+type Obj = Record<string, any>;
+const PASSWORD = "k8s-Secret-pw";
+let c: Clients;
+let ns: string;
+let op: OperatorProc;
+let redis: Service;
+let rtsp: Service;
+let worker: ChildProcess;
+const workerLogs: string[] = [];
+
+const cam = () => getCr<Obj>(c, "cameradetections", ns, "door");
+const cond = (o: Obj, type: string) => (o.status?.conditions ?? []).find((x: Obj) => x.type === type);
+
+beforeAll(async () => {
+  c = admin();
+  ns = await freshNamespace(c, "wk");
+  redis = await startRedis();
+  rtsp = await startRtsp(join(FIXTURES, "vtest.avi"), { auth: `viewer:${PASSWORD}` });
+  op = startOperator(await operatorKubeconfig(c, ns), ns);
+  await c.core.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: "door-creds" }, stringData: { username: "viewer", password: PASSWORD } },
+  });
+  await createCr(c, "detectorpools", ns, {
+    apiVersion: "vigil.dev/v1alpha1",
+    kind: "DetectorPool",
+    metadata: { name: "p" },
+    spec: { model: { uri: "file:///models/yolov8n.onnx" }, camerasPerWorker: 4, maxWorkers: 1 },
+  } as KubernetesObject);
+  await createCr(c, "cameradetections", ns, {
+    apiVersion: "vigil.dev/v1alpha1",
+    kind: "CameraDetection",
+    metadata: { name: "door" },
+    spec: {
+      source: { url: `rtsp://127.0.0.1:${rtsp.port}/cam1`, credentialsSecretRef: { name: "door-creds" } },
+      poolRef: { name: "p" },
+      detection: { targetFps: 5 },
+    },
+  } as KubernetesObject);
+  await waitFor("camera assigned", async () => (await cam()).metadata.labels?.["vigil.dev/worker"] === "p-worker-0");
+  // The pod this worker plays (no kubelet here): the process below runs as its ServiceAccount.
+  const kubeconfig = await serviceAccountKubeconfig(c, ns, "vigil-worker", {
+    namespace: "worker-namespace-rules.yaml",
+  });
+  worker = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "worker"], {
+    env: {
+      ...process.env,
+      KUBECONFIG: kubeconfig,
+      POD_NAME: "p-worker-0",
+      POD_NAMESPACE: ns,
+      REDIS_URL: `redis://127.0.0.1:${redis.port}`,
+      VIGIL_WORKER_PORT: String(await freePort()),
+      VIGIL_WORKER_HOST: "127.0.0.1",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  for (const s of [worker.stdout, worker.stderr]) s?.on("data", (b: Buffer) => workerLogs.push(b.toString()));
+}, 90_000);
+
+afterAll(async () => {
+  if (process.env.DEBUG_WORKER)
+    console.log(workerLogs.join(""), op.logs.join("\n"), JSON.stringify((await cam()).status, null, 1));
+  worker?.kill("SIGTERM");
+  await op?.stop();
+  await rtsp?.stop("SIGKILL");
+  await redis?.stop();
+});
+
+it("reports the stream's health into the camera's status: Running, fps, last frame", { timeout: 60_000 }, async () => {
+  const running = await waitFor(
+    "camera Running",
+    async () => {
+      const o = await cam();
+      return o.status?.phase === "Running" && o;
+    },
+    45_000,
+  );
+  expect(cond(running, "StreamHealthy")).toMatchObject({ status: "True", reason: "Streaming" });
+  expect(cond(running, "Ready")).toMatchObject({ status: "True", reason: "Running" });
+  expect(cond(running, "Scheduled")).toMatchObject({ status: "True" });
+  expect(running.status.worker).toBe("p-worker-0");
+  expect(running.status.fps).toBeGreaterThan(0);
+  expect(Date.now() - Date.parse(running.status.lastFrameTime)).toBeLessThan(60_000);
+  const events = await c.core.listNamespacedEvent({ namespace: ns });
+  expect(events.items.some((e) => e.involvedObject.name === "door" && e.reason === "Running")).toBe(true);
+});
+
+it("turns Degraded with the cause when the stream dies, and never exposes the password", {
+  timeout: 60_000,
+}, async () => {
+  await rtsp.stop("SIGKILL");
+  const down = await waitFor(
+    "camera Degraded",
+    async () => {
+      const o = await cam();
+      return o.status?.phase === "Degraded" && o;
+    },
+    20_000,
+  );
+  expect(cond(down, "StreamHealthy")).toMatchObject({ status: "False", reason: "StreamDown" });
+  expect(cond(down, "Ready")).toMatchObject({ status: "False", reason: "StreamNotHealthy" });
+  expect(JSON.stringify(down)).not.toContain(PASSWORD);
+  expect(workerLogs.join("")).not.toContain(PASSWORD);
+  const events = await c.core.listNamespacedEvent({ namespace: ns });
+  expect(
+    events.items.some(
+      (e) => e.involvedObject.name === "door" && e.reason === "StreamNotHealthy" && e.type === "Warning",
+    ),
+  ).toBe(true);
+  for (const e of events.items) expect(JSON.stringify(e)).not.toContain(PASSWORD);
+});
+
+it("stops the stream when the camera is paused, and marks its health as released", { timeout: 30_000 }, async () => {
+  await c.custom.patchNamespacedCustomObject(
+    {
+      group: "vigil.dev",
+      version: "v1alpha1",
+      namespace: ns,
+      plural: "cameradetections",
+      name: "door",
+      body: { spec: { paused: true } },
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+  const paused = await waitFor(
+    "camera Paused",
+    async () => {
+      const o = await cam();
+      return o.status?.phase === "Paused" && cond(o, "StreamHealthy")?.reason === "WorkerReleased" && o;
+    },
+    20_000,
+  );
+  expect(cond(paused, "Scheduled")).toMatchObject({ status: "False", reason: "Paused" });
+});
