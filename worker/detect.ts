@@ -103,6 +103,7 @@ export async function runDetect(argv: string[]): Promise<number> {
       size: detector.size,
       ...(values.fps ? { fps: Number(values.fps) } : {}),
       stallTimeoutMs: 10_000,
+      maxFailures: 3,
     },
     {
       frame: (frame: Frame) => {

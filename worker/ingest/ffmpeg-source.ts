@@ -29,6 +29,8 @@ export type SourceOptions = {
   /** Read a file at its own pace and loop it, as a camera would (single-host demos). */
   realtime?: boolean;
   loop?: boolean;
+  /** Give up after this many failed connections in a row (a one-off run); cameras retry for ever. */
+  maxFailures?: number;
   ffmpegPath?: string;
 };
 
@@ -87,6 +89,7 @@ export class FfmpegSource {
       backoffMaxMs: 30_000,
       realtime: false,
       loop: false,
+      maxFailures: Number.POSITIVE_INFINITY,
       ...opts,
     };
     this.handlers = handlers;
@@ -241,6 +244,11 @@ export class FfmpegSource {
     // A file that ended, or that cannot be read at all, will not get better by retrying.
     if (file && (!failed || this.stats.frames === 0) && !this.opts.loop) {
       this.setState("ended", failed ? this.stats.lastError : undefined);
+      this.ended?.();
+      return;
+    }
+    if (this.failures + 1 >= this.opts.maxFailures) {
+      this.setState("ended", this.stats.lastError);
       this.ended?.();
       return;
     }

@@ -31,12 +31,13 @@ export function classifyFfmpegError(stderr: string): string {
     [/401 Unauthorized|Unauthorized|authorization failed/i, "authentication failed"],
     [/Connection refused/i, "connection refused"],
     [/Connection timed out|timed out|Operation timed out/i, "connection timed out"],
-    [/404 Not Found|Not Found/i, "stream not found"],
     [/No such file or directory/i, "file not found"],
+    // Before "not found": a damaged MP4 says "moov atom not found".
     [
-      /Invalid data found when processing input|could not find codec parameters|does not contain any stream/i,
+      /Invalid data found when processing input|could not find codec parameters|does not contain any stream|moov atom not found/i,
       "not a video",
     ],
+    [/404 Not Found|Server returned 404/i, "stream not found"],
     [/Name or service not known|Temporary failure in name resolution/i, "host not found"],
     [/Server returned 5\d\d/i, "server error"],
   ];

@@ -1,0 +1,112 @@
+// Bad input to the worker's pipeline gets a clear error naming the cause: `vigil detect` as a user runs it.
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { loadDetector } from "../../worker/infer/session.ts";
+import { identityModel } from "../setup/onnx.ts";
+import { ROOT } from "../setup/operator-env.ts";
+import { FIXTURES } from "../setup/services.ts";
+
+const VIDEO = join(FIXTURES, "vtest.avi");
+const tmp = (name: string, data: Buffer | string) => {
+  const f = join(tmpdir(), `vigil-${process.pid}-${name}`);
+  writeFileSync(f, data);
+  return f;
+};
+
+async function detect(...args: string[]): Promise<{ code: number; stderr: string; stdout: string }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, [join(ROOT, "bin", "vigil.ts"), "detect", ...args], {
+      maxBuffer: 1 << 24,
+    });
+    return { code: 0, ...r };
+  } catch (err) {
+    const e = err as { code: number; stderr: string; stdout: string };
+    return { code: e.code, stderr: e.stderr, stdout: e.stdout };
+  }
+}
+
+describe("vigil detect on bad input", { timeout: 30_000 }, () => {
+  it("a corrupt model file", async () => {
+    const r = await detect(
+      "--source",
+      VIDEO,
+      "--model",
+      tmp("corrupt.onnx", Buffer.from("definitely not onnx")),
+      "--max-frames",
+      "1",
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/corrupt\.onnx: not a loadable ONNX model/);
+  });
+
+  it("a model whose input is not a square image", async () => {
+    const r = await detect(
+      "--source",
+      VIDEO,
+      "--model",
+      tmp("flat.onnx", identityModel([1, 3, 64, 32])),
+      "--max-frames",
+      "1",
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("input must be [batch, 3, S, S] (a square image), got [1, 3, 64, 32]");
+  });
+
+  it("a model whose output is no YOLO head", async () => {
+    const r = await detect(
+      "--source",
+      VIDEO,
+      "--model",
+      tmp("identity.onnx", identityModel([1, 3, 64, 64])),
+      "--max-frames",
+      "1",
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/unrecognised YOLO output shape \[1, 3, 64, 64\]/);
+  });
+
+  it("a model file that does not exist", async () => {
+    const r = await detect("--source", VIDEO, "--model", "/nonexistent/yolo.onnx");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("model /nonexistent/yolo.onnx: cannot read it (ENOENT)");
+  });
+
+  it("a source that is not a video", async () => {
+    // Random bytes named like a video (ffmpeg would happily render a .txt file as text-mode video).
+    const r = await detect(
+      "--source",
+      tmp("noise.mp4", Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 251))),
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/noise\.mp4: not a video/);
+  });
+
+  it("a source file that does not exist", async () => {
+    const r = await detect("--source", "/nonexistent/clip.mp4");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("/nonexistent/clip.mp4: file not found");
+  });
+
+  it("an unreachable stream, with the credentials kept out of the message", async () => {
+    const r = await detect("--source", "rtsp://admin:hunter2@127.0.0.1:9/stream", "--max-frames", "1");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("rtsp://***@127.0.0.1:9/stream");
+    expect(r.stderr).not.toContain("hunter2");
+  }, 60_000);
+
+  it("a class the model does not know", async () => {
+    const r = await detect("--source", VIDEO, "--classes", "person,hairnet", "--max-frames", "1");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("detection.classes: the model does not know hairnet");
+  });
+
+  it("a model whose checksum differs from the pool's", async () => {
+    await expect(loadDetector(join(FIXTURES, "yolov8n.onnx"), { sha256: "0".repeat(64) })).rejects.toThrow(
+      /sha256 is 9697a185.*expects 0000/,
+    );
+  });
+});
