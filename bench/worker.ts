@@ -11,7 +11,8 @@ import { ROOT } from "../test/setup/operator-env.ts";
 import { startRedis } from "../test/setup/services.ts";
 import { createCameraProcessor } from "../worker/camera.ts";
 import { createInferenceScheduler } from "../worker/infer/scheduler.ts";
-import { type Detector, loadDetector } from "../worker/infer/session.ts";
+import type { Detector } from "../worker/infer/session.ts";
+import { loadThreadedDetector } from "../worker/infer/threaded.ts";
 import { FfmpegSource } from "../worker/ingest/ffmpeg-source.ts";
 import { MESSAGE_VERSION } from "../worker/publish/messages.ts";
 import { type Bus, createRedisBus } from "../worker/publish/redis-bus.ts";
@@ -157,7 +158,7 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
 
 export async function benchWorker() {
   execFileSync("bash", [join(ROOT, "hack", "fixtures.sh")], { stdio: "inherit" });
-  const detector = await loadDetector(join(ROOT, ".cache", "fixtures", "yolov8n.onnx"), { threads: THREADS });
+  const detector = await loadThreadedDetector(join(ROOT, ".cache", "fixtures", "yolov8n.onnx"), { threads: THREADS });
   const redis = await startRedis();
   const bus = createRedisBus(`redis://127.0.0.1:${redis.port}`, new Registry(), pino({ level: "silent" }));
   await new Promise((r) => setTimeout(r, 300));

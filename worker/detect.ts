@@ -7,7 +7,8 @@ import { parse } from "yaml";
 import { cameraDetection, cameraDetectionSpec } from "../operator/api/camera-detection.ts";
 import { createCameraProcessor } from "./camera.ts";
 import { createInferenceScheduler } from "./infer/scheduler.ts";
-import { loadDetector, type Provider } from "./infer/session.ts";
+import type { Provider } from "./infer/session.ts";
+import { loadThreadedDetector } from "./infer/threaded.ts";
 import { FfmpegSource, type Frame } from "./ingest/ffmpeg-source.ts";
 import { isFileSource, redact } from "./ingest/source-url.ts";
 
@@ -24,23 +25,23 @@ const USAGE = `usage: vigil detect --source <file|image|url> [options]
   --json              one JSON object per processed frame
 `;
 
+const OPTIONS = {
+  source: { type: "string" },
+  model: { type: "string" },
+  camera: { type: "string" },
+  "max-frames": { type: "string" },
+  fps: { type: "string" },
+  "min-score": { type: "string" },
+  classes: { type: "string" },
+  "motion-gate": { type: "boolean" },
+  providers: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+type DetectFlags = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>["values"] & { source: string };
+
 export async function runDetect(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      source: { type: "string" },
-      model: { type: "string" },
-      camera: { type: "string" },
-      "max-frames": { type: "string" },
-      fps: { type: "string" },
-      "min-score": { type: "string" },
-      classes: { type: "string" },
-      "motion-gate": { type: "boolean" },
-      providers: { type: "string" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
+  const { values } = parseArgs({ args: argv, options: OPTIONS });
   if (values.help || !values.source) {
     process[values.help ? "stdout" : "stderr"].write(USAGE);
     return values.help ? 0 : 2;
@@ -56,9 +57,21 @@ export async function runDetect(argv: string[]): Promise<number> {
       ...(values.classes ? { classes: values.classes.split(",") } : {}),
     },
   });
-  const detector = await loadDetector(values.model ?? join(".cache", "fixtures", "yolov8n.onnx"), {
+  const detector = await loadThreadedDetector(values.model ?? join(".cache", "fixtures", "yolov8n.onnx"), {
     providers: (values.providers?.split(",") as Provider[] | undefined) ?? ["cpu"],
   });
+  try {
+    return await detectWith(detector, spec, { ...values, source: values.source });
+  } finally {
+    await detector.close();
+  }
+}
+
+async function detectWith(
+  detector: Awaited<ReturnType<typeof loadThreadedDetector>>,
+  spec: ReturnType<typeof cameraDetectionSpec.parse>,
+  values: DetectFlags,
+): Promise<number> {
   const camera = createCameraProcessor(spec, detector, {
     motionGate: values["motion-gate"] ?? false,
     confirmFrames: 1,
@@ -127,7 +140,6 @@ export async function runDetect(argv: string[]): Promise<number> {
   source.start();
   await source.done;
   await scheduler.idle();
-  await detector.close();
   if (failure) throw failure;
   if (processed === 0 && source.stats.lastError)
     throw new Error(`source ${redact(values.source)}: ${source.stats.lastError}`);
