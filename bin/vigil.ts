@@ -5,7 +5,9 @@ const USAGE = `usage: vigil <command>
 commands:
   operator   run the Kubernetes operator against $KUBECONFIG (or in-cluster config)
   worker     run cameras through detection, publishing on Redis (vigil worker --cameras FILE)
+  gateway    serve the REST/live API over Redis and the cameras (VIGIL_API_TOKEN; vigil gateway [--manifests FILE])
   detect     run the detection pipeline once over a file, image or stream (vigil detect --help)
+  up         run cameras, workers and the dashboard on this host, no Kubernetes (vigil up -f cameras.yaml)
 `;
 
 const [command] = process.argv.slice(2);
@@ -20,12 +22,32 @@ switch (command) {
     await runWorker(process.argv.slice(3));
     break;
   }
+  case "gateway": {
+    const { runGateway } = await import("../gateway/main.ts");
+    try {
+      await runGateway(process.argv.slice(3));
+    } catch (err) {
+      process.stderr.write(`vigil gateway: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
+    break;
+  }
   case "detect": {
     const { runDetect } = await import("../worker/detect.ts");
     try {
       process.exitCode = await runDetect(process.argv.slice(3));
     } catch (err) {
       process.stderr.write(`vigil detect: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
+    break;
+  }
+  case "up": {
+    const { runUp } = await import("../single/up.ts");
+    try {
+      process.exitCode = await runUp(process.argv.slice(3));
+    } catch (err) {
+      process.stderr.write(`vigil up: ${err instanceof Error ? err.message : String(err)}\n`);
       process.exitCode = 1;
     }
     break;

@@ -6,14 +6,18 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import { z } from "zod";
 import { startHealthServer } from "../operator/health.ts";
 import { loadKubeConfig } from "../operator/kube/client.ts";
-import { loadDetector, type Provider } from "./infer/session.ts";
+import type { Provider } from "./infer/session.ts";
+import { loadThreadedDetector } from "./infer/threaded.ts";
 import { watchAssignedCameras } from "./kube-cameras.ts";
 import { loadManifests } from "./manifests.ts";
 import { createPipeline } from "./pipeline.ts";
+import { createIpcBus } from "./publish/ipc-bus.ts";
 import { createRedisBus } from "./publish/redis-bus.ts";
 
 const workerEnv = z.object({
   REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
+  // ipc: publish to the parent process that forked this worker (`vigil up`) instead of Redis.
+  VIGIL_BUS: z.enum(["redis", "ipc"]).default("redis"),
   VIGIL_MODEL: z.string().default(".cache/fixtures/yolov8n.onnx"),
   VIGIL_MODEL_SHA256: z.string().optional(),
   VIGIL_MODEL_FORMAT: z.enum(["yolov5", "yolov8", "yolov11"]).optional(),
@@ -30,7 +34,7 @@ const workerEnv = z.object({
 });
 
 export async function runWorker(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { cameras: { type: "string" } } });
+  const { values } = parseArgs({ args: argv, options: { cameras: { type: "string" }, only: { type: "string" } } });
   const parsed = workerEnv.safeParse(process.env);
   if (!parsed.success)
     throw new Error(
@@ -40,6 +44,16 @@ export async function runWorker(argv: string[]): Promise<void> {
   const log = pino({ level: env.LOG_LEVEL, base: { component: "worker" } });
   // Two sources of cameras: manifests (single-host mode) or, in a pod, the CameraDetections assigned to it.
   const manifests = values.cameras ? loadManifests(values.cameras) : undefined;
+  if (manifests && values.only !== undefined) {
+    // --only a,b: a subset of the file's cameras (single-host mode packs one file's cameras onto several workers).
+    const only = new Set(values.only.split(",").filter(Boolean));
+    const unknown = [...only].filter((id) => !manifests.cameras.some((c) => c.id === id));
+    if (unknown.length)
+      throw new Error(`vigil worker --only: no CameraDetection ${unknown.join(", ")} in ${values.cameras}`);
+    manifests.cameras = manifests.cameras.filter((c) => only.has(c.id));
+  }
+  if (env.VIGIL_BUS === "ipc" && !process.send)
+    throw new Error("VIGIL_BUS=ipc needs an IPC channel to the parent (a worker forked by `vigil up`)");
   if (!manifests && !(env.POD_NAME && env.POD_NAMESPACE))
     throw new Error(
       "vigil worker: give --cameras FILE (CameraDetections and Secrets), or run in a pod (POD_NAME, POD_NAMESPACE)",
@@ -47,7 +61,7 @@ export async function runWorker(argv: string[]): Promise<void> {
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const detector = await loadDetector(env.VIGIL_MODEL.replace(/^file:\/\//, ""), {
+  const detector = await loadThreadedDetector(env.VIGIL_MODEL.replace(/^file:\/\//, ""), {
     providers: env.VIGIL_EXECUTION_PROVIDERS.split(",") as Provider[],
     threads: env.VIGIL_THREADS,
     ...(env.VIGIL_MODEL_SHA256 ? { sha256: env.VIGIL_MODEL_SHA256 } : {}),
@@ -57,7 +71,7 @@ export async function runWorker(argv: string[]): Promise<void> {
     { head: detector.head, size: detector.size, provider: detector.provider, note: detector.providerNote },
     "model loaded",
   );
-  const bus = createRedisBus(env.REDIS_URL, registry, log);
+  const bus = env.VIGIL_BUS === "ipc" ? createIpcBus(registry, log) : createRedisBus(env.REDIS_URL, registry, log);
   let kube: ReturnType<typeof watchAssignedCameras> | undefined;
   const pipeline = createPipeline({
     detector,
@@ -91,9 +105,17 @@ export async function runWorker(argv: string[]): Promise<void> {
     "worker listening",
   );
 
+  let onDisconnect: (() => void) | undefined;
   await new Promise<void>((resolve) => {
     for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve());
+    if (env.VIGIL_BUS === "ipc") {
+      // Forked by `vigil up`: the parent going away (even SIGKILLed) ends the worker too.
+      onDisconnect = () => resolve();
+      process.once("disconnect", onDisconnect);
+      if (!process.connected) resolve();
+    }
   });
+  if (onDisconnect) process.off("disconnect", onDisconnect);
   kube?.stop();
   await pipeline.stop();
   await bus.close();

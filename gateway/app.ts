@@ -1,0 +1,182 @@
+// The gateway as a Fastify instance (not listening): REST under /api/v1, live events (SSE, WebSocket) and video
+// (WebSocket, MJPEG), probes and metrics, OpenAPI at /docs/json with its UI at /docs. Every route but /healthz and
+// the docs needs a bearer token. Each area is its own encapsulated plugin; they share one context.
+import cors from "@fastify/cors";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import websocket from "@fastify/websocket";
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
+import {
+  createJsonSchemaTransform,
+  hasZodFastifySchemaValidationErrors,
+  serializerCompiler,
+  validatorCompiler,
+} from "fastify-type-provider-zod";
+import { Registry } from "prom-client";
+import { authHook, redactUrl } from "./auth.ts";
+import { type CacheOptions, FeedCache } from "./cache.ts";
+import type { GatewayContext } from "./context.ts";
+import type { BusFeed, CameraCatalog } from "./feed.ts";
+import { mjpegRoutes } from "./live/mjpeg.ts";
+import { sseRoutes } from "./live/sse.ts";
+import { VideoHub } from "./live/video-hub.ts";
+import { wsRoutes } from "./live/ws.ts";
+import { gatewayMetrics } from "./metrics.ts";
+import { apiRoutes } from "./routes/api.ts";
+import { healthRoutes } from "./routes/health.ts";
+
+export type GatewayOptions = {
+  feed: BusFeed;
+  catalog: CameraCatalog;
+  /** Accepted bearer tokens (at least one). */
+  tokens: string[];
+  /** Origins allowed by CORS (`true`: any, reflecting the request's). CORS is off when unset or empty. */
+  corsOrigins?: string[] | true;
+  /** REST requests per minute per client address; 0 turns the limit off (default 6000). */
+  rateLimitPerMinute?: number;
+  /** Where the metrics go (the feed's too, when it was given the same one); a new one when unset. */
+  registry?: Registry;
+  /** A pino logger; requests are logged through it with tokens masked. Silent when unset. */
+  logger?: FastifyBaseLogger;
+  cache?: Omit<CacheOptions, "registry">;
+  heartbeatMs?: number;
+  frameBufferFrames?: number;
+  eventBufferBytes?: number;
+  trustProxy?: boolean;
+  /**
+   * On close, requests in flight get this long to finish before every connection is dropped: a client may hold
+   * a connection on which it never sends a request (undici and browsers open them ahead), which Node's server
+   * would otherwise wait out for its headersTimeout (60 s). Default 3000.
+   */
+  closeGraceMs?: number;
+};
+
+export const API_PREFIX = "/api/v1";
+
+/** Open routes: liveness and the API description (the docs UI cannot send a token for its own assets). */
+const isOpen = (path: string) => path === "/healthz" || path === "/docs" || path.startsWith("/docs/");
+
+/** What the access log shows of a request: never the Authorization header, never an access_token value. */
+const requestSerializer = (req: FastifyRequest) => ({
+  method: req.method,
+  url: redactUrl(req.url),
+  remoteAddress: req.ip,
+});
+
+function parameterMessage(err: FastifyError): string {
+  const where = err.validationContext === "querystring" ? "query" : (err.validationContext ?? "request");
+  return (err.validation ?? [])
+    .map((v) => {
+      const name = v.instancePath.replace(/^\//, "").replaceAll("/", ".");
+      return name ? `invalid ${where} parameter '${name}': ${v.message}` : `invalid ${where}: ${v.message}`;
+    })
+    .join("; ");
+}
+
+export function buildGateway(opts: GatewayOptions): FastifyInstance {
+  const registry = opts.registry ?? new Registry();
+  const metrics = gatewayMetrics(registry);
+  const cache = new FeedCache(opts.feed, { ...opts.cache, registry });
+  const ctx: GatewayContext = {
+    feed: opts.feed,
+    catalog: opts.catalog,
+    cache,
+    hub: new VideoHub(opts.feed, cache),
+    metrics,
+    heartbeatMs: opts.heartbeatMs ?? 15_000,
+    frameBufferFrames: opts.frameBufferFrames ?? 2,
+    eventBufferBytes: opts.eventBufferBytes ?? 1 << 20,
+    streams: new Set(),
+  };
+
+  const app = Fastify({
+    ...(opts.logger
+      ? {
+          loggerInstance: opts.logger.child(
+            {},
+            {
+              serializers: { req: requestSerializer },
+              redact: ["req.headers.authorization", "headers.authorization", "authorization"],
+            },
+          ),
+        }
+      : {}),
+    trustProxy: opts.trustProxy ?? false,
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (hasZodFastifySchemaValidationErrors(err) || err.validation)
+      return reply.code(400).send({ error: "bad_request", message: parameterMessage(err) });
+    const status = err.statusCode ?? 500;
+    if (status === 429)
+      return reply.code(429).send({ error: "rate_limited", message: err.message || "too many requests" });
+    if (status >= 500) {
+      req.log.error({ err }, "request failed");
+      return reply.code(status).send({ error: "internal", message: "internal error" });
+    }
+    return reply.code(status).send({ error: err.code?.toLowerCase() ?? "error", message: err.message });
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply
+      .code(404)
+      .send({ error: "not_found", message: `no route ${req.method} ${redactUrl(req.url.split("?")[0] ?? "")}` }),
+  );
+
+  app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  const origins = opts.corsOrigins;
+  if (origins === true || (origins && origins.length > 0))
+    app.register(cors, {
+      origin: origins,
+      methods: ["GET", "HEAD", "OPTIONS"],
+      allowedHeaders: ["authorization", "content-type", "last-event-id"],
+      maxAge: 600,
+    });
+  app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: {
+        title: "Vigil gateway",
+        version: "0.1.0",
+        description:
+          "Cameras, stats and events of Vigil, live events (SSE, WebSocket) and annotated video (WebSocket, MJPEG). Send `Authorization: Bearer <token>`; where a browser cannot (EventSource, <img>, WebSocket), `?access_token=<token>`.",
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: "http", scheme: "bearer" },
+          accessToken: { type: "apiKey", in: "query", name: "access_token" },
+        },
+      },
+      security: [{ bearer: [] }, { accessToken: [] }],
+    },
+    transform: createJsonSchemaTransform({ skipList: [] }),
+  });
+  app.register(swaggerUi, { routePrefix: "/docs" });
+
+  // Preflight requests carry no credentials by design; CORS answers them.
+  const auth = authHook(opts.tokens, isOpen);
+  app.addHook("onRequest", async (req, reply) => {
+    if (req.method !== "OPTIONS") return auth(req, reply);
+  });
+  app.addHook("onResponse", async (req, reply) => {
+    metrics.httpDuration.observe(
+      { method: req.method, route: req.routeOptions.url ?? "unmatched", status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+  app.addHook("preClose", async () => {
+    for (const end of [...ctx.streams]) end();
+    const force = setTimeout(() => app.server.closeAllConnections(), opts.closeGraceMs ?? 3000);
+    force.unref();
+    app.server.once("close", () => clearTimeout(force));
+  });
+
+  app.register(healthRoutes, { ctx });
+  app.register(apiRoutes, { prefix: API_PREFIX, ctx, rateLimitPerMinute: opts.rateLimitPerMinute ?? 6000 });
+  app.register(sseRoutes, { prefix: API_PREFIX, ctx });
+  app.register(wsRoutes, { prefix: API_PREFIX, ctx });
+  app.register(mjpegRoutes, { prefix: API_PREFIX, ctx });
+  return app;
+}

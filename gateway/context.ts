@@ -1,0 +1,26 @@
+// What the gateway's encapsulated plugins share, handed to each as a plugin option.
+import type { FeedCache } from "./cache.ts";
+import type { BusFeed, CameraCatalog } from "./feed.ts";
+import type { VideoHub } from "./live/video-hub.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+
+export type GatewayContext = {
+  feed: BusFeed;
+  catalog: CameraCatalog;
+  cache: FeedCache;
+  hub: VideoHub;
+  metrics: GatewayMetrics;
+  /** SSE comment heartbeat period. */
+  heartbeatMs: number;
+  /** A video client's send buffer may hold this many frames; beyond it, frames are dropped for that client. */
+  frameBufferFrames: number;
+  /** An event stream whose client lags by more than this many bytes is closed (it resumes from the cache). */
+  eventBufferBytes: number;
+  /** Live HTTP streams to end when the server closes (WebSockets are closed by @fastify/websocket). */
+  streams: Set<() => void>;
+};
+
+export type WithContext = { ctx: GatewayContext };
+
+/** Events of cameras the catalog serves: one Redis may carry cameras of namespaces this gateway does not serve. */
+export const servedCamera = (ctx: GatewayContext) => (cameraId: string) => ctx.catalog.camera(cameraId) !== undefined;

@@ -1,0 +1,104 @@
+// `vigil gateway`: the HTTP gateway over the bus (Redis) and the camera catalog (the Kubernetes API, or a
+// manifest file with --manifests). Settings from the environment, validated at start; stops cleanly on SIGTERM.
+import { parseArgs } from "node:util";
+import pino from "pino";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import { z } from "zod";
+import { loadKubeConfig } from "../operator/kube/client.ts";
+import { buildGateway } from "./app.ts";
+import { createKubeCatalog } from "./catalog-kube.ts";
+import { createStaticCatalog } from "./catalog-static.ts";
+import type { CameraCatalog } from "./feed.ts";
+import { createRedisFeed } from "./redis-feed.ts";
+
+const list = (v: string) =>
+  v
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+export const gatewayEnv = z.object({
+  VIGIL_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  VIGIL_HOST: z.string().min(1).default("0.0.0.0"),
+  VIGIL_API_TOKEN: z
+    .string({ error: "is required: one or more API tokens, comma-separated" })
+    .transform(list)
+    .refine((t) => t.length > 0, "is required: one or more API tokens, comma-separated"),
+  REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
+  KUBECONFIG: z.string().optional(),
+  VIGIL_WATCH_NAMESPACE: z.string().optional().describe("Only this namespace's cameras; all when unset."),
+  VIGIL_CORS_ORIGINS: z
+    .string()
+    .optional()
+    .describe("Comma-separated allowed origins, or * for any; CORS is off when unset."),
+  VIGIL_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(6000),
+  VIGIL_TRUST_PROXY: z.enum(["true", "false"]).default("false"),
+  VIGIL_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+});
+export type GatewayEnv = z.infer<typeof gatewayEnv>;
+
+export function loadGatewayEnv(env: NodeJS.ProcessEnv = process.env): GatewayEnv {
+  const parsed = gatewayEnv.safeParse(env);
+  if (!parsed.success)
+    throw new Error(
+      `invalid gateway configuration: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`,
+    );
+  return parsed.data;
+}
+
+export async function runGateway(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { manifests: { type: "string" } } });
+  const env = loadGatewayEnv();
+  const log = pino({
+    level: env.LOG_LEVEL,
+    base: { component: "gateway" },
+    redact: ["req.headers.authorization", "headers.authorization"],
+  });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const catalog: CameraCatalog = values.manifests
+    ? createStaticCatalog(values.manifests)
+    : createKubeCatalog(loadKubeConfig(env.KUBECONFIG), {
+        ...(env.VIGIL_WATCH_NAMESPACE ? { namespace: env.VIGIL_WATCH_NAMESPACE } : {}),
+        log,
+      });
+  const feed = createRedisFeed(env.REDIS_URL, { registry, log });
+  const cors = env.VIGIL_CORS_ORIGINS;
+  const app = buildGateway({
+    feed,
+    catalog,
+    tokens: env.VIGIL_API_TOKEN,
+    registry,
+    logger: log,
+    rateLimitPerMinute: env.VIGIL_RATE_LIMIT_PER_MINUTE,
+    trustProxy: env.VIGIL_TRUST_PROXY === "true",
+    ...(cors ? { corsOrigins: cors.trim() === "*" ? (true as const) : list(cors) } : {}),
+  });
+  await app.listen({ host: env.VIGIL_HOST, port: env.VIGIL_PORT });
+  log.info(
+    {
+      catalog: values.manifests
+        ? `manifests ${values.manifests}`
+        : `kubernetes ${env.VIGIL_WATCH_NAMESPACE ?? "(all namespaces)"}`,
+      tokens: env.VIGIL_API_TOKEN.length,
+    },
+    "gateway listening",
+  );
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve(sig));
+  });
+  log.info({ signal }, "shutting down");
+  const deadline = setTimeout(() => {
+    log.warn("shutdown timed out; exiting");
+    process.exit(1);
+  }, env.VIGIL_SHUTDOWN_TIMEOUT_MS);
+  deadline.unref();
+  await app.close(); // stops accepting, ends live streams and WebSockets, waits for requests in flight
+  await feed.close();
+  await catalog.close();
+  clearTimeout(deadline);
+  log.info("gateway stopped");
+}

@@ -1,0 +1,89 @@
+// The gateway's HTTP contract as zod schemas: they validate requests, serialize responses (fastify-type-provider-zod)
+// and become the OpenAPI document at /docs/json. Bus messages reuse the workers' own schemas.
+import { z } from "zod";
+import { eventMessage, statsMessage } from "../worker/publish/messages.ts";
+import type { CameraSummary, PoolSummary } from "./feed.ts";
+
+export const errorBody = z
+  .object({
+    error: z.string().describe("Machine-readable code: unauthorized, not_found, bad_request, rate_limited, …"),
+    message: z.string().describe("What went wrong, for people."),
+  })
+  .describe("An error");
+export type ErrorBody = z.infer<typeof errorBody>;
+
+export const cameraSummary = z.object({
+  id: z.string().describe("The CameraDetection's name; unique across the namespaces one gateway serves."),
+  namespace: z.string(),
+  pool: z.string(),
+  source: z.string().describe("Stream URL with credentials and query values masked."),
+  targetFps: z.number(),
+  zones: z.array(z.object({ name: z.string(), polygon: z.array(z.array(z.number())) })),
+  rules: z.array(z.object({ name: z.string(), kind: z.string(), severity: z.string() })),
+  paused: z.boolean(),
+  status: z.object({
+    phase: z.string().optional(),
+    worker: z.string().optional(),
+    fps: z.number().optional(),
+    lastFrameTime: z.string().optional(),
+    conditions: z.array(z.unknown()).optional(),
+  }),
+});
+
+export const cameraView = cameraSummary.extend({
+  stats: statsMessage.nullable().describe("The camera's latest stats message from the bus, null before the first."),
+});
+export type CameraView = z.infer<typeof cameraView>;
+
+export const poolSummary = z.object({
+  name: z.string(),
+  namespace: z.string(),
+  model: z.object({ uri: z.string(), format: z.string(), inputSize: z.number() }),
+  camerasPerWorker: z.number(),
+  minWorkers: z.number(),
+  maxWorkers: z.number(),
+  status: z.record(z.string(), z.unknown()),
+});
+
+const EPOCH_MS = /^\d{1,15}$/;
+const RFC3339 = z.iso.datetime({ offset: true });
+
+/** `since` as epoch milliseconds or an RFC 3339 time; undefined when absent or invalid (the schema rejects those). */
+export function parseSince(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (EPOCH_MS.test(v)) return Number(v);
+  return RFC3339.safeParse(v).success ? Date.parse(v) : undefined;
+}
+
+export const eventsQuery = z.object({
+  since: z
+    .string()
+    .refine((v) => parseSince(v) !== undefined, "must be an RFC 3339 time (2025-01-31T12:00:00Z) or epoch milliseconds")
+    .optional()
+    .describe(
+      "Only events after this time (exclusive), oldest first, at most `limit` of them: page forward with the last timestamp seen. Without it: the latest `limit` events.",
+    ),
+  limit: z.coerce.number().int().min(1).max(1000).default(100).describe("1 to 1000, default 100."),
+});
+
+export const cameraParams = z.object({ id: z.string().min(1).max(253).describe("Camera id (CameraDetection name).") });
+
+export const eventsStreamQuery = z.object({
+  camera: z.string().min(1).optional().describe("Only this camera's events."),
+});
+
+export const readyBody = z.object({
+  ready: z.boolean(),
+  feed: z.boolean().describe("The bus feed is connected."),
+  catalog: z.boolean().describe("The camera catalog has synced."),
+  message: z.string(),
+});
+
+export { eventMessage, statsMessage };
+
+// The feed's types and these schemas describe the same objects: this fails to compile when they drift apart.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _camera: Same<z.infer<typeof cameraSummary>, CameraSummary> = true;
+const _pool: Same<z.infer<typeof poolSummary>, PoolSummary> = true;
+void _camera;
+void _pool;

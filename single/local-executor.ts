@@ -1,0 +1,334 @@
+// Workers as supervised local processes: the manifests' cameras are packed onto workers per DetectorPool with the
+// operator's own placement (assignCameras, desiredReplicas), and each worker is `vigil worker --cameras FILE
+// --only a,b` forked with an IPC channel (or publishing to Redis), restarted with backoff when it exits.
+import { type ChildProcess, fork } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { pathToFileURL } from "node:url";
+import type { Logger } from "pino";
+import { stringify } from "yaml";
+import type { BusFeed } from "../gateway/feed.ts";
+import type { IpcFeed } from "../gateway/ipc-feed.ts";
+import type { DetectorPool } from "../operator/api/detector-pool.ts";
+import { assignCameras, desiredReplicas } from "../operator/controllers/assignment.ts";
+import type { LocalManifests } from "../worker/manifests.ts";
+import type { Executor, WorkerInfo } from "./executor.ts";
+import { type SupervisedProcess, Supervisor, type SupervisorOptions } from "./supervisor.ts";
+
+export const ROOT = join(import.meta.dirname, "..");
+export const VIGIL_BIN = join(ROOT, "bin", "vigil.ts");
+/** The model the tests use (bash hack/fixtures.sh): what a pool runs when its own model file is not on this host. */
+export const FIXTURE_MODEL = join(ROOT, ".cache", "fixtures", "yolov8n.onnx");
+
+/**
+ * file:// URLs on one host: `file:///abs/path` as usual, and `file://./rel` or `file://../rel` relative to `base`
+ * (the directory `vigil up` runs in). Returns an absolute file:// URL; other URLs come back unchanged.
+ */
+export function resolveFileUrl(url: string, base: string): string {
+  if (!/^file:\/\/\.\.?\//.test(url)) return url;
+  return pathToFileURL(resolve(base, decodeURIComponent(url.slice("file://".length)))).href;
+}
+
+/** A file:// URL's path (relative forms resolved against base), or undefined for other schemes. */
+export function fileUrlPath(url: string, base: string): string | undefined {
+  if (!url.startsWith("file://")) return undefined;
+  const path = decodeURIComponent(new URL(resolveFileUrl(url, base)).pathname);
+  return isAbsolute(path) ? path : resolve(base, path);
+}
+
+export type ModelChoice = {
+  path: string;
+  sha256?: string | undefined;
+  format?: "yolov5" | "yolov8" | "yolov11" | undefined;
+  /** Why the pool's own model is not used, when it is not. */
+  fallback?: string | undefined;
+};
+
+/** The pool's model when it is a file on this host, else the fixture model (its checksum and format then unused). */
+export function resolveModel(
+  pool: DetectorPool | undefined,
+  base: string,
+  exists: (path: string) => boolean = existsSync,
+): ModelChoice {
+  if (!pool) return { path: FIXTURE_MODEL, fallback: "no DetectorPool" };
+  const { uri, sha256, format } = pool.spec.model;
+  const path = fileUrlPath(uri, base);
+  if (path && exists(path)) return { path, sha256, format };
+  return {
+    path: FIXTURE_MODEL,
+    fallback: path ? `${path} does not exist on this host` : `${uri} is not a local file (only file:// runs locally)`,
+  };
+}
+
+export type WorkerPlan = { name: string; pool: string; cameras: string[] };
+export type Placement = {
+  pool: string;
+  worker?: string | undefined;
+  /** Assigned, or why not: Paused, PoolNotFound, PoolFull (as the operator's Scheduled condition says). */
+  reason: "Assigned" | "Paused" | "PoolNotFound" | "PoolFull";
+  message: string;
+};
+
+/**
+ * Packs cameras onto workers as the operator would: per pool, desiredReplicas workers named `<pool>-<n>`, cameras
+ * in file order (older first) by assignCameras. Workers left without cameras are not started (minWorkers idles
+ * nothing on one host). Pure.
+ */
+export function planWorkers(manifests: LocalManifests): { workers: WorkerPlan[]; placements: Map<string, Placement> } {
+  const placements = new Map<string, Placement>();
+  const workers: WorkerPlan[] = [];
+  const pools = new Map(manifests.pools.map((p) => [p.metadata.name, p]));
+  const byPool = new Map<string, string[]>();
+  for (const cam of manifests.cameras) {
+    const pool = cam.spec.poolRef.name;
+    if (cam.spec.paused) placements.set(cam.id, { pool, reason: "Paused", message: "camera is paused" });
+    else if (!pools.has(pool))
+      placements.set(cam.id, {
+        pool,
+        reason: "PoolNotFound",
+        message: `DetectorPool ${pool} is not in the manifests`,
+      });
+    else byPool.set(pool, [...(byPool.get(pool) ?? []), cam.id]);
+  }
+  for (const [name, pool] of pools) {
+    const cams = byPool.get(name) ?? [];
+    const { camerasPerWorker, minWorkers, maxWorkers } = pool.spec;
+    const replicas = desiredReplicas(cams.length, camerasPerWorker, minWorkers, maxWorkers);
+    const names = Array.from({ length: replicas }, (_, i) => `${name}-${i}`);
+    const result = assignCameras(
+      cams.map((key, i) => ({ key, createdAt: i })),
+      names.map((w) => ({ name: w, capacity: camerasPerWorker, assignable: true })),
+    );
+    for (const w of names) {
+      const mine = cams.filter((c) => result.assigned.get(c) === w);
+      if (mine.length) workers.push({ name: w, pool: name, cameras: mine });
+    }
+    for (const [cam, worker] of result.assigned)
+      placements.set(cam, { pool: name, worker, reason: "Assigned", message: `assigned to worker ${worker}` });
+    for (const cam of result.unassigned)
+      placements.set(cam, {
+        pool: name,
+        reason: "PoolFull",
+        message: `pool ${name} is full: ${maxWorkers} workers × ${camerasPerWorker} cameras`,
+      });
+  }
+  return { workers, placements };
+}
+
+/** The cameras again as CameraDetection and Secret documents, with file:// URLs made absolute. */
+export function resolvedManifests(manifests: LocalManifests, base: string): string {
+  const docs: unknown[] = [];
+  manifests.cameras.forEach((cam, i) => {
+    const secret = cam.credentials ? `credentials-${i}` : undefined;
+    if (cam.credentials && secret)
+      docs.push({ apiVersion: "v1", kind: "Secret", metadata: { name: secret }, stringData: cam.credentials });
+    docs.push({
+      apiVersion: "vigil.dev/v1alpha1",
+      kind: "CameraDetection",
+      metadata: { name: cam.id },
+      spec: {
+        ...cam.spec,
+        source: {
+          ...cam.spec.source,
+          url: resolveFileUrl(cam.spec.source.url, base),
+          credentialsSecretRef: secret ? { name: secret, usernameKey: "username", passwordKey: "password" } : undefined,
+        },
+      },
+    });
+  });
+  return docs.map((d) => stringify(d)).join("---\n");
+}
+
+/** A worker's log line under `vigil up`: pino's JSON lines stay JSON with the worker's name added. */
+export function tagLine(worker: string, line: string): string {
+  return line.startsWith("{") && line.endsWith("}")
+    ? `{"worker":${JSON.stringify(worker)},${line.slice(1)}`
+    : `[${worker}] ${line}`;
+}
+
+export type LocalExecutorOptions = {
+  manifests: LocalManifests;
+  /** Relative file:// URLs resolve against this (default: the current directory). */
+  base?: string;
+  /** IPC bus: workers publish to their parent, read by this feed. Otherwise they publish to Redis at redisUrl. */
+  bus: { ipc: IpcFeed } | { redisUrl: string; feed: BusFeed };
+  /** The environment workers inherit (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  log?: Logger;
+  /** Each line a worker prints (default: to this process's stdout/stderr, JSON lines tagged with the worker). */
+  output?: (worker: string, line: string, stream: "stdout" | "stderr") => void;
+  supervisor?: Pick<SupervisorOptions, "initialDelayMs" | "maxDelayMs" | "resetAfterMs" | "stopGraceMs" | "clock">;
+};
+
+export type LocalExecutor = Executor & {
+  placements(): Map<string, Placement>;
+  /** The worker serving a camera, if any. */
+  workerOf(cameraId: string): WorkerInfo | undefined;
+  /** The live child process of a worker (tests, diagnostics). */
+  child(worker: string): ChildProcess | undefined;
+};
+
+type Proc = { plan: WorkerPlan; child?: ChildProcess | undefined; tail: string[] };
+type Running = Proc & { supervisor: Supervisor };
+
+export function createLocalExecutor(opts: LocalExecutorOptions): LocalExecutor {
+  const base = opts.base ?? process.cwd();
+  const { log } = opts;
+  const env = opts.env ?? process.env;
+  const { workers: plans, placements } = planWorkers(opts.manifests);
+  const pools = new Map(opts.manifests.pools.map((p) => [p.metadata.name, p]));
+  const ipc = "ipc" in opts.bus ? opts.bus.ipc : undefined;
+  const feed: BusFeed = "ipc" in opts.bus ? opts.bus.ipc : opts.bus.feed;
+  const running = new Map<string, Running>();
+  const byCamera = new Map<string, string>();
+  for (const p of plans) for (const c of p.cameras) byCamera.set(c, p.name);
+  let dir: string | undefined;
+  let stopped = false;
+
+  // A worker is "running" once stats of one of its cameras arrive.
+  feed.on({
+    stats: (m) => {
+      const w = byCamera.get(m.camera_id);
+      if (w) running.get(w)?.supervisor.markRunning();
+    },
+  });
+
+  const output =
+    opts.output ??
+    ((worker: string, line: string, stream: "stdout" | "stderr") =>
+      (stream === "stdout" ? process.stdout : process.stderr).write(`${tagLine(worker, line)}\n`));
+
+  function spawnWorker(rt: Proc, file: string, onExit: (code: number | null, signal: NodeJS.Signals | null) => void) {
+    const { plan } = rt;
+    const model = resolveModel(pools.get(plan.pool), base);
+    const pool = pools.get(plan.pool);
+    const childEnv: NodeJS.ProcessEnv = {
+      ...env,
+      VIGIL_MODEL: model.path,
+      VIGIL_EXECUTION_PROVIDERS: env.VIGIL_EXECUTION_PROVIDERS ?? pool?.spec.executionProviders.join(",") ?? "cpu",
+      // Workers share the host's cores instead of each taking all of them.
+      VIGIL_THREADS: env.VIGIL_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / plans.length))),
+      VIGIL_WORKER_PORT: "0",
+      VIGIL_WORKER_HOST: "127.0.0.1",
+      VIGIL_REALTIME_FILES: "true",
+    };
+    delete childEnv.VIGIL_MODEL_SHA256;
+    delete childEnv.VIGIL_MODEL_FORMAT;
+    delete childEnv.POD_NAME;
+    delete childEnv.POD_NAMESPACE;
+    if (model.sha256) childEnv.VIGIL_MODEL_SHA256 = model.sha256;
+    if (model.format) childEnv.VIGIL_MODEL_FORMAT = model.format;
+    if (ipc) childEnv.VIGIL_BUS = "ipc";
+    else if ("redisUrl" in opts.bus) {
+      childEnv.VIGIL_BUS = "redis";
+      childEnv.REDIS_URL = opts.bus.redisUrl;
+    }
+    const child = fork(VIGIL_BIN, ["worker", "--cameras", file, "--only", plan.cameras.join(",")], {
+      serialization: "advanced",
+      execArgv: [],
+      env: childEnv,
+      cwd: base,
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+    });
+    rt.child = child;
+    rt.tail = [];
+    for (const [stream, name] of [
+      [child.stdout, "stdout"],
+      [child.stderr, "stderr"],
+    ] as const)
+      if (stream)
+        createInterface({ input: stream }).on("line", (line) => {
+          rt.tail.push(line);
+          if (rt.tail.length > 20) rt.tail.shift();
+          output(plan.name, line, name);
+        });
+    child.once("exit", (code, signal) => {
+      if (rt.child === child) rt.child = undefined;
+      onExit(code, signal);
+    });
+    child.once("error", (err) => {
+      log?.error({ worker: plan.name, err: err.message }, "worker could not be started");
+      if (rt.child === child) rt.child = undefined;
+      onExit(null, null);
+    });
+    ipc?.attach(child);
+    return child satisfies SupervisedProcess;
+  }
+
+  function info(rt: Running): WorkerInfo {
+    const exit = rt.supervisor.lastExit;
+    return {
+      name: rt.plan.name,
+      pool: rt.plan.pool,
+      cameras: [...rt.plan.cameras],
+      pid: rt.supervisor.pid,
+      restarts: rt.supervisor.restarts,
+      state: rt.supervisor.state,
+      lastExit: exit ? { code: exit.code, signal: exit.signal, at: new Date(exit.at).toISOString() } : undefined,
+    };
+  }
+
+  return {
+    async start() {
+      if (dir || stopped) return;
+      for (const [name, pool] of pools) {
+        if (!plans.some((p) => p.pool === name)) continue; // no cameras, no worker
+        const model = resolveModel(pool, base);
+        if (model.fallback)
+          log?.warn(
+            { pool: name, model: model.path, reason: model.fallback },
+            "pool model not found; using the fixture",
+          );
+        if (!existsSync(model.path))
+          throw new Error(
+            `pool ${name}: model ${model.path} does not exist (bash hack/fixtures.sh fetches the fixture)`,
+          );
+      }
+      for (const cam of opts.manifests.cameras) {
+        const path = fileUrlPath(cam.spec.source.url, base);
+        if (path && !existsSync(path)) log?.warn({ camera: cam.id, path }, "camera source file does not exist");
+      }
+      // The worker reads the same manifests, with relative file:// URLs resolved, from a private file.
+      dir = mkdtempSync(join(tmpdir(), "vigil-up-"));
+      const file = join(dir, "cameras.yaml");
+      writeFileSync(file, resolvedManifests(opts.manifests, base), { mode: 0o600 });
+      for (const plan of plans) {
+        const proc: Proc = { plan, tail: [] };
+        const supervisor = new Supervisor({
+          ...opts.supervisor,
+          spawn: (onExit) => spawnWorker(proc, file, onExit),
+          onStart: (started, restarts) =>
+            log?.info({ worker: plan.name, pid: started.pid, cameras: plan.cameras, restarts }, "worker started"),
+          onExit: (exit, delayMs) =>
+            log?.warn(
+              {
+                worker: plan.name,
+                code: exit.code,
+                signal: exit.signal,
+                restartInMs: delayMs,
+                output: proc.tail.slice(-5),
+              },
+              "worker exited; restarting",
+            ),
+        });
+        running.set(plan.name, Object.assign(proc, { supervisor }));
+        supervisor.start();
+      }
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all([...running.values()].map((rt) => rt.supervisor.stop()));
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    },
+    workers: () => [...running.values()].map(info),
+    placements: () => placements,
+    workerOf(cameraId) {
+      const w = byCamera.get(cameraId);
+      const rt = w ? running.get(w) : undefined;
+      return rt ? info(rt) : undefined;
+    },
+    child: (worker) => running.get(worker)?.child,
+  };
+}
