@@ -5,23 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests run for real: ffmpeg, Redis, GStreamer's RTSP server (with Debian's python3).
-missing=()
-command -v openssl >/dev/null || missing+=(openssl)
-command -v flock >/dev/null || missing+=(util-linux)
-command -v ffmpeg >/dev/null || missing+=(ffmpeg)
-command -v redis-server >/dev/null || missing+=(redis-server)
-/usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null ||
-  missing+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-    gstreamer1.0-plugins-ugly gstreamer1.0-libav)
-/usr/bin/python3 -c 'import gi; gi.require_version("Gst", "1.0"); from gi.repository import Gst; Gst.init(None); assert Gst.ElementFactory.find("x264enc")' 2>/dev/null ||
-  missing+=(gstreamer1.0-plugins-ugly)
-if ((${#missing[@]})); then
-  echo "[test] installing Debian packages: ${missing[*]}" >&2
-  sudo=(); [[ $(id -u) == 0 ]] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+# Debian packages the tests run for real: ffmpeg, Redis, GStreamer's RTSP server, Chromium for the dashboard.
+# shellcheck source=hack/debian.sh
+source hack/debian.sh
+ensure_debian openssl flock ffmpeg redis rtsp chromium
 command -v go >/dev/null || { echo "[test] Go is required to build the Kubernetes test binaries (https://go.dev/dl)" >&2; exit 1; }
 
 bash hack/cluster.sh build
