@@ -1,6 +1,7 @@
 // The gateway as a Fastify instance (not listening): REST under /api/v1, live events (SSE, WebSocket) and video
-// (WebSocket, MJPEG), probes and metrics, OpenAPI at /docs/json with its UI at /docs. Every route but /healthz and
-// the docs needs a bearer token. Each area is its own encapsulated plugin; they share one context.
+// (WebSocket, MJPEG), probes and metrics, OpenAPI at /docs/json with its UI at /docs, the dashboard at /. Every route
+// but /healthz, the docs and the dashboard's static files needs a bearer token. Each area is its own encapsulated
+// plugin; they share one context.
 import cors from "@fastify/cors";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
@@ -23,6 +24,7 @@ import { VideoHub } from "./live/video-hub.ts";
 import { wsRoutes } from "./live/ws.ts";
 import { gatewayMetrics } from "./metrics.ts";
 import { apiRoutes } from "./routes/api.ts";
+import { DASHBOARD_PATHS, dashboardRoutes } from "./routes/dashboard.ts";
 import { healthRoutes } from "./routes/health.ts";
 
 export type GatewayOptions = {
@@ -53,8 +55,10 @@ export type GatewayOptions = {
 
 export const API_PREFIX = "/api/v1";
 
-/** Open routes: liveness and the API description (the docs UI cannot send a token for its own assets). */
-const isOpen = (path: string) => path === "/healthz" || path === "/docs" || path.startsWith("/docs/");
+/** Open routes: liveness, the API description (the docs UI cannot send a token for its own assets), the dashboard's
+ * static files (no data: the page sends its token on every call it makes). */
+const isOpen = (path: string) =>
+  path === "/healthz" || path === "/docs" || path.startsWith("/docs/") || DASHBOARD_PATHS.has(path);
 
 /** What the access log shows of a request: never the Authorization header, never an access_token value. */
 const requestSerializer = (req: FastifyRequest) => ({
@@ -178,5 +182,6 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
   app.register(sseRoutes, { prefix: API_PREFIX, ctx });
   app.register(wsRoutes, { prefix: API_PREFIX, ctx });
   app.register(mjpegRoutes, { prefix: API_PREFIX, ctx });
+  app.register(dashboardRoutes);
   return app;
 }
