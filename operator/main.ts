@@ -46,7 +46,14 @@ function informer(
   return inf;
 }
 
-export async function runOperator(env: OperatorEnv = loadOperatorEnv()): Promise<void> {
+export type OperatorHooks = {
+  /** Stops the operator instead of SIGTERM/SIGINT (when it runs inside another process). */
+  signal?: AbortSignal;
+  /** Its caches, once synced: what an Executor reports its workers from. */
+  onSynced?: (caches: Caches) => void;
+};
+
+export async function runOperator(env: OperatorEnv = loadOperatorEnv(), hooks: OperatorHooks = {}): Promise<void> {
   const log = pino({ level: env.LOG_LEVEL, base: { component: "operator" } });
   const kc = loadKubeConfig(env.KUBECONFIG);
   const clients = makeClients(kc);
@@ -129,7 +136,8 @@ export async function runOperator(env: OperatorEnv = loadOperatorEnv()): Promise
 
   const stop = new AbortController();
   let exitCode = 0;
-  for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => stop.abort());
+  if (hooks.signal) hooks.signal.addEventListener("abort", () => stop.abort(), { once: true });
+  else for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => stop.abort());
 
   const leaseName = env.VIGIL_LEASE_NAME;
   leaderStatus.set({ name: leaseName }, 0);
@@ -142,6 +150,7 @@ export async function runOperator(env: OperatorEnv = loadOperatorEnv()): Promise
     new Promise((r) => stop.signal.addEventListener("abort", r)),
   ]);
   log.info({ watchNamespace: env.VIGIL_WATCH_NAMESPACE ?? "(all)" }, "caches synced; controllers starting");
+  hooks.onSynced?.(caches);
   const running = Promise.all([cameraCtl.run(), poolCtl.run()]);
 
   if (elector) {

@@ -1,0 +1,53 @@
+// Both executors behind one interface: the Kubernetes one is the operator, run in-process here against the
+// real apiserver, and reports the workers its pools' status describes.
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { operatorEnv } from "../../operator/config.ts";
+import { createKubernetesExecutor } from "../../operator/executor.ts";
+import type { Clients } from "../../operator/kube/client.ts";
+import { admin, createCr, freshNamespace, waitFor } from "../setup/kube.ts";
+
+let c: Clients;
+let ns: string;
+let executor: ReturnType<typeof createKubernetesExecutor>;
+
+beforeAll(async () => {
+  c = admin();
+  ns = await freshNamespace(c, "ex");
+  executor = createKubernetesExecutor(
+    operatorEnv.parse({
+      KUBECONFIG: inject("kubeconfig"),
+      VIGIL_WATCH_NAMESPACE: ns,
+      VIGIL_NAMESPACE: ns,
+      VIGIL_HEALTH_PORT: "0",
+      VIGIL_HEALTH_HOST: "127.0.0.1",
+      LOG_LEVEL: "warn",
+    }),
+  );
+  await executor.start();
+});
+afterAll(async () => {
+  await executor?.stop();
+});
+
+it("places cameras on pool workers and reports them as WorkerInfo", { timeout: 30_000 }, async () => {
+  await createCr(c, "detectorpools", ns, {
+    apiVersion: "vigil.dev/v1alpha1",
+    kind: "DetectorPool",
+    metadata: { name: "p" },
+    spec: { model: { uri: "file:///m.onnx" }, camerasPerWorker: 2, maxWorkers: 2 },
+  } as KubernetesObject);
+  for (const name of ["a", "b", "c"])
+    await createCr(c, "cameradetections", ns, {
+      apiVersion: "vigil.dev/v1alpha1",
+      kind: "CameraDetection",
+      metadata: { name },
+      spec: { source: { url: `rtsp://127.0.0.1/${name}` }, poolRef: { name: "p" } },
+    } as KubernetesObject);
+  const workers = await waitFor("two workers with three cameras", async () => {
+    const w = executor.workers();
+    return w.length === 2 && w.reduce((n, x) => n + x.cameras.length, 0) === 3 && w;
+  });
+  expect(workers.map((w) => w.name).sort()).toEqual(["p-worker-0", "p-worker-1"]);
+  for (const w of workers) expect(w).toMatchObject({ pool: "p", state: "starting", pid: undefined, restarts: 0 });
+});
