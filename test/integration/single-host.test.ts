@@ -2,10 +2,11 @@
 // fixture video and publish over their IPC channel; the parent reads them through the IPC feed.
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { chromium } from "playwright-core";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
@@ -436,6 +437,42 @@ describe("vigil up -f hack/demo/cameras.yaml", () => {
     await reader.cancel();
     expect(bytes.indexOf(Buffer.from([0xff, 0xd8]))).toBeGreaterThanOrEqual(0);
     process.stdout.write(`[single-host] vigil up → lobby stats with persons over HTTP ${statsMs} ms\n`);
+
+    // What a newcomer sees: the printed URL in a real browser shows both cameras' detections and events.
+    const browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+      ],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+      await page.goto(url[1]!);
+      await page.waitForFunction(
+        () => {
+          const d = (globalThis as any).document;
+          const tiles = [...d.querySelectorAll('[data-testid="camera-tile"]')];
+          return (
+            tiles.length === 2 &&
+            tiles.every((t: any) => t.querySelector('[data-testid="camera-video"]').naturalWidth > 0) &&
+            d.querySelectorAll('[data-testid="event-row"]').length > 0
+          );
+        },
+        undefined,
+        { timeout: 30_000 },
+      );
+      mkdirSync(join(ROOT, ".cache", "artifacts"), { recursive: true });
+      await page.screenshot({ path: join(ROOT, ".cache", "artifacts", "vigil-up.png") });
+    } finally {
+      await browser.close();
+    }
 
     // A client connection that never sends a request (as a browser's preconnect) must not hold the shutdown.
     const idle = connect(Number(base.port), "127.0.0.1");
