@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
@@ -15,11 +15,11 @@ import { buildGateway } from "../../gateway/app.ts";
 import { createStaticCatalog } from "../../gateway/catalog-static.ts";
 import type { BusFeed } from "../../gateway/feed.ts";
 import { createRedisFeed } from "../../gateway/redis-feed.ts";
+import { launchChromium } from "../setup/browser.ts";
 import { metricValue, ROOT } from "../setup/operator-env.ts";
 import { FIXTURES, freePort, type Service, startRedis, startRtsp, waitFor } from "../setup/services.ts";
 
 const VIDEO = join(FIXTURES, "vtest.avi");
-const CHROMIUM = "/usr/bin/chromium";
 const TOKEN = "dashboard-test-token-0123456789";
 const ARTIFACTS = join(ROOT, ".cache", "artifacts");
 const VIEWPORT = { width: 1440, height: 900 };
@@ -117,19 +117,7 @@ beforeAll(async () => {
   const address = app.server.address();
   base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-dev-shm-usage",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-      "--disable-quic",
-    ],
-  });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {

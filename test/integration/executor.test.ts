@@ -1,11 +1,10 @@
 // Both executors behind one interface: the Kubernetes one is the operator, run in-process here against the
 // real apiserver, and reports the workers its pools' status describes.
-import type { KubernetesObject } from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { operatorEnv } from "../../operator/config.ts";
 import { createKubernetesExecutor } from "../../operator/executor.ts";
 import type { Clients } from "../../operator/kube/client.ts";
-import { admin, createCr, freshNamespace, waitFor } from "../setup/kube.ts";
+import { admin, cameraManifest, createCr, freshNamespace, poolManifest, waitFor } from "../setup/kube.ts";
 
 let c: Clients;
 let ns: string;
@@ -31,19 +30,8 @@ afterAll(async () => {
 });
 
 it("places cameras on pool workers and reports them as WorkerInfo", { timeout: 30_000 }, async () => {
-  await createCr(c, "detectorpools", ns, {
-    apiVersion: "vigil.dev/v1alpha1",
-    kind: "DetectorPool",
-    metadata: { name: "p" },
-    spec: { model: { uri: "file:///m.onnx" }, camerasPerWorker: 2, maxWorkers: 2 },
-  } as KubernetesObject);
-  for (const name of ["a", "b", "c"])
-    await createCr(c, "cameradetections", ns, {
-      apiVersion: "vigil.dev/v1alpha1",
-      kind: "CameraDetection",
-      metadata: { name },
-      spec: { source: { url: `rtsp://127.0.0.1/${name}` }, poolRef: { name: "p" } },
-    } as KubernetesObject);
+  await createCr(c, "detectorpools", ns, poolManifest("p", { camerasPerWorker: 2, maxWorkers: 2 }));
+  for (const name of ["a", "b", "c"]) await createCr(c, "cameradetections", ns, cameraManifest(name, "p"));
   const workers = await waitFor("two workers with three cameras", async () => {
     const w = executor.workers();
     return w.length === 2 && w.reduce((n, x) => n + x.cameras.length, 0) === 3 && w;

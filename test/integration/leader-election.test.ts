@@ -1,16 +1,17 @@
 // Two operator processes share one Lease: exactly one reconciles; kill it and the other takes over.
 
-import type { KubernetesObject } from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Clients } from "../../operator/kube/client.ts";
 import {
   admin,
+  cameraManifest,
   createCr,
   freshNamespace,
   getCr,
   metricValue,
   type OperatorProc,
   operatorKubeconfig,
+  poolManifest,
   startOperator,
   waitFor,
 } from "../setup/kube.ts";
@@ -26,13 +27,7 @@ const scheduled = async (name: string) => {
   const o = await getCr<Obj>(c, "cameradetections", ns, name);
   return o.status?.conditions?.some((x: Obj) => x.type === "Scheduled" && x.status === "True");
 };
-const camera = (name: string) =>
-  ({
-    apiVersion: "vigil.dev/v1alpha1",
-    kind: "CameraDetection",
-    metadata: { name },
-    spec: { source: { url: `rtsp://127.0.0.1/${name}` }, poolRef: { name: "p" } },
-  }) as KubernetesObject;
+const camera = (name: string) => cameraManifest(name, "p");
 
 beforeAll(async () => {
   c = admin();
@@ -48,12 +43,7 @@ afterAll(async () => {
 it("exactly one replica reconciles; the other takes over within 15 s of the leader's death", async () => {
   const leader = await waitFor("a lease holder", async () => (await holder()) || undefined);
   const standby = leader === "op-a" ? "op-b" : "op-a";
-  await createCr(c, "detectorpools", ns, {
-    apiVersion: "vigil.dev/v1alpha1",
-    kind: "DetectorPool",
-    metadata: { name: "p" },
-    spec: { model: { uri: "file:///m.onnx" }, camerasPerWorker: 4, maxWorkers: 2 },
-  } as KubernetesObject);
+  await createCr(c, "detectorpools", ns, poolManifest("p", { camerasPerWorker: 4, maxWorkers: 2 }));
   await createCr(c, "cameradetections", ns, camera("cam-1"));
   await waitFor("cam-1 scheduled", () => scheduled("cam-1"));
 

@@ -1,15 +1,16 @@
 // At steady state the operator writes nothing but its lease renewals: counted from the apiserver's audit log.
 import { readFileSync, statSync } from "node:fs";
-import type { KubernetesObject } from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import type { Clients } from "../../operator/kube/client.ts";
 import {
   admin,
+  cameraManifest,
   createCr,
   freshNamespace,
   getCr,
   type OperatorProc,
   operatorKubeconfig,
+  poolManifest,
   startOperator,
   waitFor,
 } from "../setup/kube.ts";
@@ -29,19 +30,8 @@ afterAll(async () => {
 });
 
 it("makes no status (or any other) write in a quiet minute", { timeout: 120_000 }, async () => {
-  await createCr(c, "detectorpools", ns, {
-    apiVersion: "vigil.dev/v1alpha1",
-    kind: "DetectorPool",
-    metadata: { name: "p" },
-    spec: { model: { uri: "file:///m.onnx" }, camerasPerWorker: 2, maxWorkers: 1 },
-  } as KubernetesObject);
-  for (const name of ["a", "b", "c"])
-    await createCr(c, "cameradetections", ns, {
-      apiVersion: "vigil.dev/v1alpha1",
-      kind: "CameraDetection",
-      metadata: { name },
-      spec: { source: { url: `rtsp://127.0.0.1/${name}` }, poolRef: { name: "p" } },
-    } as KubernetesObject);
+  await createCr(c, "detectorpools", ns, poolManifest("p", { camerasPerWorker: 2, maxWorkers: 1 }));
+  for (const name of ["a", "b", "c"]) await createCr(c, "cameradetections", ns, cameraManifest(name, "p"));
   // Steady state: every camera decided (two placed, one PoolFull) and the pool's status written.
   await waitFor("steady state", async () => {
     const cams = await Promise.all(["a", "b", "c"].map((n) => getCr<Obj>(c, "cameradetections", ns, n)));

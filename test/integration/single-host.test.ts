@@ -6,7 +6,6 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
@@ -21,6 +20,7 @@ import {
 import { loadManifests } from "../../worker/manifests.ts";
 import { createIpcBus } from "../../worker/publish/ipc-bus.ts";
 import type { EventMessage, StatsMessage } from "../../worker/publish/messages.ts";
+import { launchChromium } from "../setup/browser.ts";
 import { metricValue, ROOT } from "../setup/operator-env.ts";
 import { FIXTURES, waitFor } from "../setup/services.ts";
 
@@ -439,19 +439,7 @@ describe("vigil up -f hack/demo/cameras.yaml", () => {
     process.stdout.write(`[single-host] vigil up → lobby stats with persons over HTTP ${statsMs} ms\n`);
 
     // What a newcomer sees: the printed URL in a real browser shows both cameras' detections and events.
-    const browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
       await page.goto(url[1]!);

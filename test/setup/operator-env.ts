@@ -177,6 +177,24 @@ export function metricValue(text: string, name: string, labels = ""): number {
 export const crPath = (plural: string, namespace: string, name = "") =>
   `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${plural}${name ? `/${name}` : ""}`;
 
+/** A minimal DetectorPool: the model path need not exist (no worker runs it in these tests). */
+export const poolManifest = (name: string, spec: Record<string, unknown> = {}) =>
+  ({
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: "DetectorPool",
+    metadata: { name },
+    spec: { model: { uri: "file:///m.onnx" }, ...spec },
+  }) as KubernetesObject;
+
+/** A minimal CameraDetection on a pool. */
+export const cameraManifest = (name: string, pool: string, spec: Record<string, unknown> = {}) =>
+  ({
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: "CameraDetection",
+    metadata: { name },
+    spec: { source: { url: `rtsp://127.0.0.1/${name}` }, poolRef: { name: pool }, ...spec },
+  }) as KubernetesObject;
+
 export async function createCr(
   c: Clients,
   plural: string,
