@@ -43,6 +43,16 @@ export type Detector = {
 
 export class ModelError extends Error {}
 
+/** 1 for each of the model's classes named in `names`: the decoders' per-class keep mask. */
+export function classFilterOf(classNames: readonly string[], names: readonly string[]): Uint8Array {
+  const f = new Uint8Array(classNames.length);
+  for (const n of names) {
+    const i = classNames.indexOf(n);
+    if (i >= 0) f[i] = 1;
+  }
+  return f;
+}
+
 /** HWC uint8 RGB (already letterboxed by ffmpeg) → NCHW float32 / 255, into a reused buffer. */
 export function hwcToChw(rgb: Uint8Array, size: number, out: Float32Array): void {
   const plane = size * size;
@@ -139,14 +149,7 @@ export async function loadDetector(path: string, opts: DetectorOptions = {}): Pr
     provider,
     classNames,
     providerNote: notes.length ? notes.join("; ") : undefined,
-    classFilter(names) {
-      const f = new Uint8Array(classNames.length);
-      for (const n of names) {
-        const i = classNames.indexOf(n);
-        if (i >= 0) f[i] = 1;
-      }
-      return f;
-    },
+    classFilter: (names) => classFilterOf(classNames, names),
     async detect(rgb, srcW, srcH, o) {
       hwcToChw(rgb, size, input);
       const t0 = performance.now();

@@ -1,7 +1,7 @@
 // A Detector whose model lives on its own thread (see detector-thread.ts); same interface as loadDetector's.
 import { Worker } from "node:worker_threads";
 import type { Detections } from "../detections.ts";
-import { type Detector, type DetectorOptions, ModelError } from "./session.ts";
+import { classFilterOf, type Detector, type DetectorOptions, ModelError } from "./session.ts";
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 
@@ -46,14 +46,7 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
     provider: info.provider,
     providerNote: info.providerNote,
     classNames: info.classNames,
-    classFilter(names) {
-      const f = new Uint8Array(info.classNames.length);
-      for (const n of names) {
-        const i = info.classNames.indexOf(n);
-        if (i >= 0) f[i] = 1;
-      }
-      return f;
-    },
+    classFilter: (names) => classFilterOf(info.classNames, names),
     async detect(rgb, srcW, srcH, o) {
       // The frame is copied (structured clone, ~0.3 ms): the caller keeps it for the live view.
       const r = await call<{ detections: Detections; inferenceMs: number }>({
