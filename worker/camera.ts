@@ -17,6 +17,8 @@ export type FrameResult = {
   detections: Detections;
   events: RuleEvent[];
   inferenceMs: number;
+  /** Frames in the model run this one was part of (cameras batched together). */
+  batch: number;
 };
 
 export type CameraProcessor = {
@@ -56,7 +58,7 @@ export function createCameraProcessor(
     async infer(frame) {
       const width = frame.width || detector.size;
       const height = frame.height || detector.size;
-      const { detections, inferenceMs } = await detector.detect(frame.data, width, height, {
+      const { detections, inferenceMs, batch } = await detector.detect(frame.data, width, height, {
         minScore: d.minScore,
         classFilter,
       });
@@ -76,6 +78,7 @@ export function createCameraProcessor(
         detections: tracked,
         events,
         inferenceMs,
+        batch,
       };
     },
     still(frame) {

@@ -23,6 +23,8 @@ const workerEnv = z.object({
   VIGIL_MODEL_FORMAT: z.enum(["yolov5", "yolov8", "yolov11"]).optional(),
   VIGIL_EXECUTION_PROVIDERS: z.string().default("cpu"),
   VIGIL_THREADS: z.coerce.number().int().min(0).default(0),
+  // Batch across cameras when the model's batch axis is dynamic (DetectorPool spec.model.maxBatch).
+  VIGIL_MAX_BATCH: z.coerce.number().int().min(1).max(64).default(8),
   VIGIL_WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(9090),
   VIGIL_WORKER_HOST: z.string().default("0.0.0.0"),
   VIGIL_STALL_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
@@ -64,11 +66,19 @@ export async function runWorker(argv: string[]): Promise<void> {
   const detector = await loadThreadedDetector(env.VIGIL_MODEL.replace(/^file:\/\//, ""), {
     providers: env.VIGIL_EXECUTION_PROVIDERS.split(",") as Provider[],
     threads: env.VIGIL_THREADS,
+    maxBatch: env.VIGIL_MAX_BATCH,
     ...(env.VIGIL_MODEL_SHA256 ? { sha256: env.VIGIL_MODEL_SHA256 } : {}),
     ...(env.VIGIL_MODEL_FORMAT ? { format: env.VIGIL_MODEL_FORMAT } : {}),
   });
   log.info(
-    { head: detector.head, size: detector.size, provider: detector.provider, note: detector.providerNote },
+    {
+      head: detector.head,
+      size: detector.size,
+      provider: detector.provider,
+      maxBatch: detector.maxBatch,
+      note: detector.providerNote,
+      batchNote: detector.batchNote,
+    },
     "model loaded",
   );
   const bus = env.VIGIL_BUS === "ipc" ? createIpcBus(registry, log) : createRedisBus(env.REDIS_URL, registry, log);

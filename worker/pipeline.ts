@@ -33,7 +33,7 @@ type CameraRuntime = {
   config: CameraConfig;
   processor: ReturnType<typeof createCameraProcessor>;
   source: FfmpegSource;
-  window: { frames: number; inferences: number; inferenceMs: number; since: number };
+  window: { frames: number; inferences: number; inferenceMs: number; batched: number; since: number };
   last?: FrameResult;
   lastVideoAt: number;
   statsTimer: NodeJS.Timeout;
@@ -42,7 +42,8 @@ type CameraRuntime = {
 
 export function createPipeline(opts: PipelineOptions) {
   const { detector, bus, registry, log } = opts;
-  const scheduler = createInferenceScheduler(1);
+  // A batching model takes up to maxBatch cameras' frames per run: that many may be in flight at once.
+  const scheduler = createInferenceScheduler(detector.maxBatch);
   const cameras = new Map<string, CameraRuntime>();
   const registers = [registry];
   const frames = new Counter({ name: "vigil_frames_total", help: "Frames decoded", labelNames: ["camera"], registers });
@@ -82,6 +83,12 @@ export function createPipeline(opts: PipelineOptions) {
     buckets: [0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5],
     registers,
   });
+  const batchSize = new Histogram({
+    name: "vigil_inference_batch_size",
+    help: "Frames per model run, observed per frame (cameras batched together)",
+    buckets: [1, 2, 4, 8, 16, 32],
+    registers,
+  });
 
   function publishStats(rt: CameraRuntime): void {
     const now = Date.now();
@@ -107,6 +114,7 @@ export function createPipeline(opts: PipelineOptions) {
         skipped_frames: rt.processor.gate?.stats.skipped ?? 0,
         reconnects: rt.source.stats.reconnects,
         provider: detector.provider,
+        ...(w.inferences ? { batch_size: Math.round((w.batched / w.inferences) * 100) / 100 } : {}),
         frames: rt.source.stats.frames,
         last_frame_age_ms: rt.source.stats.lastFrameAt ? now - rt.source.stats.lastFrameAt : null,
         stream: rt.source.stats.state,
@@ -117,7 +125,7 @@ export function createPipeline(opts: PipelineOptions) {
     };
     bus.publishStats(msg);
     opts.onStats?.(rt.config.id, rt.source.stats, msg.data.fps);
-    rt.window = { frames: 0, inferences: 0, inferenceMs: 0, since: now };
+    rt.window = { frames: 0, inferences: 0, inferenceMs: 0, batched: 0, since: now };
   }
 
   function publishEvents(rt: CameraRuntime, list: RuleEvent[]): void {
@@ -155,7 +163,7 @@ export function createPipeline(opts: PipelineOptions) {
     const rt: CameraRuntime = {
       config,
       processor,
-      window: { frames: 0, inferences: 0, inferenceMs: 0, since: Date.now() },
+      window: { frames: 0, inferences: 0, inferenceMs: 0, batched: 0, since: Date.now() },
       lastVideoAt: 0,
       statsTimer: setInterval(() => publishStats(rt), 1000),
       source: new FfmpegSource(
@@ -204,8 +212,10 @@ export function createPipeline(opts: PipelineOptions) {
           rt.last = r;
           rt.window.inferences++;
           rt.window.inferenceMs += r.inferenceMs;
+          rt.window.batched += r.batch;
           inferred.inc({ camera: id });
           latency.observe(r.inferenceMs / 1000);
+          batchSize.observe(r.batch);
           publishEvents(rt, r.events);
           maybeVideo(rt, frame, r);
         } catch (err) {

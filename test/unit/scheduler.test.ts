@@ -41,4 +41,39 @@ describe("inference scheduler", () => {
     await s.idle();
     expect(ran).toEqual(["b"]);
   });
+
+  it("runs several cameras at once when the model batches, never two frames of one camera", async () => {
+    const s = createInferenceScheduler(3);
+    const active = new Set<string>();
+    const log: string[] = [];
+    let overlapSameCamera = false;
+    let maxBusy = 0;
+    const release: (() => void)[] = [];
+    const job = (cam: string, name: string) => ({
+      run: async () => {
+        if (active.has(cam)) overlapSameCamera = true;
+        active.add(cam);
+        log.push(name);
+        maxBusy = Math.max(maxBusy, s.stats.busy);
+        await new Promise<void>((r) => release.push(r));
+        active.delete(cam);
+      },
+      dropped: () => log.push(`drop ${name}`),
+    });
+    s.submit("a", job("a", "a1"));
+    s.submit("a", job("a", "a2")); // waits: a1 is in flight
+    s.submit("b", job("b", "b1"));
+    s.submit("c", job("c", "c1"));
+    s.submit("d", job("d", "d1")); // waits: three in flight
+    expect(log).toEqual(["a1", "b1", "c1"]);
+    expect(s.pending("a")).toBe(true);
+    while (release.length) {
+      for (const r of release.splice(0)) r();
+      await tick();
+    }
+    await s.idle();
+    expect(log).toEqual(["a1", "b1", "c1", "a2", "d1"]);
+    expect(overlapSameCamera).toBe(false);
+    expect(maxBusy).toBe(3);
+  });
 });

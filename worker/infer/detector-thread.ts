@@ -15,7 +15,7 @@ type Request =
       classFilter: Uint8Array | null;
       iou?: number;
     }
-  | { id: number; op: "raw" }
+  | { id: number; op: "raw"; batch: number }
   | { id: number; op: "close" };
 
 const port = parentPort;
@@ -30,24 +30,30 @@ try {
     head: detector.head,
     provider: detector.provider,
     providerNote: detector.providerNote,
+    maxBatch: detector.maxBatch,
+    batchNote: detector.batchNote,
     classNames: [...detector.classNames],
   });
   port.on("message", async (req: Request) => {
     try {
       if (req.op === "detect") {
-        const { detections: d, inferenceMs } = await detector.detect(req.rgb, req.srcW, req.srcH, {
+        const {
+          detections: d,
+          inferenceMs,
+          batch,
+        } = await detector.detect(req.rgb, req.srcW, req.srcH, {
           minScore: req.minScore,
           classFilter: req.classFilter,
           ...(req.iou ? { iouThreshold: req.iou } : {}),
         });
         const out = { length: d.length, xyxy: d.xyxy, score: d.score, classId: d.classId, trackId: d.trackId };
-        port.postMessage({ id: req.id, ok: true, detections: out, inferenceMs }, [
+        port.postMessage({ id: req.id, ok: true, detections: out, inferenceMs, batch }, [
           d.xyxy.buffer,
           d.score.buffer,
           d.classId.buffer,
           d.trackId.buffer,
         ] as ArrayBuffer[]);
-      } else if (req.op === "raw") port.postMessage({ id: req.id, ok: true, ms: await detector.runRaw() });
+      } else if (req.op === "raw") port.postMessage({ id: req.id, ok: true, ms: await detector.runRaw(req.batch) });
       else {
         await detector.close();
         port.postMessage({ id: req.id, ok: true });

@@ -1,6 +1,7 @@
-// Fair inference across cameras on one model session (our fixture has a fixed batch of 1): each camera has at
-// most one frame waiting, a newer frame replaces it (live video wants the freshest frame, not a backlog), and
-// cameras take turns in the order their frames arrived, so a busy camera cannot starve a quiet one.
+// Fair inference across cameras on one model session: each camera has at most one frame waiting, a newer frame
+// replaces it (live video wants the freshest frame, not a backlog), and cameras take turns in the order their
+// frames arrived, so a busy camera cannot starve a quiet one. With a batching model (concurrency > 1) several
+// cameras' frames are in flight at once, but never two of one camera: its tracker must see frames in order.
 
 export type Job = { run: () => Promise<void>; dropped: () => void };
 
@@ -14,23 +15,30 @@ export type InferenceScheduler = {
 
 export function createInferenceScheduler(concurrency = 1): InferenceScheduler {
   const waiting = new Map<string, Job>(); // insertion order = turn order
+  const running = new Set<string>();
   const stats = { ran: 0, dropped: 0, busy: 0 };
   const idleWaiters: (() => void)[] = [];
 
+  const start = (cameraId: string, job: Job) => {
+    waiting.delete(cameraId);
+    running.add(cameraId);
+    stats.busy++;
+    job
+      .run()
+      .catch(() => undefined) // the job reports its own errors; the scheduler must keep going
+      .finally(() => {
+        running.delete(cameraId);
+        stats.busy--;
+        stats.ran++;
+        pump();
+        if (stats.busy === 0 && waiting.size === 0) for (const w of idleWaiters.splice(0)) w();
+      });
+  };
+
   const pump = () => {
-    while (stats.busy < concurrency && waiting.size > 0) {
-      const [cameraId, job] = waiting.entries().next().value as [string, Job];
-      waiting.delete(cameraId);
-      stats.busy++;
-      job
-        .run()
-        .catch(() => undefined) // the job reports its own errors; the scheduler must keep going
-        .finally(() => {
-          stats.busy--;
-          stats.ran++;
-          pump();
-          if (stats.busy === 0 && waiting.size === 0) for (const w of idleWaiters.splice(0)) w();
-        });
+    for (const [cameraId, job] of waiting) {
+      if (stats.busy >= concurrency) return;
+      if (!running.has(cameraId)) start(cameraId, job);
     }
   };
 
@@ -41,8 +49,8 @@ export function createInferenceScheduler(concurrency = 1): InferenceScheduler {
       if (old) {
         stats.dropped++;
         old.dropped();
-        waiting.set(cameraId, job); // keeps the camera's place in line
-      } else waiting.set(cameraId, job);
+      }
+      waiting.set(cameraId, job); // a replacement keeps the camera's place in line
       pump();
     },
     pending: (cameraId) => waiting.has(cameraId),

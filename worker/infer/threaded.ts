@@ -1,7 +1,6 @@
 // A Detector whose model lives on its own thread (see detector-thread.ts); same interface as loadDetector's.
 import { Worker } from "node:worker_threads";
-import type { Detections } from "../detections.ts";
-import { classFilterOf, type Detector, type DetectorOptions, ModelError } from "./session.ts";
+import { classFilterOf, type Detector, type DetectorOptions, type DetectResult, ModelError } from "./session.ts";
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 
@@ -12,6 +11,8 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
     head: Detector["head"];
     provider: Detector["provider"];
     providerNote?: string;
+    maxBatch: number;
+    batchNote?: string;
     classNames: string[];
   }>((resolve, reject) => {
     thread.once("message", (m) => (m.op === "ready" ? resolve(m) : reject(new ModelError(m.error))));
@@ -45,11 +46,14 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
     head: info.head,
     provider: info.provider,
     providerNote: info.providerNote,
+    maxBatch: info.maxBatch,
+    batchNote: info.batchNote,
     classNames: info.classNames,
     classFilter: (names) => classFilterOf(info.classNames, names),
     async detect(rgb, srcW, srcH, o) {
-      // The frame is copied (structured clone, ~0.3 ms): the caller keeps it for the live view.
-      const r = await call<{ detections: Detections; inferenceMs: number }>({
+      // The frame is copied (structured clone, ~0.3 ms): the caller keeps it for the live view. Calls made while
+      // the thread is busy are batched over there (maxBatch > 1).
+      const r = await call<DetectResult>({
         op: "detect",
         rgb,
         srcW,
@@ -58,10 +62,10 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
         classFilter: o.classFilter ?? null,
         iou: o.iouThreshold,
       });
-      return { detections: r.detections, inferenceMs: r.inferenceMs };
+      return { detections: r.detections, inferenceMs: r.inferenceMs, batch: r.batch };
     },
-    async runRaw() {
-      return (await call<{ ms: number }>({ op: "raw" })).ms;
+    async runRaw(batch = 1) {
+      return (await call<{ ms: number }>({ op: "raw", batch })).ms;
     },
     async close() {
       await call({ op: "close" }).catch(() => undefined);

@@ -29,6 +29,7 @@ export const statsMessage = z.object({
       skipped_frames: z.int().min(0),
       reconnects: z.int().min(0),
       provider: z.string(),
+      batch_size: z.number().min(0).optional().describe("Mean frames per model run (cross-camera batching)"),
       frames: z.int().min(0),
       last_frame_age_ms: z.number().min(0).nullable(),
       stream: z.string().describe("streaming, connecting, stalled, backoff, ended"),

@@ -1,0 +1,189 @@
+// Batching across cameras on the real model: YOLOv8n with a dynamic batch axis (hack/onnx/dynamic-batch.ts, made by
+// hack/fixtures.sh) against the fixed-batch original, on real vtest.avi frames; then a real worker with several
+// cameras batching them, seen on a real Redis.
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import { makeBatchDynamic } from "../../hack/onnx/dynamic-batch.ts";
+import { parseMessage as parseProto, writeMessage } from "../../hack/onnx/wire.ts";
+import { COCO_CLASSES } from "../../worker/detections.ts";
+import type { Detector } from "../../worker/infer/session.ts";
+import { loadThreadedDetector } from "../../worker/infer/threaded.ts";
+import { FfmpegSource, type Frame } from "../../worker/ingest/ffmpeg-source.ts";
+import { CHANNELS, parseMessage, type StatsMessage, statsMessage } from "../../worker/publish/messages.ts";
+import { cameraManifest, metricValue, ROOT } from "../setup/operator-env.ts";
+import { FIXTURES, freePort, type Service, startRedis, waitFor } from "../setup/services.ts";
+
+const VIDEO = join(FIXTURES, "vtest.avi");
+
+async function framesOf(n: number): Promise<Frame[]> {
+  const frames: Frame[] = [];
+  const source = new FfmpegSource(
+    { url: VIDEO, fps: 2, size: 640, stallTimeoutMs: 10_000 },
+    {
+      frame: (f) => {
+        frames.push({ ...f, data: Buffer.from(f.data) });
+        if (frames.length === n) source.stop();
+      },
+    },
+  );
+  source.start();
+  await source.done;
+  expect(frames).toHaveLength(n);
+  return frames;
+}
+
+describe("batching across cameras", () => {
+  let fixed: Detector;
+  let dynamic: Detector;
+  beforeAll(async () => {
+    fixed = await loadThreadedDetector(join(FIXTURES, "yolov8n.onnx"), { threads: 2 });
+    dynamic = await loadThreadedDetector(join(FIXTURES, "yolov8n-dynamic.onnx"), { threads: 2, maxBatch: 4 });
+  }, 60_000);
+  afterAll(async () => {
+    await fixed?.close();
+    await dynamic?.close();
+  });
+
+  it("rewrites only the batch: the model's bytes read and written back are the same bytes", () => {
+    const original = readFileSync(join(FIXTURES, "yolov8n.onnx"));
+    expect(Buffer.from(writeMessage(parseProto(original))).equals(original)).toBe(true);
+    const { reshapes } = makeBatchDynamic(original);
+    expect(reshapes).toBe(3); // the head's [1, 144, -1] (shared by three Reshapes), [1, 4, 16, 8400], [1, 4, 8400]
+    expect(() => makeBatchDynamic(Buffer.from("not a model"))).toThrow();
+  });
+
+  it("tells a dynamic batch axis from a fixed one", () => {
+    expect(fixed.maxBatch).toBe(1);
+    expect(dynamic.maxBatch).toBe(4);
+    expect(dynamic.batchNote).toBeUndefined();
+    expect(dynamic.head).toBe("yolov8");
+  });
+
+  it("finds in one batched run what separate runs find on each frame", { timeout: 60_000 }, async () => {
+    const frames = await framesOf(4);
+    const opts = { minScore: 0.5, classFilter: dynamic.classFilter(["person"]) };
+    const alone = [];
+    for (const f of frames) alone.push(await fixed.detect(f.data, f.width, f.height, opts));
+    // Four cameras' frames arriving together: one model run.
+    const together = await Promise.all(frames.map((f) => dynamic.detect(f.data, f.width, f.height, opts)));
+    expect(together.map((r) => r.batch)).toEqual([4, 4, 4, 4]);
+    expect(alone.map((r) => r.batch)).toEqual([1, 1, 1, 1]);
+    for (let k = 0; k < frames.length; k++) {
+      const a = (alone[k] as (typeof alone)[number]).detections;
+      const b = (together[k] as (typeof together)[number]).detections;
+      expect(a.length).toBeGreaterThanOrEqual(2); // vtest.avi has people in every frame
+      expect(b.length).toBe(a.length);
+      for (let i = 0; i < a.length; i++) {
+        expect(COCO_CLASSES[b.classId[i] as number]).toBe("person");
+        expect(Math.abs((b.score[i] as number) - (a.score[i] as number))).toBeLessThan(1e-3);
+        for (let c = 0; c < 4; c++)
+          expect(Math.abs((b.xyxy[i * 4 + c] as number) - (a.xyxy[i * 4 + c] as number))).toBeLessThan(0.5);
+      }
+    }
+  });
+
+  it("runs frames one by one, and says why, when the graph still pins the batch", { timeout: 30_000 }, async () => {
+    const file = join(tmpdir(), `vigil-pinned-${process.pid}.onnx`);
+    writeFileSync(file, makeBatchDynamic(readFileSync(join(FIXTURES, "yolov8n.onnx")), { inputsOnly: true }).model);
+    const pinned = await loadThreadedDetector(file, { threads: 1 });
+    try {
+      expect(pinned.maxBatch).toBe(1);
+      expect(pinned.batchNote).toMatch(/batching off: the batch axis is dynamic but a batch of 2 fails/);
+    } finally {
+      await pinned.close();
+    }
+  });
+
+  it("runs a frame that comes alone at once, as a batch of one", async () => {
+    const [f] = await framesOf(1);
+    if (!f) throw new Error("no frame");
+    const r = await dynamic.detect(f.data, f.width, f.height, { minScore: 0.5 });
+    expect(r.batch).toBe(1);
+    expect(r.detections.length).toBeGreaterThan(0);
+  });
+});
+
+describe("a worker batching its cameras", () => {
+  let redis: Service;
+  let worker: ChildProcess;
+  let sub: Redis;
+  let port: number;
+  const stats: StatsMessage[] = [];
+  const logs: string[] = [];
+  const CAMERAS = ["door", "hall", "yard"];
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    sub = new Redis(redis.port, "127.0.0.1");
+    await sub.subscribe(CHANNELS.stats);
+    sub.on("message", (_channel, raw) => {
+      const r = parseMessage(statsMessage, raw);
+      if (r.ok) stats.push(r.value);
+    });
+    const file = join(tmpdir(), `vigil-batching-${process.pid}.yaml`);
+    writeFileSync(
+      file,
+      CAMERAS.map((name) =>
+        stringify(
+          cameraManifest(name, "local", {
+            source: { url: `file://${VIDEO}` },
+            // Every sampled frame goes to the model: the gate would thin them out and hide the batching.
+            detection: { targetFps: 10, motionGate: { enabled: false } },
+          }),
+        ),
+      ).join("---\n"),
+    );
+    port = await freePort();
+    worker = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "worker", "--cameras", file], {
+      env: {
+        ...process.env,
+        REDIS_URL: `redis://127.0.0.1:${redis.port}`,
+        VIGIL_MODEL: join(FIXTURES, "yolov8n-dynamic.onnx"),
+        VIGIL_MAX_BATCH: "4",
+        VIGIL_THREADS: "2",
+        VIGIL_REALTIME_FILES: "true",
+        VIGIL_WORKER_PORT: String(port),
+        VIGIL_WORKER_HOST: "127.0.0.1",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    for (const s of [worker.stdout, worker.stderr]) s?.on("data", (b: Buffer) => logs.push(b.toString()));
+  }, 60_000);
+
+  afterAll(async () => {
+    worker?.kill("SIGTERM");
+    sub?.disconnect();
+    await redis?.stop();
+  });
+
+  it("puts several cameras' frames in one model run, and says so in stats and metrics", {
+    timeout: 60_000,
+  }, async () => {
+    const metrics = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    await waitFor(
+      "60 inferences",
+      async () => (metricValue(await metrics(), "vigil_inference_batch_size_count") ?? 0) >= 60,
+      45_000,
+    ).catch((err) => {
+      throw new Error(`${(err as Error).message}\n${logs.join("").slice(-3000)}`);
+    });
+    const text = await metrics();
+    const count = metricValue(text, "vigil_inference_batch_size_count") ?? 0;
+    const sum = metricValue(text, "vigil_inference_batch_size_sum") ?? 0;
+    // Three cameras at 10 fps on a model that takes longer than 1/30 s here: frames meet while it is busy.
+    expect(sum / count).toBeGreaterThan(1.5);
+    expect(sum / count).toBeLessThanOrEqual(3);
+    expect(logs.join("")).toMatch(/"maxBatch":4/);
+    const batched = stats.filter((s) => (s.data.batch_size ?? 0) > 1);
+    expect(new Set(batched.map((s) => s.camera_id))).toEqual(new Set(CAMERAS));
+    for (const cam of CAMERAS) {
+      const last = stats.filter((s) => s.camera_id === cam).at(-1);
+      expect(last?.data.persons).toBeGreaterThan(0);
+    }
+  });
+});

@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { createBatcher } from "../../worker/infer/batcher.ts";
+
+describe("dynamic batcher", () => {
+  it("runs a lone call at once, by itself", async () => {
+    const runs: number[][] = [];
+    const b = createBatcher(4, async (items: number[]) => {
+      runs.push(items);
+      return items.map((i) => i * 10);
+    });
+    expect(await b.submit(1)).toBe(10);
+    expect(runs).toEqual([[1]]);
+  });
+
+  it("batches what arrives while the model is busy, up to maxBatch, in arrival order", async () => {
+    const runs: number[][] = [];
+    let release!: () => void;
+    const busy = new Promise<void>((r) => {
+      release = r;
+    });
+    const b = createBatcher(3, async (items: number[]) => {
+      runs.push(items);
+      if (runs.length === 1) await busy;
+      return items.map((i) => i * 10);
+    });
+    const first = b.submit(0);
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    const rest = [1, 2, 3, 4, 5].map((i) => b.submit(i)); // all wait for the busy model
+    release();
+    expect(await Promise.all([first, ...rest])).toEqual([0, 10, 20, 30, 40, 50]);
+    expect(runs).toEqual([[0], [1, 2, 3], [4, 5]]);
+    expect(b.stats).toEqual({ runs: 3, items: 6 });
+  });
+
+  it("joins calls made in the same tick into one run", async () => {
+    const runs: string[][] = [];
+    const b = createBatcher(8, async (items: string[]) => {
+      runs.push(items);
+      return items;
+    });
+    await Promise.all(["a", "b", "c"].map((x) => b.submit(x)));
+    expect(runs).toEqual([["a", "b", "c"]]);
+  });
+
+  it("fails every call of a failed run, and keeps going", async () => {
+    let n = 0;
+    const b = createBatcher(2, async (items: number[]) => {
+      if (n++ === 0) throw new Error("model exploded");
+      return items;
+    });
+    const failed = Promise.allSettled([b.submit(1), b.submit(2)]);
+    expect((await failed).map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect(await b.submit(3)).toBe(3);
+  });
+
+  it("rejects a bad maxBatch", () => {
+    expect(() => createBatcher(0, async () => [])).toThrow(/maxBatch/);
+  });
+});

@@ -1,0 +1,47 @@
+// Dynamic batching, the way inference servers do it (Triton's dynamic batcher, DeepStream's nvstreammux without a
+// timeout): calls that arrive while the model is busy wait, and the next model run takes all of them at once, up
+// to maxBatch. Under light load a frame runs alone at once (no added latency); under load batches fill by
+// themselves. No timer ever holds a frame back to wait for company.
+
+export type Batcher<I, O> = {
+  submit(item: I): Promise<O>;
+  readonly stats: { runs: number; items: number };
+};
+
+export function createBatcher<I, O>(maxBatch: number, runBatch: (items: I[]) => Promise<O[]>): Batcher<I, O> {
+  if (!Number.isInteger(maxBatch) || maxBatch < 1)
+    throw new Error(`maxBatch must be a positive integer, got ${maxBatch}`);
+  type Waiting = { item: I; resolve: (o: O) => void; reject: (e: unknown) => void };
+  const queue: Waiting[] = [];
+  const stats = { runs: 0, items: 0 };
+  let running = false;
+
+  const drain = async () => {
+    running = true;
+    while (queue.length > 0) {
+      // One turn of the event loop first: calls already on their way (other cameras' frames arriving in the same
+      // tick, or messages queued on a worker thread's port) join this batch.
+      await new Promise<void>((r) => setImmediate(r));
+      const batch = queue.splice(0, maxBatch);
+      stats.runs++;
+      stats.items += batch.length;
+      try {
+        const out = await runBatch(batch.map((w) => w.item));
+        if (out.length !== batch.length) throw new Error(`batch of ${batch.length} gave ${out.length} results`);
+        for (let i = 0; i < batch.length; i++) (batch[i] as Waiting).resolve(out[i] as O);
+      } catch (err) {
+        for (const w of batch) w.reject(err);
+      }
+    }
+    running = false;
+  };
+
+  return {
+    stats,
+    submit: (item) =>
+      new Promise<O>((resolve, reject) => {
+        queue.push({ item, resolve, reject });
+        if (!running) void drain();
+      }),
+  };
+}
