@@ -66,11 +66,12 @@ const pct = (xs: number[], p: number) => {
 };
 const r2 = (v: number) => Math.round(v * 100) / 100;
 
-async function rawFps(detector: Detector, runs = 60): Promise<number> {
-  for (let i = 0; i < 5; i++) await detector.runRaw();
+/** Frames per second of the bare session call, on batches of `batch` frames. */
+async function rawFps(detector: Detector, runs = 60, batch = 1): Promise<number> {
+  for (let i = 0; i < 5; i++) await detector.runRaw(batch);
   let total = 0;
-  for (let i = 0; i < runs; i++) total += await detector.runRaw();
-  return 1000 / (total / runs);
+  for (let i = 0; i < runs; i++) total += await detector.runRaw(batch);
+  return (1000 * batch) / (total / runs);
 }
 
 /** N cameras on one model through the real pipeline pieces; returns total processed fps and latencies. */
@@ -92,8 +93,9 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
     ],
     rules: [{ name: "dwell", dwell: { zone: "all", seconds: 5 } }],
   });
-  const scheduler = createInferenceScheduler(1);
+  const scheduler = createInferenceScheduler(detector.maxBatch); // as the worker's pipeline does
   const latencies: number[] = [];
+  let batched = 0;
   let processed = 0;
   let frames = 0;
   let skipped = 0;
@@ -140,6 +142,7 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
                   },
                 });
                 processed++;
+                batched += r.batch;
                 latencies.push(performance.now() - arrived);
               },
             });
@@ -153,7 +156,7 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
   );
   await scheduler.idle();
   const seconds = (performance.now() - t0) / 1000;
-  return { fps: processed / seconds, frames, processed, skipped, latencies };
+  return { fps: processed / seconds, frames, processed, skipped, latencies, meanBatch: batched / processed };
 }
 
 export async function benchWorker() {
@@ -172,6 +175,8 @@ export async function benchWorker() {
     const rawAfter = await rawFps(detector); // the model's fps can drift (thermal, other load): bracket the runs
     const rawFpsMean = (raw + rawAfter) / 2;
     const rssMb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0) / 1024;
+    await detector.close();
+    const batching = await batchedRun(bus);
     return {
       bench: "worker",
       model: "yolov8n 640",
@@ -190,11 +195,37 @@ export async function benchWorker() {
       motion_gate_skip_rate_still_scene: r2(still.skipped / Math.max(1, still.frames)),
       frames_per_camera: FRAMES_PER_CAMERA,
       worker_peak_rss_mb: r2(rssMb),
+      batching,
       goal: { ratio: 0.9 },
     };
   } finally {
     await bus.close();
     await redis.stop();
+    await detector.close();
+  }
+}
+
+/** The same N cameras on the model's dynamic-batch twin: raw fps at batch N, and the pipeline batching them. */
+async function batchedRun(bus: Bus) {
+  const detector = await loadThreadedDetector(join(ROOT, ".cache", "fixtures", "yolov8n-dynamic.onnx"), {
+    threads: THREADS,
+    maxBatch: CAMERAS,
+  });
+  try {
+    const raw1 = await rawFps(detector, 30, 1);
+    const rawN = await rawFps(detector, Math.ceil(60 / CAMERAS), CAMERAS);
+    const many = await pipeline(detector, bus, CAMERAS, false);
+    return {
+      model: "yolov8n 640, dynamic batch",
+      max_batch: detector.maxBatch,
+      raw_fps_batch_1: r2(raw1),
+      raw_fps_batch_n: r2(rawN),
+      pipeline_fps_n_cameras: r2(many.fps),
+      ratio_n_cameras: r2(many.fps / rawN),
+      mean_batch: r2(many.meanBatch),
+      latency_ms_p95_n_cameras: r2(pct(many.latencies, 95)),
+    };
+  } finally {
     await detector.close();
   }
 }

@@ -39,27 +39,31 @@ export function fileUrlPath(url: string, base: string): string | undefined {
 }
 
 export type ModelChoice = {
+  /** A local path, or an http(s) URL the worker downloads. */
   path: string;
   sha256?: string | undefined;
   format?: "yolov5" | "yolov8" | "yolov11" | undefined;
+  inputSize?: number | undefined;
+  classNames?: readonly string[] | undefined;
+  maxBatch?: number | undefined;
   /** Why the pool's own model is not used, when it is not. */
   fallback?: string | undefined;
 };
 
-/** The pool's model when it is a file on this host, else the fixture model (its checksum and format then unused). */
+/** The pool's model when it is a file on this host or an http(s) URL, else the fixture model (and none of the
+ * pool's model settings, which describe another model). */
 export function resolveModel(
   pool: DetectorPool | undefined,
   base: string,
   exists: (path: string) => boolean = existsSync,
 ): ModelChoice {
   if (!pool) return { path: FIXTURE_MODEL, fallback: "no DetectorPool" };
-  const { uri, sha256, format } = pool.spec.model;
+  const { uri, sha256, format, inputSize, classNames, maxBatch } = pool.spec.model;
+  const settings = { sha256, format, inputSize, classNames, maxBatch };
+  if (/^https?:\/\//.test(uri)) return { path: uri, ...settings };
   const path = fileUrlPath(uri, base);
-  if (path && exists(path)) return { path, sha256, format };
-  return {
-    path: FIXTURE_MODEL,
-    fallback: path ? `${path} does not exist on this host` : `${uri} is not a local file (only file:// runs locally)`,
-  };
+  if (path && exists(path)) return { path, ...settings };
+  return { path: FIXTURE_MODEL, fallback: `${path ?? uri} does not exist on this host` };
 }
 
 export type WorkerPlan = { name: string; pool: string; cameras: string[] };
@@ -206,7 +210,7 @@ export function createLocalExecutor(opts: LocalExecutorOptions): LocalExecutor {
     const pool = pools.get(plan.pool);
     const childEnv: NodeJS.ProcessEnv = {
       ...env,
-      VIGIL_MODEL: model.path,
+      VIGIL_MODEL_URI: model.path,
       VIGIL_EXECUTION_PROVIDERS: env.VIGIL_EXECUTION_PROVIDERS ?? pool?.spec.executionProviders.join(",") ?? "cpu",
       // Workers share the host's cores instead of each taking all of them.
       VIGIL_THREADS: env.VIGIL_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / plans.length))),
@@ -216,10 +220,15 @@ export function createLocalExecutor(opts: LocalExecutorOptions): LocalExecutor {
     };
     delete childEnv.VIGIL_MODEL_SHA256;
     delete childEnv.VIGIL_MODEL_FORMAT;
+    delete childEnv.VIGIL_MODEL_INPUT_SIZE;
+    delete childEnv.VIGIL_MODEL_CLASS_NAMES;
     delete childEnv.POD_NAME;
     delete childEnv.POD_NAMESPACE;
     if (model.sha256) childEnv.VIGIL_MODEL_SHA256 = model.sha256;
     if (model.format) childEnv.VIGIL_MODEL_FORMAT = model.format;
+    if (model.inputSize) childEnv.VIGIL_MODEL_INPUT_SIZE = String(model.inputSize);
+    if (model.classNames) childEnv.VIGIL_MODEL_CLASS_NAMES = JSON.stringify(model.classNames);
+    if (model.maxBatch) childEnv.VIGIL_MAX_BATCH = String(model.maxBatch);
     if (ipc) childEnv.VIGIL_BUS = "ipc";
     else if ("redisUrl" in opts.bus) {
       childEnv.VIGIL_BUS = "redis";
@@ -281,7 +290,7 @@ export function createLocalExecutor(opts: LocalExecutorOptions): LocalExecutor {
             { pool: name, model: model.path, reason: model.fallback },
             "pool model not found; using the fixture",
           );
-        if (!existsSync(model.path))
+        if (!/^https?:\/\//.test(model.path) && !existsSync(model.path))
           throw new Error(
             `pool ${name}: model ${model.path} does not exist (bash hack/fixtures.sh fetches the fixture)`,
           );

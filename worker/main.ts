@@ -1,11 +1,14 @@
 // `vigil worker`: loads the model, then runs its cameras (from manifests in single-host mode) through the
 // pipeline, publishing on Redis. Health and metrics on one port; stops cleanly on SIGTERM.
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pino from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { z } from "zod";
 import { startHealthServer } from "../operator/health.ts";
 import { loadKubeConfig } from "../operator/kube/client.ts";
+import { resolveModelUri } from "./infer/model-source.ts";
 import type { Provider } from "./infer/session.ts";
 import { loadThreadedDetector } from "./infer/threaded.ts";
 import { watchAssignedCameras } from "./kube-cameras.ts";
@@ -18,9 +21,24 @@ const workerEnv = z.object({
   REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
   // ipc: publish to the parent process that forked this worker (`vigil up`) instead of Redis.
   VIGIL_BUS: z.enum(["redis", "ipc"]).default("redis"),
-  VIGIL_MODEL: z.string().default(".cache/fixtures/yolov8n.onnx"),
+  // The DetectorPool's spec.model, as the operator passes it to worker pods (see operator/controllers/workload.ts).
+  VIGIL_MODEL_URI: z.string().min(1).default(".cache/fixtures/yolov8n.onnx"),
+  VIGIL_MODEL_DIR: z.string().default(join(tmpdir(), "vigil-models")),
   VIGIL_MODEL_SHA256: z.string().optional(),
   VIGIL_MODEL_FORMAT: z.enum(["yolov5", "yolov8", "yolov11"]).optional(),
+  VIGIL_MODEL_INPUT_SIZE: z.coerce.number().int().positive().optional(),
+  VIGIL_MODEL_CLASS_NAMES: z
+    .string()
+    .transform((raw, ctx) => {
+      let names: unknown;
+      try {
+        names = JSON.parse(raw);
+      } catch {}
+      const r = z.array(z.string().min(1)).min(1).safeParse(names);
+      if (!r.success) ctx.addIssue({ code: "custom", message: "must be a JSON array of class names" });
+      return r.data ?? [];
+    })
+    .optional(),
   VIGIL_EXECUTION_PROVIDERS: z.string().default("cpu"),
   VIGIL_THREADS: z.coerce.number().int().min(0).default(0),
   // Batch across cameras when the model's batch axis is dynamic (DetectorPool spec.model.maxBatch).
@@ -63,12 +81,18 @@ export async function runWorker(argv: string[]): Promise<void> {
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const detector = await loadThreadedDetector(env.VIGIL_MODEL.replace(/^file:\/\//, ""), {
+  const modelPath = await resolveModelUri(env.VIGIL_MODEL_URI, {
+    cacheDir: env.VIGIL_MODEL_DIR,
+    ...(env.VIGIL_MODEL_SHA256 ? { sha256: env.VIGIL_MODEL_SHA256 } : {}),
+  });
+  const detector = await loadThreadedDetector(modelPath, {
     providers: env.VIGIL_EXECUTION_PROVIDERS.split(",") as Provider[],
     threads: env.VIGIL_THREADS,
     maxBatch: env.VIGIL_MAX_BATCH,
     ...(env.VIGIL_MODEL_SHA256 ? { sha256: env.VIGIL_MODEL_SHA256 } : {}),
     ...(env.VIGIL_MODEL_FORMAT ? { format: env.VIGIL_MODEL_FORMAT } : {}),
+    ...(env.VIGIL_MODEL_INPUT_SIZE ? { inputSize: env.VIGIL_MODEL_INPUT_SIZE } : {}),
+    ...(env.VIGIL_MODEL_CLASS_NAMES ? { classNames: env.VIGIL_MODEL_CLASS_NAMES } : {}),
   });
   log.info(
     {

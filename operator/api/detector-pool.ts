@@ -16,8 +16,10 @@ export const model = z.object({
     .string()
     .min(1)
     .max(2048)
-    .regex(/^(file|https?|oci):\/\//, "model.uri must start with file://, http(s):// or oci://")
-    .describe("Where the ONNX file is: file:// (on the model volume), http(s):// or oci://."),
+    .regex(/^(file|https?):\/\//, "model.uri must start with file:// or http(s)://")
+    .describe(
+      "Where the ONNX file is: file:// (a path in the worker image or a mounted volume) or http(s):// (downloaded into the worker's model volume, checked against sha256).",
+    ),
   sha256: z
     .string()
     .regex(/^[a-f0-9]{64}$/, "model.sha256 must be 64 lower-case hex digits")
@@ -31,6 +33,14 @@ export const model = z.object({
     .max(1000)
     .optional()
     .describe("Class names by index; COCO's 80 when omitted."),
+  maxBatch: z
+    .int()
+    .min(1)
+    .max(64)
+    .default(8)
+    .describe(
+      "Most frames (from different cameras) per model run when the model has a dynamic batch axis; 1 runs them one by one.",
+    ),
 });
 
 export const toleration = z.object({

@@ -36,6 +36,8 @@ function stamped<T extends { metadata: { name: string; annotations?: Record<stri
   return obj as T & { metadata: { annotations: Record<string, string> } };
 }
 
+const MODEL_DIR = "/var/cache/vigil/models";
+
 export function workerStatefulSet(pool: DetectorPool, o: WorkloadOptions) {
   const name = pool.metadata.name;
   const spec = pool.spec;
@@ -49,8 +51,13 @@ export function workerStatefulSet(pool: DetectorPool, o: WorkloadOptions) {
     { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
     { name: "VIGIL_POOL", value: name },
     { name: "VIGIL_MODEL_URI", value: spec.model.uri },
+    { name: "VIGIL_MODEL_DIR", value: MODEL_DIR },
     { name: "VIGIL_MODEL_FORMAT", value: spec.model.format },
     { name: "VIGIL_MODEL_INPUT_SIZE", value: String(spec.model.inputSize) },
+    { name: "VIGIL_MAX_BATCH", value: String(spec.model.maxBatch) },
+    ...(spec.model.classNames
+      ? [{ name: "VIGIL_MODEL_CLASS_NAMES", value: JSON.stringify(spec.model.classNames) }]
+      : []),
     { name: "VIGIL_EXECUTION_PROVIDERS", value: spec.executionProviders.join(",") },
     { name: "VIGIL_CAMERAS_PER_WORKER", value: String(spec.camerasPerWorker) },
     ...(spec.model.sha256 ? [{ name: "VIGIL_MODEL_SHA256", value: spec.model.sha256 }] : []),
@@ -103,13 +110,15 @@ export function workerStatefulSet(pool: DetectorPool, o: WorkloadOptions) {
                 capabilities: { drop: ["ALL"] },
               },
               volumeMounts: [
-                { name: "models", mountPath: "/models" },
+                // Where http(s) models are downloaded; a file:// model is a path in the image or a volume the
+                // user mounts (e.g. /models), which this does not cover.
+                { name: "model-cache", mountPath: MODEL_DIR },
                 { name: "tmp", mountPath: "/tmp" },
               ],
             },
           ],
           volumes: [
-            { name: "models", emptyDir: { sizeLimit: "2Gi" } },
+            { name: "model-cache", emptyDir: { sizeLimit: "2Gi" } },
             { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "512Mi" } },
           ],
         },

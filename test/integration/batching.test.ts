@@ -143,7 +143,7 @@ describe("a worker batching its cameras", () => {
       env: {
         ...process.env,
         REDIS_URL: `redis://127.0.0.1:${redis.port}`,
-        VIGIL_MODEL: join(FIXTURES, "yolov8n-dynamic.onnx"),
+        VIGIL_MODEL_URI: join(FIXTURES, "yolov8n-dynamic.onnx"),
         VIGIL_MAX_BATCH: "4",
         VIGIL_THREADS: "2",
         VIGIL_REALTIME_FILES: "true",

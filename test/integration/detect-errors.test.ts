@@ -17,10 +17,16 @@ const tmp = (name: string, data: Buffer | string) => {
   return f;
 };
 
-async function detect(...args: string[]): Promise<{ code: number; stderr: string; stdout: string }> {
+const detect = (...args: string[]) => run(["detect", ...args]);
+
+async function run(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stderr: string; stdout: string }> {
   try {
-    const r = await promisify(execFile)(process.execPath, [join(ROOT, "bin", "vigil.ts"), "detect", ...args], {
+    const r = await promisify(execFile)(process.execPath, [join(ROOT, "bin", "vigil.ts"), ...args], {
       maxBuffer: 1 << 24,
+      env: { ...process.env, ...env },
     });
     return { code: 0, ...r };
   } catch (err) {
@@ -108,5 +114,22 @@ describe("vigil detect on bad input", { timeout: 30_000 }, () => {
     await expect(loadDetector(join(FIXTURES, "yolov8n.onnx"), { sha256: "0".repeat(64) })).rejects.toThrow(
       /sha256 is 9697a185.*expects 0000/,
     );
+  });
+
+  it("a model whose input size differs from the pool's, or a batch fixed above 1", async () => {
+    await expect(loadDetector(join(FIXTURES, "yolov8n.onnx"), { inputSize: 320 })).rejects.toThrow(
+      /the pool says model.inputSize 320, the model takes 640×640/,
+    );
+    await expect(loadDetector(tmp("batch4.onnx", identityModel([4, 3, 64, 64])))).rejects.toThrow(
+      /its batch is fixed at 4; export it with batch 1 or a dynamic batch/,
+    );
+  });
+
+  it("a worker given class names that are not a JSON array names the variable", async () => {
+    const r = await run(["worker", "--cameras", "/nonexistent.yaml"], {
+      VIGIL_MODEL_CLASS_NAMES: "person,hairnet",
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("VIGIL_MODEL_CLASS_NAMES: must be a JSON array of class names");
   });
 });

@@ -18,6 +18,8 @@ export type DetectorOptions = {
   /** "yolov11" has the v8 head. When omitted, the head is read from the output shape. */
   format?: "yolov5" | "yolov8" | "yolov11";
   sha256?: string;
+  /** The side the pool says the model takes; checked against the model's input. */
+  inputSize?: number;
   classNames?: readonly string[];
   /** Largest batch across cameras for a model with a dynamic batch axis (default 8); 1 turns batching off. */
   maxBatch?: number;
@@ -127,6 +129,10 @@ export async function loadDetector(path: string, opts: DetectorOptions = {}): Pr
   )
     throw new ModelError(`model ${path}: input must be [batch, 3, S, S] (a square image), got [${shape.join(", ")}]`);
   const size = side;
+  if (opts.inputSize && opts.inputSize !== size)
+    throw new ModelError(
+      `model ${path}: the pool says model.inputSize ${opts.inputSize}, the model takes ${size}×${size}`,
+    );
   const chw = 3 * size * size;
   // A symbolic (or -1) first dimension is a dynamic batch axis; a fixed one must be 1 (we feed one frame).
   const dynamicBatch = typeof shape[0] === "string" || (typeof shape[0] === "number" && shape[0] < 0);

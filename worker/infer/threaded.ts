@@ -21,6 +21,7 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
   const pending = new Map<number, Pending>();
   let seq = 0;
   let dead: Error | undefined;
+  let closed = false;
   thread.on("message", (m: { id: number; ok: boolean; error?: string }) => {
     const p = pending.get(m.id);
     if (!p) return;
@@ -68,6 +69,8 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
       return (await call<{ ms: number }>({ op: "raw", batch })).ms;
     },
     async close() {
+      if (closed) return; // a terminated thread would never answer a second "close"
+      closed = true;
       await call({ op: "close" }).catch(() => undefined);
       await thread.terminate();
     },
