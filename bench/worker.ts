@@ -10,7 +10,7 @@ import { cameraDetectionSpec } from "../operator/api/camera-detection.ts";
 import { ROOT } from "../test/setup/operator-env.ts";
 import { startRedis } from "../test/setup/services.ts";
 import { createCameraProcessor } from "../worker/camera.ts";
-import { createInferenceScheduler } from "../worker/infer/scheduler.ts";
+import { schedulerForModel } from "../worker/infer/scheduler.ts";
 import type { Detector } from "../worker/infer/session.ts";
 import { loadThreadedDetector } from "../worker/infer/threaded.ts";
 import { FfmpegSource } from "../worker/ingest/ffmpeg-source.ts";
@@ -93,7 +93,7 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
     ],
     rules: [{ name: "dwell", dwell: { zone: "all", seconds: 5 } }],
   });
-  const scheduler = createInferenceScheduler(detector.maxBatch); // as the worker's pipeline does
+  const scheduler = schedulerForModel(detector.maxBatch);
   const latencies: number[] = [];
   let batched = 0;
   let processed = 0;

@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { parse } from "yaml";
 import { cameraDetection, cameraDetectionSpec } from "../operator/api/camera-detection.ts";
 import { createCameraProcessor } from "./camera.ts";
-import { createInferenceScheduler } from "./infer/scheduler.ts";
+import { schedulerForModel } from "./infer/scheduler.ts";
 import type { Provider } from "./infer/session.ts";
 import { loadThreadedDetector } from "./infer/threaded.ts";
 import { FfmpegSource, type Frame } from "./ingest/ffmpeg-source.ts";
@@ -109,7 +109,7 @@ async function detectWith(
   // A file waits for the model (it never piles frames up in memory); a live stream does not wait: its newest
   // frame replaces one still waiting, as in the worker.
   const live = !isFileSource(values.source);
-  const scheduler = createInferenceScheduler(1);
+  const scheduler = schedulerForModel(detector.maxBatch);
   const source: FfmpegSource = new FfmpegSource(
     {
       url: values.source,

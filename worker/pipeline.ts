@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { CameraDetectionSpec } from "../operator/api/camera-detection.ts";
 import { createCameraProcessor, type FrameResult } from "./camera.ts";
-import { createInferenceScheduler } from "./infer/scheduler.ts";
+import { schedulerForModel } from "./infer/scheduler.ts";
 import type { Detector } from "./infer/session.ts";
 import { FfmpegSource, type Frame, type SourceStats } from "./ingest/ffmpeg-source.ts";
 import { type Credentials, redact } from "./ingest/source-url.ts";
@@ -42,8 +42,7 @@ type CameraRuntime = {
 
 export function createPipeline(opts: PipelineOptions) {
   const { detector, bus, registry, log } = opts;
-  // A batching model takes up to maxBatch cameras' frames per run: that many may be in flight at once.
-  const scheduler = createInferenceScheduler(detector.maxBatch);
+  const scheduler = schedulerForModel(detector.maxBatch);
   const cameras = new Map<string, CameraRuntime>();
   const registers = [registry];
   const frames = new Counter({ name: "vigil_frames_total", help: "Frames decoded", labelNames: ["camera"], registers });

@@ -69,9 +69,12 @@ describe("batching across cameras", () => {
     const opts = { minScore: 0.5, classFilter: dynamic.classFilter(["person"]) };
     const alone = [];
     for (const f of frames) alone.push(await fixed.detect(f.data, f.width, f.height, opts));
-    // Four cameras' frames arriving together: one model run.
+    // Four cameras' frames arriving together.
     const together = await Promise.all(frames.map((f) => dynamic.detect(f.data, f.width, f.height, opts)));
-    expect(together.map((r) => r.batch)).toEqual([4, 4, 4, 4]);
+    // The first may start alone (the model was idle); the others meet while it runs.
+    const batches = together.map((r) => r.batch);
+    expect(Math.max(...batches)).toBeGreaterThan(1);
+    expect(batches.every((b) => b >= 1 && b <= 4)).toBe(true);
     expect(alone.map((r) => r.batch)).toEqual([1, 1, 1, 1]);
     for (let k = 0; k < frames.length; k++) {
       const a = (alone[k] as (typeof alone)[number]).detections;
@@ -177,7 +180,8 @@ describe("a worker batching its cameras", () => {
     const sum = metricValue(text, "vigil_inference_batch_size_sum") ?? 0;
     // Three cameras at 10 fps on a model that takes longer than 1/30 s here: frames meet while it is busy.
     expect(sum / count).toBeGreaterThan(1.5);
-    expect(sum / count).toBeLessThanOrEqual(3);
+    expect(sum / count).toBeLessThanOrEqual(4); // VIGIL_MAX_BATCH
+    expect(metricValue(text, "vigil_inference_batch_size_bucket", 'le="4"')).toBe(count);
     expect(logs.join("")).toMatch(/"maxBatch":4/);
     const batched = stats.filter((s) => (s.data.batch_size ?? 0) > 1);
     expect(new Set(batched.map((s) => s.camera_id))).toEqual(new Set(CAMERAS));

@@ -76,4 +76,31 @@ describe("inference scheduler", () => {
     expect(overlapSameCamera).toBe(false);
     expect(maxBusy).toBe(3);
   });
+
+  it("keeps a second frame of a camera in flight behind the first, and no third", async () => {
+    const s = createInferenceScheduler(4, 2);
+    const started: string[] = [];
+    const release: (() => void)[] = [];
+    const job = (name: string) => ({
+      run: async () => {
+        started.push(name);
+        await new Promise<void>((r) => release.push(r));
+      },
+      dropped: () => started.push(`drop ${name}`),
+    });
+    s.submit("a", job("a1"));
+    s.submit("a", job("a2"));
+    s.submit("a", job("a3")); // waits: two of a's frames are in flight
+    s.submit("a", job("a4")); // replaces a3
+    expect(started).toEqual(["a1", "a2", "drop a3"]);
+    expect(s.stats.busy).toBe(2);
+    release.shift()?.(); // a1 done: a4 goes in behind a2
+    await tick();
+    expect(started).toEqual(["a1", "a2", "drop a3", "a4"]);
+    while (release.length) {
+      for (const r of release.splice(0)) r();
+      await tick();
+    }
+    await s.idle();
+  });
 });

@@ -1,20 +1,14 @@
 // The model's own thread. onnxruntime-node runs a session synchronously on the calling thread (its `run` only
 // defers the call with setImmediate), so on the main thread every inference would block ffmpeg's pipes, timers
-// and health endpoints for the whole model run. Here it blocks nobody; the main thread keeps decoding.
+// and health endpoints for the whole model run. Here it blocks nobody, and it does nothing but run the model:
+// frames arrive as CHW floats and leave as raw outputs (both transferred, not copied), while the main thread
+// prepares the next frame and decodes the last one.
 import { parentPort, workerData } from "node:worker_threads";
-import { type DetectorOptions, loadDetector } from "./session.ts";
+import { createBatcher } from "./batcher.ts";
+import { type DetectorOptions, loadModel, spread } from "./session.ts";
 
 type Request =
-  | {
-      id: number;
-      op: "detect";
-      rgb: Uint8Array;
-      srcW: number;
-      srcH: number;
-      minScore: number;
-      classFilter: Uint8Array | null;
-      iou?: number;
-    }
+  | { id: number; op: "infer"; chw: Float32Array }
   | { id: number; op: "raw"; batch: number }
   | { id: number; op: "close" };
 
@@ -23,39 +17,23 @@ if (!port) throw new Error("detector-thread.ts runs as a worker thread");
 const { path, opts } = workerData as { path: string; opts: DetectorOptions };
 
 try {
-  const detector = await loadDetector(path, opts);
-  port.postMessage({
-    op: "ready",
-    size: detector.size,
-    head: detector.head,
-    provider: detector.provider,
-    providerNote: detector.providerNote,
-    maxBatch: detector.maxBatch,
-    batchNote: detector.batchNote,
-    classNames: [...detector.classNames],
-  });
+  const model = await loadModel(path, opts);
+  const { infer: _, runRaw: __, close: ___, ...info } = model;
+  port.postMessage({ op: "ready", ...info, classNames: [...info.classNames] });
+  // Frames that arrive while the model runs wait here and go in together when it has a dynamic batch axis.
+  const batcher = createBatcher(model.maxBatch, (frames: Float32Array[]) => model.infer(frames).then(spread));
   port.on("message", async (req: Request) => {
     try {
-      if (req.op === "detect") {
-        const {
-          detections: d,
-          inferenceMs,
-          batch,
-        } = await detector.detect(req.rgb, req.srcW, req.srcH, {
-          minScore: req.minScore,
-          classFilter: req.classFilter,
-          ...(req.iou ? { iouThreshold: req.iou } : {}),
-        });
-        const out = { length: d.length, xyxy: d.xyxy, score: d.score, classId: d.classId, trackId: d.trackId };
-        port.postMessage({ id: req.id, ok: true, detections: out, inferenceMs, batch }, [
-          d.xyxy.buffer,
-          d.score.buffer,
-          d.classId.buffer,
-          d.trackId.buffer,
+      if (req.op === "infer") {
+        const r = await batcher.submit(req.chw);
+        // The input buffer goes back too, for the main thread's next frame.
+        port.postMessage({ id: req.id, ok: true, ...r, chw: req.chw }, [
+          r.output.buffer,
+          req.chw.buffer,
         ] as ArrayBuffer[]);
-      } else if (req.op === "raw") port.postMessage({ id: req.id, ok: true, ms: await detector.runRaw(req.batch) });
+      } else if (req.op === "raw") port.postMessage({ id: req.id, ok: true, ms: await model.runRaw(req.batch) });
       else {
-        await detector.close();
+        await model.close();
         port.postMessage({ id: req.id, ok: true });
         port.close();
       }

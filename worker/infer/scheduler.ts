@@ -1,7 +1,8 @@
 // Fair inference across cameras on one model session: each camera has at most one frame waiting, a newer frame
 // replaces it (live video wants the freshest frame, not a backlog), and cameras take turns in the order their
-// frames arrived, so a busy camera cannot starve a quiet one. With a batching model (concurrency > 1) several
-// cameras' frames are in flight at once, but never two of one camera: its tracker must see frames in order.
+// frames arrived, so a busy camera cannot starve a quiet one. Up to `concurrency` frames are in flight (a batch
+// being run and the next one queued at the model, so it never waits for us), at most `perCamera` of one camera;
+// the model answers in order, so a camera's tracker still sees its frames in order.
 
 export type Job = { run: () => Promise<void>; dropped: () => void };
 
@@ -13,21 +14,23 @@ export type InferenceScheduler = {
   idle(): Promise<void>;
 };
 
-export function createInferenceScheduler(concurrency = 1): InferenceScheduler {
+export function createInferenceScheduler(concurrency = 1, perCamera = 1): InferenceScheduler {
   const waiting = new Map<string, Job>(); // insertion order = turn order
-  const running = new Set<string>();
+  const running = new Map<string, number>();
+  const inFlight = (cameraId: string) => running.get(cameraId) ?? 0;
   const stats = { ran: 0, dropped: 0, busy: 0 };
   const idleWaiters: (() => void)[] = [];
 
   const start = (cameraId: string, job: Job) => {
     waiting.delete(cameraId);
-    running.add(cameraId);
+    running.set(cameraId, inFlight(cameraId) + 1);
     stats.busy++;
     job
       .run()
       .catch(() => undefined) // the job reports its own errors; the scheduler must keep going
       .finally(() => {
-        running.delete(cameraId);
+        if (inFlight(cameraId) > 1) running.set(cameraId, inFlight(cameraId) - 1);
+        else running.delete(cameraId);
         stats.busy--;
         stats.ran++;
         pump();
@@ -38,7 +41,7 @@ export function createInferenceScheduler(concurrency = 1): InferenceScheduler {
   const pump = () => {
     for (const [cameraId, job] of waiting) {
       if (stats.busy >= concurrency) return;
-      if (!running.has(cameraId)) start(cameraId, job);
+      if (inFlight(cameraId) < perCamera) start(cameraId, job);
     }
   };
 
@@ -57,3 +60,7 @@ export function createInferenceScheduler(concurrency = 1): InferenceScheduler {
     idle: () => (stats.busy === 0 && waiting.size === 0 ? Promise.resolve() : new Promise((r) => idleWaiters.push(r))),
   };
 }
+
+/** The scheduler a model's frames go through: in flight, the batch being run and the next one, already prepared
+ * and queued at the model thread so it starts the moment the last run ends; two frames of one camera at most. */
+export const schedulerForModel = (maxBatch: number) => createInferenceScheduler(2 * maxBatch, 2);

@@ -21,13 +21,16 @@ export type DetectorOptions = {
   /** The side the pool says the model takes; checked against the model's input. */
   inputSize?: number;
   classNames?: readonly string[];
+  /** Let onnxruntime's threads spin between runs (its default). Off here: see loadDetector. */
+  spin?: boolean;
   /** Largest batch across cameras for a model with a dynamic batch axis (default 8); 1 turns batching off. */
   maxBatch?: number;
 };
 
 export type DetectOptions = { minScore: number; classFilter?: Uint8Array | null; iouThreshold?: number };
 
-export type Detector = {
+/** What the model is, as checked at load. */
+export type ModelInfo = {
   readonly size: number;
   readonly head: YoloHead;
   readonly provider: Provider;
@@ -38,6 +41,20 @@ export type Detector = {
   readonly maxBatch: number;
   /** Why a dynamic-batch model runs frames one by one, if it does. */
   readonly batchNote: string | undefined;
+  /** One frame's output shape, [1, a, b]. */
+  readonly outputDims: readonly number[];
+};
+
+/** The session alone: CHW float frames in (see hwcToChw), raw YOLO outputs out. */
+export type Model = ModelInfo & {
+  /** One model run over frames.length ≤ maxBatch frames; outputs[k] belongs to frames[k] and owns its buffer. */
+  infer(frames: readonly Float32Array[]): Promise<{ outputs: Float32Array[]; inferenceMs: number }>;
+  /** The raw session call alone on a batch of frames (default 1, at most maxBatch), for benchmarks. */
+  runRaw(batch?: number): Promise<number>;
+  close(): Promise<void>;
+};
+
+export type Detector = Omit<ModelInfo, "outputDims"> & {
   /** Calls made while the model is busy run together as one batch (see batcher.ts) when maxBatch > 1. */
   detect(rgb: Uint8Array, srcW: number, srcH: number, opts: DetectOptions): Promise<DetectResult>;
   /** The raw session call alone on a batch of frames (default 1, at most maxBatch), for benchmarks. */
@@ -76,7 +93,8 @@ export function hwcToChw(rgb: Uint8Array, size: number, out: Float32Array): void
   }
 }
 
-export async function loadDetector(path: string, opts: DetectorOptions = {}): Promise<Detector> {
+/** Loads and checks a YOLO model (see the top of this file). */
+export async function loadModel(path: string, opts: DetectorOptions = {}): Promise<Model> {
   let bytes: Buffer;
   try {
     bytes = await readFile(path);
@@ -103,6 +121,9 @@ export async function loadDetector(path: string, opts: DetectorOptions = {}): Pr
         executionProviders: [p],
         intraOpNumThreads: opts.threads ?? 0,
         graphOptimizationLevel: "all",
+        // onnxruntime's pool threads spin for a while after each run, waiting for more work; in a worker that
+        // same CPU decodes the next frames (ffmpeg) and tracks, so spinning steals from the pipeline.
+        ...(opts.spin ? {} : { extra: { session: { intra_op: { allow_spinning: "0" } } } }),
       });
       provider = p;
       break;
@@ -189,33 +210,8 @@ export async function loadDetector(path: string, opts: DetectorOptions = {}): Pr
       maxBatch = 1;
     }
   }
-  const decode = head === "yolov8" ? decodeYolov8 : decodeYolov5;
-  const perFrameDims = [1, ...probe.dims.slice(1)];
+  const outputDims = [1, ...probe.dims.slice(1)];
   const perFrameOut = probe.dims.slice(1).reduce((a, b) => a * b, 1);
-
-  type Call = { rgb: Uint8Array; srcW: number; srcH: number; opts: DetectOptions };
-  const runBatch = async (calls: Call[]): Promise<DetectResult[]> => {
-    const tensor = tensorFor(calls.length); // first: it may grow the input buffer
-    for (let k = 0; k < calls.length; k++)
-      hwcToChw((calls[k] as Call).rgb, size, input.subarray(k * chw, (k + 1) * chw));
-    const t0 = performance.now();
-    const out = (await s.run({ [inputName]: tensor }))[outputName] as ort.Tensor;
-    const inferenceMs = performance.now() - t0;
-    const data = out.data as Float32Array;
-    return calls.map((c, k) => {
-      const candidates = decode(
-        data.subarray(k * perFrameOut, (k + 1) * perFrameOut),
-        perFrameDims,
-        { minScore: c.opts.minScore, classFilter: c.opts.classFilter ?? null },
-        letterboxParams(c.srcW, c.srcH, size),
-        c.srcW,
-        c.srcH,
-      );
-      const detections = nms(candidates, { iouThreshold: c.opts.iouThreshold ?? 0.45 });
-      return { detections, inferenceMs, batch: calls.length };
-    });
-  };
-  const batcher = createBatcher(maxBatch, runBatch);
 
   return {
     size,
@@ -223,10 +219,29 @@ export async function loadDetector(path: string, opts: DetectorOptions = {}): Pr
     provider,
     classNames,
     maxBatch,
+    outputDims,
     providerNote: providerNotes.length ? providerNotes.join("; ") : undefined,
     batchNote,
-    classFilter: (names) => classFilterOf(classNames, names),
-    detect: (rgb, srcW, srcH, o) => batcher.submit({ rgb, srcW, srcH, opts: o }),
+    async infer(frames) {
+      if (frames.length < 1 || frames.length > maxBatch)
+        throw new Error(`a batch of ${frames.length} frames; this model takes 1 to ${maxBatch}`);
+      let tensor: ort.Tensor;
+      if (frames.length === 1) tensor = new ort.Tensor("float32", frames[0] as Float32Array, [1, 3, size, size]);
+      else {
+        tensor = tensorFor(frames.length); // first: it may grow the input buffer
+        frames.forEach((f, k) => {
+          input.set(f, k * chw);
+        });
+      }
+      const t0 = performance.now();
+      const out = (await s.run({ [inputName]: tensor }))[outputName] as ort.Tensor;
+      const inferenceMs = performance.now() - t0;
+      const data = out.data as Float32Array;
+      // One frame's output is the whole (fresh) buffer and can be handed over as it is; a batch's are copied apart.
+      const outputs =
+        frames.length === 1 ? [data] : frames.map((_, k) => data.slice(k * perFrameOut, (k + 1) * perFrameOut));
+      return { outputs, inferenceMs };
+    },
     async runRaw(batch = 1) {
       const t0 = performance.now();
       await run(Math.min(batch, maxBatch));
@@ -237,5 +252,46 @@ export async function loadDetector(path: string, opts: DetectorOptions = {}): Pr
     },
   };
 }
+
+/** A frame's raw output → Detections in source pixels: decode the head, filter classes, NMS. */
+export function detectionsOf(
+  model: Pick<ModelInfo, "head" | "size" | "outputDims">,
+  output: Float32Array,
+  srcW: number,
+  srcH: number,
+  o: DetectOptions,
+): Detections {
+  const decode = model.head === "yolov8" ? decodeYolov8 : decodeYolov5;
+  const candidates = decode(
+    output,
+    model.outputDims,
+    { minScore: o.minScore, classFilter: o.classFilter ?? null },
+    letterboxParams(srcW, srcH, model.size),
+    srcW,
+    srcH,
+  );
+  return nms(candidates, { iouThreshold: o.iouThreshold ?? 0.45 });
+}
+
+/** The model in this thread, with dynamic batching of concurrent calls. */
+export async function loadDetector(path: string, opts: DetectorOptions = {}): Promise<Detector> {
+  const model = await loadModel(path, opts);
+  const batcher = createBatcher(model.maxBatch, (frames: Float32Array[]) => model.infer(frames).then(spread));
+  const { outputDims: _, infer: __, ...info } = model;
+  return {
+    ...info,
+    classFilter: (names) => classFilterOf(model.classNames, names),
+    async detect(rgb, srcW, srcH, o) {
+      const chw = new Float32Array(3 * model.size * model.size);
+      hwcToChw(rgb, model.size, chw);
+      const r = await batcher.submit(chw);
+      return { detections: detectionsOf(model, r.output, srcW, srcH, o), inferenceMs: r.inferenceMs, batch: r.batch };
+    },
+  };
+}
+
+/** One batched run's result per frame, for the batcher. */
+export const spread = (r: { outputs: Float32Array[]; inferenceMs: number }) =>
+  r.outputs.map((output) => ({ output, inferenceMs: r.inferenceMs, batch: r.outputs.length }));
 
 const firstLine = (err: unknown) => String(err instanceof Error ? err.message : err).split("\n")[0];

@@ -1,20 +1,21 @@
 // A Detector whose model lives on its own thread (see detector-thread.ts); same interface as loadDetector's.
+// This side letterboxes into CHW floats and decodes outputs, so the model thread only ever runs the model.
 import { Worker } from "node:worker_threads";
-import { classFilterOf, type Detector, type DetectorOptions, type DetectResult, ModelError } from "./session.ts";
+import {
+  classFilterOf,
+  type Detector,
+  type DetectorOptions,
+  detectionsOf,
+  hwcToChw,
+  ModelError,
+  type ModelInfo,
+} from "./session.ts";
 
 type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 
 export async function loadThreadedDetector(path: string, opts: DetectorOptions = {}): Promise<Detector> {
   const thread = new Worker(new URL("./detector-thread.ts", import.meta.url), { workerData: { path, opts } });
-  const info = await new Promise<{
-    size: number;
-    head: Detector["head"];
-    provider: Detector["provider"];
-    providerNote?: string;
-    maxBatch: number;
-    batchNote?: string;
-    classNames: string[];
-  }>((resolve, reject) => {
+  const info = await new Promise<ModelInfo>((resolve, reject) => {
     thread.once("message", (m) => (m.op === "ready" ? resolve(m) : reject(new ModelError(m.error))));
     thread.once("error", reject);
   });
@@ -33,14 +34,17 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
     for (const p of pending.values()) p.reject(err);
     pending.clear();
   });
-  const call = <T>(msg: Record<string, unknown>): Promise<T> => {
+  const call = <T>(msg: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<T> => {
     if (dead) return Promise.reject(dead);
     const id = ++seq;
     return new Promise<T>((resolve, reject) => {
       pending.set(id, { resolve: resolve as (v: never) => void, reject });
-      thread.postMessage({ id, ...msg });
+      thread.postMessage({ id, ...msg }, transfer);
     });
   };
+  // Input buffers come back with their results: a few circulate, none is allocated per frame.
+  const spare: Float32Array[] = [];
+  const frameFloats = 3 * info.size * info.size;
 
   return {
     size: info.size,
@@ -52,18 +56,14 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
     classNames: info.classNames,
     classFilter: (names) => classFilterOf(info.classNames, names),
     async detect(rgb, srcW, srcH, o) {
-      // The frame is copied (structured clone, ~0.3 ms): the caller keeps it for the live view. Calls made while
-      // the thread is busy are batched over there (maxBatch > 1).
-      const r = await call<DetectResult>({
-        op: "detect",
-        rgb,
-        srcW,
-        srcH,
-        minScore: o.minScore,
-        classFilter: o.classFilter ?? null,
-        iou: o.iouThreshold,
-      });
-      return { detections: r.detections, inferenceMs: r.inferenceMs, batch: r.batch };
+      const chw = spare.pop() ?? new Float32Array(frameFloats);
+      hwcToChw(rgb, info.size, chw);
+      const r = await call<{ output: Float32Array; inferenceMs: number; batch: number; chw: Float32Array }>(
+        { op: "infer", chw },
+        [chw.buffer as ArrayBuffer],
+      );
+      if (spare.length < 2 * info.maxBatch + 2) spare.push(r.chw);
+      return { detections: detectionsOf(info, r.output, srcW, srcH, o), inferenceMs: r.inferenceMs, batch: r.batch };
     },
     async runRaw(batch = 1) {
       return (await call<{ ms: number }>({ op: "raw", batch })).ms;
