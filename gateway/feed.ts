@@ -38,7 +38,8 @@ export type CameraSummary = {
 export type PoolSummary = {
   name: string;
   namespace: string;
-  model: { uri: string; format: string; inputSize: number };
+  /** format and inputSize as the pool gives them; absent when the worker reads them from the model. */
+  model: { uri: string; format?: string | undefined; inputSize?: number | undefined };
   camerasPerWorker: number;
   minWorkers: number;
   maxWorkers: number;

@@ -38,7 +38,7 @@ export type CameraView = z.infer<typeof cameraView>;
 export const poolSummary = z.object({
   name: z.string(),
   namespace: z.string(),
-  model: z.object({ uri: z.string(), format: z.string(), inputSize: z.number() }),
+  model: z.object({ uri: z.string(), format: z.string().optional(), inputSize: z.number().optional() }),
   camerasPerWorker: z.number(),
   minWorkers: z.number(),
   maxWorkers: z.number(),

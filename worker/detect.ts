@@ -78,11 +78,13 @@ async function detectWith(
   });
   const maxFrames = values["max-frames"] ? Number(values["max-frames"]) : Number.POSITIVE_INFINITY;
   const names = detector.classNames;
+  let started = 0; // frames sent to the model: two may be in flight, so --max-frames counts them here
   let processed = 0;
   let failure: unknown;
 
   const handle = async (frame: Frame) => {
-    if (processed >= maxFrames || !camera.wantsInference(frame)) return;
+    if (started >= maxFrames || !camera.wantsInference(frame)) return;
+    started++;
     const r = await camera.infer(frame);
     processed++;
     const detections = Array.from({ length: r.detections.length }, (_, i) => ({
@@ -121,7 +123,8 @@ async function detectWith(
     {
       frame: (frame: Frame) => {
         if (live) return scheduler.submit("detect", { run: () => handle(frame).catch(fail), dropped: () => undefined });
-        // One frame decoded ahead of the model, no more: decoding overlaps inference, memory stays flat.
+        // A file waits for the model: two frames in flight (one running, one queued at the model thread), one
+        // decoded and waiting, and ffmpeg paused until a slot frees. Decoding overlaps inference, memory stays flat.
         scheduler.submit("detect", {
           run: () => {
             source.setPaused(false);

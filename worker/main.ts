@@ -1,6 +1,6 @@
 // `vigil worker`: loads the model, then runs its cameras (from manifests in single-host mode) through the
 // pipeline, publishing on Redis. Health and metrics on one port; stops cleanly on SIGTERM.
-import { tmpdir } from "node:os";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pino from "pino";
@@ -23,7 +23,8 @@ const workerEnv = z.object({
   VIGIL_BUS: z.enum(["redis", "ipc"]).default("redis"),
   // The DetectorPool's spec.model, as the operator passes it to worker pods (see operator/controllers/workload.ts).
   VIGIL_MODEL_URI: z.string().min(1).default(".cache/fixtures/yolov8n.onnx"),
-  VIGIL_MODEL_DIR: z.string().default(join(tmpdir(), "vigil-models")),
+  // Where http(s) models are downloaded: the pod's cache volume, else the user's own cache (not a shared /tmp).
+  VIGIL_MODEL_DIR: z.string().default(join(homedir(), ".cache", "vigil", "models")),
   VIGIL_MODEL_SHA256: z.string().optional(),
   VIGIL_MODEL_FORMAT: z.enum(["yolov5", "yolov8", "yolov11"]).optional(),
   VIGIL_MODEL_INPUT_SIZE: z.coerce.number().int().positive().optional(),

@@ -78,7 +78,7 @@ export function createPipeline(opts: PipelineOptions) {
   });
   const latency = new Histogram({
     name: "vigil_inference_seconds",
-    help: "Model run time per frame",
+    help: "Time of the model run each frame was part of (a batch's run counts for each of its frames)",
     buckets: [0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5],
     registers,
   });
@@ -205,7 +205,7 @@ export function createPipeline(opts: PipelineOptions) {
     scheduler.submit(id, {
       dropped: () => droppedFrames.inc({ camera: id }),
       run: async () => {
-        if (!cameras.has(id)) return;
+        if (cameras.get(id) !== rt) return; // removed, or replaced by an updated camera meanwhile
         try {
           const r = await processor.infer(frame);
           rt.last = r;

@@ -4,7 +4,7 @@
 // We use it to make the batch-capable twin of the test model (hack/fixtures.sh); users can run it on theirs:
 //   node hack/onnx/dynamic-batch.ts model.onnx model-dynamic.onnx
 import { readFileSync, writeFileSync } from "node:fs";
-import { bytesField, type Field, parseMessage, text, writeMessage } from "./wire.ts";
+import { bytesField, type Field, parseMessage, readPackedVarints, text, varint, writeMessage } from "./wire.ts";
 
 // Field numbers from onnx.proto.
 const MODEL_GRAPH = 7;
@@ -42,8 +42,15 @@ function batchFromInput(tensor: Field[]): Field[] | undefined {
     return tensor.map((f) => (f === raw ? bytesField(TENSOR.rawData, new Uint8Array(values.buffer)) : f));
   }
   const first = sub(tensor, TENSOR.int64Data)[0];
-  if (first?.wire !== 0 || first.value !== 1n) return undefined; // packed int64_data is not written by exporters
-  return tensor.map((f) => (f === first ? { ...f, value: 0n } : f));
+  if (!first) return undefined;
+  if (first.wire === 0)
+    return first.value === 1n ? tensor.map((f) => (f === first ? { ...f, value: 0n } : f)) : undefined;
+  // Packed (proto3's default for repeated int64): one length-delimited run of varints.
+  const values = readPackedVarints(first.value as Uint8Array);
+  if (values[0] !== 1n) return undefined;
+  values[0] = 0n;
+  const packed = Uint8Array.from(values.flatMap((v) => varint(v)));
+  return tensor.map((f) => (f === first ? { ...f, value: packed } : f));
 }
 
 /** `inputsOnly` marks only the input and output dynamic, leaving the graph pinned: a broken export, for tests. */
@@ -115,14 +122,61 @@ export function makeBatchDynamic(
   return { model: writeMessage(out), reshapes };
 }
 
+/**
+ * Runs both models on onnxruntime: the rewritten one must give the original's output at batch 1, and a batch of
+ * 2 must give that output twice. A Reshape whose leading 1 was not the batch (say [C] → [1, C, 1, 1]) fails here.
+ */
+export async function verifyBatchDynamic(original: Uint8Array, rewritten: Uint8Array): Promise<void> {
+  const ort = (await import("onnxruntime-node")).default;
+  const [a, b] = await Promise.all([original, rewritten].map((m) => ort.InferenceSession.create(m)));
+  if (!a || !b) throw new Error("could not load the models");
+  const meta = (a as unknown as { inputMetadata: { name: string; shape: (number | string)[] }[] }).inputMetadata;
+  const feeds = (batch: number) =>
+    Object.fromEntries(
+      meta.map(({ name, shape }) => {
+        const dims = shape.map((d, i) => (i === 0 ? batch : typeof d === "number" && d > 0 ? d : 1));
+        const per = dims.slice(1).reduce((x, y) => x * y, 1);
+        // The same pseudo-random frame for each batch item.
+        const data = Float32Array.from({ length: batch * per }, (_, i) => (((i % per) * 7919) % 255) / 255);
+        return [name, new ort.Tensor("float32", data, dims)];
+      }),
+    );
+  const want = await a.run(feeds(1));
+  const one = await b.run(feeds(1));
+  const two = await b.run(feeds(2));
+  for (const name of a.outputNames) {
+    const w = want[name]?.data as Float32Array;
+    const o = one[name]?.data as Float32Array;
+    const t = two[name]?.data as Float32Array;
+    if (o.length !== w.length || t.length !== 2 * w.length)
+      throw new Error(`output ${name}: ${o.length} and ${t.length} values for batches of 1 and 2; want ${w.length}`);
+    let diff = 0;
+    for (let i = 0; i < w.length; i++)
+      diff = Math.max(
+        diff,
+        Math.abs((o[i] as number) - (w[i] as number)),
+        Math.abs((t[w.length + i] as number) - (w[i] as number)),
+      );
+    if (diff > 1e-3) throw new Error(`output ${name} differs from the original's by up to ${diff}`);
+  }
+  await Promise.all([a.release(), b.release()]);
+}
+
 if (import.meta.main) {
   const [input, output] = process.argv.slice(2);
   if (!input || !output) {
     console.error("usage: node hack/onnx/dynamic-batch.ts <model.onnx> <out.onnx>");
     process.exit(2);
   }
-  const { model, reshapes } = makeBatchDynamic(readFileSync(input));
+  const original = readFileSync(input);
+  const { model, reshapes } = makeBatchDynamic(original);
   if (reshapes === 0) console.error(`${input}: no Reshape pinned the batch (already dynamic, or none to rewrite)`);
+  try {
+    await verifyBatchDynamic(original, model);
+  } catch (err) {
+    console.error(`${input}: the rewritten model does not batch correctly, nothing written: ${(err as Error).message}`);
+    process.exit(1);
+  }
   writeFileSync(output, model);
-  console.error(`${output}: dynamic batch (${reshapes} Reshape shape(s) rewritten)`);
+  console.error(`${output}: dynamic batch (${reshapes} Reshape shape(s) rewritten; checked at batches 1 and 2)`);
 }

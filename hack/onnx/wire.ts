@@ -13,6 +13,14 @@ function readVarint(b: Uint8Array, at: { i: number }): bigint {
   }
 }
 
+/** A packed repeated varint field's values (int64 as two's complement, as protobuf stores them). */
+export function readPackedVarints(b: Uint8Array): bigint[] {
+  const out: bigint[] = [];
+  const at = { i: 0 };
+  while (at.i < b.length) out.push(BigInt.asIntN(64, readVarint(b, at)));
+  return out;
+}
+
 export function parseMessage(b: Uint8Array): Field[] {
   const out: Field[] = [];
   const at = { i: 0 };

@@ -25,8 +25,18 @@ export const model = z.object({
     .regex(/^[a-f0-9]{64}$/, "model.sha256 must be 64 lower-case hex digits")
     .optional()
     .describe("Checked before the worker loads the model."),
-  format: z.enum(["yolov5", "yolov8", "yolov11"]).default("yolov8").describe("Output head layout."),
-  inputSize: z.int().min(32).max(4096).multipleOf(32).default(640).describe("Square input side in pixels."),
+  // No defaults: when omitted the worker reads both from the model; when given, it checks the model against them.
+  format: z
+    .enum(["yolov5", "yolov8", "yolov11"])
+    .optional()
+    .describe("Output head layout; read from the output shape when omitted, checked when given."),
+  inputSize: z
+    .int()
+    .min(32)
+    .max(4096)
+    .multipleOf(32)
+    .optional()
+    .describe("Square input side in pixels; read from the model when omitted, checked when given."),
   classNames: z
     .array(z.string().min(1).max(63))
     .min(1)

@@ -52,8 +52,8 @@ export function workerStatefulSet(pool: DetectorPool, o: WorkloadOptions) {
     { name: "VIGIL_POOL", value: name },
     { name: "VIGIL_MODEL_URI", value: spec.model.uri },
     { name: "VIGIL_MODEL_DIR", value: MODEL_DIR },
-    { name: "VIGIL_MODEL_FORMAT", value: spec.model.format },
-    { name: "VIGIL_MODEL_INPUT_SIZE", value: String(spec.model.inputSize) },
+    ...(spec.model.format ? [{ name: "VIGIL_MODEL_FORMAT", value: spec.model.format }] : []),
+    ...(spec.model.inputSize ? [{ name: "VIGIL_MODEL_INPUT_SIZE", value: String(spec.model.inputSize) }] : []),
     { name: "VIGIL_MAX_BATCH", value: String(spec.model.maxBatch) },
     ...(spec.model.classNames
       ? [{ name: "VIGIL_MODEL_CLASS_NAMES", value: JSON.stringify(spec.model.classNames) }]
@@ -102,6 +102,9 @@ export function workerStatefulSet(pool: DetectorPool, o: WorkloadOptions) {
               envFrom: [{ secretRef: { name: o.workerEnvSecret, optional: true } }],
               ports: [{ name: "metrics", containerPort: WORKER_PORT }],
               readinessProbe: { httpGet: { path: "/readyz", port: "metrics" }, periodSeconds: 5 },
+              // The health endpoint comes up once the model is loaded: a download or a TensorRT engine build may
+              // take minutes, and liveness must not restart (and so re-download) before then.
+              startupProbe: { httpGet: { path: "/healthz", port: "metrics" }, periodSeconds: 10, failureThreshold: 90 },
               livenessProbe: { httpGet: { path: "/healthz", port: "metrics" }, periodSeconds: 10, failureThreshold: 6 },
               resources: spec.resources,
               securityContext: {

@@ -492,7 +492,8 @@ describe("REST", () => {
       expect.objectContaining({
         name: "p",
         namespace: ns,
-        model: { uri: "file:///models/yolov8n.onnx", format: "yolov8", inputSize: 640 },
+        // format and inputSize have no defaults: the worker reads them from the model when the pool omits them.
+        model: { uri: "file:///models/yolov8n.onnx" },
         camerasPerWorker: 4,
         minWorkers: 0,
         maxWorkers: 2,

@@ -19,7 +19,9 @@ describe("model.uri", () => {
   beforeAll(async () => {
     server = createServer((req, res) => {
       hits.push(req.url ?? "");
-      if (req.url?.startsWith("/models/yolov8n.onnx")) {
+      if (req.url === "/private/yolov8n.onnx" && req.headers.authorization !== `Basic ${btoa("ml:pa ss")}`) {
+        res.writeHead(401).end();
+      } else if (req.url?.startsWith("/models/yolov8n.onnx") || req.url === "/private/yolov8n.onnx") {
         res.writeHead(200, { "content-type": "application/octet-stream", "content-length": MODEL.length });
         res.end(MODEL);
       } else if (req.url === "/cut") {
@@ -45,6 +47,15 @@ describe("model.uri", () => {
     const detector = await loadDetector(path, { sha256: SHA, threads: 1 });
     expect(detector.head).toBe("yolov8");
     await detector.close();
+  });
+
+  it("sends user:password from the URL as Basic auth, and never shows the password", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vigil-models-"));
+    const uri = `${base.replace("http://", "http://ml:pa%20ss@")}/private/yolov8n.onnx`;
+    expect(readFileSync(await resolveModelUri(uri, { cacheDir: dir, sha256: SHA })).equals(MODEL)).toBe(true);
+    const wrong = await resolveModelUri(uri.replace("pa%20ss", "nope"), { cacheDir: join(dir, "b") }).catch((e) => e);
+    expect(String(wrong)).toMatch(/model\.uri http:\/\/\*\*\*@127\.0\.0\.1:\d+\/private\/yolov8n\.onnx: HTTP 401/);
+    expect(String(wrong)).not.toContain("nope");
   });
 
   it("refuses a download whose sha256 differs, and keeps no file", async () => {

@@ -58,3 +58,19 @@ describe("dynamic batcher", () => {
     expect(() => createBatcher(0, async () => [])).toThrow(/maxBatch/);
   });
 });
+
+describe("dynamic batcher idle", () => {
+  it("resolves idle once everything queued has run", async () => {
+    const done: number[] = [];
+    const b = createBatcher(1, async (items: number[]) => {
+      await new Promise((r) => setTimeout(r, 5));
+      done.push(...items);
+      return items;
+    });
+    await b.idle(); // nothing yet
+    void b.submit(1);
+    void b.submit(2);
+    await b.idle();
+    expect(done).toEqual([1, 2]);
+  });
+});

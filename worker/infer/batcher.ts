@@ -5,6 +5,8 @@
 
 export type Batcher<I, O> = {
   submit(item: I): Promise<O>;
+  /** Resolves once nothing is queued or running. */
+  idle(): Promise<void>;
   readonly stats: { runs: number; items: number };
 };
 
@@ -15,6 +17,7 @@ export function createBatcher<I, O>(maxBatch: number, runBatch: (items: I[]) => 
   const queue: Waiting[] = [];
   const stats = { runs: 0, items: 0 };
   let running = false;
+  let idleWaiters: (() => void)[] = [];
 
   const drain = async () => {
     running = true;
@@ -34,10 +37,13 @@ export function createBatcher<I, O>(maxBatch: number, runBatch: (items: I[]) => 
       }
     }
     running = false;
+    for (const w of idleWaiters) w();
+    idleWaiters = [];
   };
 
   return {
     stats,
+    idle: () => (running || queue.length ? new Promise<void>((r) => idleWaiters.push(r)) : Promise.resolve()),
     submit: (item) =>
       new Promise<O>((resolve, reject) => {
         queue.push({ item, resolve, reject });

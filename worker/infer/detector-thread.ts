@@ -33,6 +33,7 @@ try {
         ] as ArrayBuffer[]);
       } else if (req.op === "raw") port.postMessage({ id: req.id, ok: true, ms: await model.runRaw(req.batch) });
       else {
+        await batcher.idle();
         await model.close();
         port.postMessage({ id: req.id, ok: true });
         port.close();

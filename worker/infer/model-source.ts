@@ -31,12 +31,21 @@ export async function resolveModelUri(uri: string, opts: ModelSourceOptions): Pr
   const dest = join(opts.cacheDir, name);
   if (existsSync(dest) && (!opts.sha256 || (await sha256Of(dest)) === opts.sha256)) return dest;
 
-  await mkdir(opts.cacheDir, { recursive: true });
+  await mkdir(opts.cacheDir, { recursive: true, mode: 0o700 });
   const tmp = `${dest}.${process.pid}.part`;
   const where = safeModelUri(uri);
+  // fetch refuses URLs with credentials in them: user:password@ becomes a Basic authorization header.
+  const url = new URL(uri);
+  const headers: Record<string, string> = {};
+  if (url.username || url.password) {
+    const user = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    headers.authorization = `Basic ${Buffer.from(user).toString("base64")}`;
+    url.username = "";
+    url.password = "";
+  }
   let res: Response;
   try {
-    res = await fetch(uri, { signal: AbortSignal.timeout(opts.timeoutMs ?? 600_000) });
+    res = await fetch(url, { headers, signal: AbortSignal.timeout(opts.timeoutMs ?? 600_000) });
   } catch (err) {
     throw new ModelError(`model.uri ${where}: download failed (${causeOf(err)})`);
   }
@@ -70,7 +79,8 @@ const sha256Of = async (path: string) =>
   createHash("sha256")
     .update(await readFile(path))
     .digest("hex");
+/** A short cause, with any URL in it redacted the same way (an undici message may quote the URL). */
 const causeOf = (err: unknown) => {
   const e = err as Error & { cause?: { code?: string; message?: string } };
-  return e.cause?.code ?? e.cause?.message ?? e.message;
+  return safeModelUri(redact(e.cause?.code ?? e.cause?.message ?? e.message)).replace(/\?\S*/g, "?…");
 };

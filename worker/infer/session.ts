@@ -199,17 +199,23 @@ export async function loadModel(path: string, opts: DetectorOptions = {}): Promi
 
   let maxBatch = dynamicBatch ? Math.max(1, opts.maxBatch ?? 8) : 1;
   let batchNote: string | undefined;
-  if (maxBatch > 1) {
-    // An exporter can leave the batch pinned inside the graph (a Reshape to [1, …]) though the input says dynamic:
-    // find out now, with a second warm-up run of two frames, and run frames one by one if so.
+  // An exporter can leave the batch pinned inside the graph (a Reshape to [1, …]) though the input says dynamic,
+  // and a provider can refuse large batches (memory, TensorRT profiles): find out now, with warm-up runs at the
+  // largest batch and at 2, and batch less, or not at all, saying why.
+  for (const n of maxBatch > 2 ? [maxBatch, 2] : maxBatch === 2 ? [2] : []) {
     try {
-      const two = await run(2);
-      if (two.dims[0] !== 2) throw new Error(`output batch ${two.dims[0]} for an input batch of 2`);
+      const out = await run(n);
+      if (out.dims[0] !== n) throw new Error(`output batch ${out.dims[0]} for an input batch of ${n}`);
+      if (n !== maxBatch) batchNote = `${batchNote}; batching at most 2`;
+      maxBatch = n;
+      break;
     } catch (err) {
-      batchNote = `batching off: the batch axis is dynamic but a batch of 2 fails (${firstLine(err)})`;
+      batchNote = `a batch of ${n} fails (${firstLine(err)})`;
       maxBatch = 1;
     }
   }
+  if (maxBatch === 1 && batchNote) batchNote = `batching off: the batch axis is dynamic but ${batchNote}`;
+  else if (batchNote) batchNote = `batching reduced: ${batchNote}`;
   const outputDims = [1, ...probe.dims.slice(1)];
   const perFrameOut = probe.dims.slice(1).reduce((a, b) => a * b, 1);
 

@@ -18,6 +18,9 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
   const info = await new Promise<ModelInfo>((resolve, reject) => {
     thread.once("message", (m) => (m.op === "ready" ? resolve(m) : reject(new ModelError(m.error))));
     thread.once("error", reject);
+    thread.once("exit", (code) =>
+      reject(new ModelError(`model ${path}: its thread exited (code ${code}) while loading`)),
+    );
   });
   const pending = new Map<number, Pending>();
   let seq = 0;
@@ -29,13 +32,18 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
     pending.delete(m.id);
     m.ok ? p.resolve(m as never) : p.reject(new Error(m.error));
   });
-  thread.on("error", (err) => {
-    dead = err;
-    for (const p of pending.values()) p.reject(err);
+  // However the thread ends, every call waiting on it fails (the pipeline logs it per camera) instead of hanging.
+  const die = (err: Error) => {
+    dead ??= err;
+    for (const p of pending.values()) p.reject(dead);
     pending.clear();
-  });
+  };
+  thread.on("error", die);
+  thread.on("messageerror", die);
+  thread.on("exit", (code) => die(new Error(`the model thread exited (code ${code})`)));
   const call = <T>(msg: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<T> => {
     if (dead) return Promise.reject(dead);
+    if (closed && msg.op !== "close") return Promise.reject(new Error("the detector is closed"));
     const id = ++seq;
     return new Promise<T>((resolve, reject) => {
       pending.set(id, { resolve: resolve as (v: never) => void, reject });
@@ -71,7 +79,11 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
     async close() {
       if (closed) return; // a terminated thread would never answer a second "close"
       closed = true;
-      await call({ op: "close" }).catch(() => undefined);
+      // The thread finishes the frames it holds, then releases the session; it gets 10 s before it is stopped.
+      await Promise.race([
+        call({ op: "close" }).catch(() => undefined),
+        new Promise((r) => setTimeout(r, 10_000).unref()),
+      ]);
       await thread.terminate();
     },
   };
