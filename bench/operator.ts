@@ -4,6 +4,8 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { KubernetesObject } from "@kubernetes/client-node";
+import { parse } from "yaml";
+import { buildDist } from "../hack/build.ts";
 import { GROUP, VERSION } from "../operator/api/meta.ts";
 import { loadKubeConfig, makeClients } from "../operator/kube/client.ts";
 import { applyCrds } from "../operator/kube/crds.ts";
@@ -12,6 +14,9 @@ import { freshNamespace, operatorKubeconfig, ROOT, startOperator, waitFor } from
 const POOLS = Number(process.env.BENCH_POOLS ?? 10);
 const CAMERAS = Number(process.env.BENCH_CAMERAS ?? 1000);
 const CREATE_CONCURRENCY = 32;
+
+const chartNodeOptions = (): string =>
+  parse(readFileSync(join(ROOT, "charts", "vigil", "values.yaml"), "utf8")).operator?.nodeOptions ?? "";
 
 export async function benchOperator() {
   const out = execFileSync("bash", [join(ROOT, "hack", "cluster.sh"), "up"], {
@@ -22,9 +27,12 @@ export async function benchOperator() {
   const c = makeClients(loadKubeConfig(kubeconfig));
   await applyCrds(c.custom);
   const ns = await freshNamespace(c, "bench");
+  // The operator as deployed: the built dist/vigil.js, with the chart's NODE_OPTIONS unless told otherwise.
+  await buildDist();
+  const nodeOptions = process.env.BENCH_OPERATOR_NODE_OPTIONS ?? chartNodeOptions();
   const op = startOperator(await operatorKubeconfig(c, ns), ns, {
     LOG_LEVEL: "warn",
-    ...(process.env.BENCH_OPERATOR_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_OPERATOR_NODE_OPTIONS } : {}),
+    ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
   });
   await op.port;
   await waitFor("operator ready", async () => (await fetch(`http://127.0.0.1:${await op.port}/readyz`)).ok, 30_000);
@@ -125,7 +133,7 @@ export async function benchOperator() {
     api_requests_by_verb: byVerb,
     operator_peak_rss_mb: Number(peakRssMb.toFixed(1)),
     operator_idle_rss_mb: Number(idleRssMb.toFixed(1)),
-    operator_node_options: process.env.BENCH_OPERATOR_NODE_OPTIONS ?? "",
+    operator_node_options: nodeOptions,
     goal: { seconds: 20, operator_peak_rss_mb: 150 },
   };
 }

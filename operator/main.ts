@@ -12,7 +12,7 @@ import { startHealthServer } from "./health.ts";
 import { type Clients, loadKubeConfig, makeClients } from "./kube/client.ts";
 import { Controller } from "./kube/controller.ts";
 import { EventRecorder } from "./kube/events.ts";
-import { Informer, type ListResult } from "./kube/informer.ts";
+import { Informer, type ListResult, stripManagedFields } from "./kube/informer.ts";
 import { LeaderElector } from "./kube/leader-election.ts";
 import { leaderStatus, registry } from "./kube/metrics.ts";
 
@@ -36,6 +36,7 @@ function informer(
     labelSelector,
     relistMs: env.VIGIL_RELIST_MS,
     log,
+    transform: stripManagedFields,
     list: async () => {
       const list = await objects.list(apiVersion, kind, ns, undefined, undefined, undefined, undefined, labelSelector);
       // Items of a list carry no apiVersion/kind; the reconcilers need them for patches and events.

@@ -16,6 +16,8 @@ export type InformerOptions<T> = {
   /** Inactivity after which a watch counts as stalled and is reopened (client-node's default: 30 s). */
   watchTimeoutMs?: number;
   log?: Logger;
+  /** Applied to every object before it is cached and handed to handlers (e.g. dropping fields nobody reads). */
+  transform?: (obj: T) => T;
 };
 
 export type Handlers<T> = {
@@ -23,6 +25,15 @@ export type Handlers<T> = {
   update?: (obj: T, old: T) => void;
   delete?: (obj: T) => void;
 };
+
+/**
+ * Like controller-runtime's TransformStripManagedFields: metadata.managedFields is often the largest part of an
+ * object, and no reconciler reads it, so the cache need not hold it.
+ */
+export function stripManagedFields<T extends KubernetesObject>(obj: T): T {
+  if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+  return obj;
+}
 
 export const objectKey = (o: KubernetesObject) =>
   o.metadata?.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : (o.metadata?.name ?? "");
@@ -116,7 +127,8 @@ export class Informer<T extends KubernetesObject> {
     this.relistTimer = setTimeout(() => void this.relist(), this.opts.relistMs ?? 10 * 60_000);
     this.relistTimer.unref();
     const seen = new Set<string>();
-    for (const obj of result.items) {
+    for (const item of result.items) {
+      const obj = this.opts.transform ? this.opts.transform(item) : item;
       const key = objectKey(obj);
       seen.add(key);
       this.upsert(key, obj);
@@ -157,7 +169,7 @@ export class Informer<T extends KubernetesObject> {
           if (type === "DELETED") {
             const old = this.store.get(key);
             if (old) this.remove(key, old);
-          } else this.upsert(key, obj);
+          } else this.upsert(key, this.opts.transform ? this.opts.transform(obj) : obj);
         },
         (err) => {
           if (gen === this.watchGen) this.watchDone(err, gone);

@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
+import { buildDist } from "../../hack/build.ts";
 import { loadKubeConfig, makeClients } from "../../operator/kube/client.ts";
 import { applyCrds } from "../../operator/kube/crds.ts";
 
@@ -17,6 +18,8 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject) {
+  // The operator tests run the operator as it ships (test/setup/operator-env.ts): build it once per run.
+  await buildDist();
   const out = execFileSync("bash", [CLUSTER, "up"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
   const kubeconfig = /export KUBECONFIG=(\S+)/.exec(out)?.[1];
   if (!kubeconfig) throw new Error(`hack/cluster.sh up printed no KUBECONFIG: ${out}`);

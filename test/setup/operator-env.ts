@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig, type KubernetesObject, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { parse } from "yaml";
+import { VIGIL_JS } from "../../hack/build.ts";
 import { GROUP, VERSION } from "../../operator/api/meta.ts";
 import type { Clients } from "../../operator/kube/client.ts";
 
@@ -119,12 +120,15 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** `vigil operator` as a real process, watching one namespace. */
+/**
+ * `vigil operator` as a real process, watching one namespace: dist/vigil.js, what the image runs (hack/build.ts;
+ * the integration tests' globalSetup and the bench build it first).
+ */
 export function startOperator(kubeconfig: string, namespace: string, env: Record<string, string> = {}): OperatorProc {
   const logs: string[] = [];
   const port = freePort();
   const proc = port.then((p) =>
-    spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "operator"], {
+    spawn(process.execPath, [VIGIL_JS, "operator"], {
       env: {
         ...process.env,
         KUBECONFIG: kubeconfig,
