@@ -1,14 +1,14 @@
 // The model's own thread. onnxruntime-node runs a session synchronously on the calling thread (its `run` only
 // defers the call with setImmediate), so on the main thread every inference would block ffmpeg's pipes, timers
 // and health endpoints for the whole model run. Here it blocks nobody, and it does nothing but run the model:
-// frames arrive as CHW floats and leave as raw outputs (both transferred, not copied), while the main thread
-// prepares the next frame and decodes the last one.
+// frames and outputs live in slots of shared memory (see threaded.ts); messages only name the slot.
 import { parentPort, workerData } from "node:worker_threads";
 import { createBatcher } from "./batcher.ts";
-import { type DetectorOptions, loadModel, spread } from "./session.ts";
+import { type DetectorOptions, loadModel } from "./session.ts";
 
+type Slot = { input: Float32Array; output: Float32Array };
 type Request =
-  | { id: number; op: "infer"; chw: Float32Array }
+  | { id: number; op: "infer"; slot: number; buffers?: Slot }
   | { id: number; op: "raw"; batch: number }
   | { id: number; op: "close" };
 
@@ -20,17 +20,22 @@ try {
   const model = await loadModel(path, opts);
   const { infer: _, runRaw: __, close: ___, ...info } = model;
   port.postMessage({ op: "ready", ...info, classNames: [...info.classNames] });
+  const slots = new Map<number, Slot>();
   // Frames that arrive while the model runs wait here and go in together when it has a dynamic batch axis.
-  const batcher = createBatcher(model.maxBatch, (frames: Float32Array[]) => model.infer(frames).then(spread));
+  const batcher = createBatcher(model.maxBatch, async (ids: number[]) => {
+    const used = ids.map((k) => slots.get(k) as Slot);
+    const r = await model.infer(
+      used.map((s) => s.input),
+      used.map((s) => s.output),
+    );
+    return ids.map(() => ({ inferenceMs: r.inferenceMs, batch: ids.length }));
+  });
   port.on("message", async (req: Request) => {
     try {
       if (req.op === "infer") {
-        const r = await batcher.submit(req.chw);
-        // The input buffer goes back too, for the main thread's next frame.
-        port.postMessage({ id: req.id, ok: true, ...r, chw: req.chw }, [
-          r.output.buffer,
-          req.chw.buffer,
-        ] as ArrayBuffer[]);
+        if (req.buffers) slots.set(req.slot, req.buffers);
+        if (!slots.has(req.slot)) throw new Error(`unknown frame slot ${req.slot}`);
+        port.postMessage({ id: req.id, ok: true, ...(await batcher.submit(req.slot)) });
       } else if (req.op === "raw") port.postMessage({ id: req.id, ok: true, ms: await model.runRaw(req.batch) });
       else {
         await batcher.idle();

@@ -47,8 +47,14 @@ export type ModelInfo = {
 
 /** The session alone: CHW float frames in (see hwcToChw), raw YOLO outputs out. */
 export type Model = ModelInfo & {
-  /** One model run over frames.length ≤ maxBatch frames; outputs[k] belongs to frames[k] and owns its buffer. */
-  infer(frames: readonly Float32Array[]): Promise<{ outputs: Float32Array[]; inferenceMs: number }>;
+  /**
+   * One model run over frames.length ≤ maxBatch frames; outputs[k] belongs to frames[k]. With `into`, the outputs
+   * are written there (and returned), else each owns a fresh buffer.
+   */
+  infer(
+    frames: readonly Float32Array[],
+    into?: readonly Float32Array[],
+  ): Promise<{ outputs: Float32Array[]; inferenceMs: number }>;
   /** The raw session call alone on a batch of frames (default 1, at most maxBatch), for benchmarks. */
   runRaw(batch?: number): Promise<number>;
   close(): Promise<void>;
@@ -228,9 +234,10 @@ export async function loadModel(path: string, opts: DetectorOptions = {}): Promi
     outputDims,
     providerNote: providerNotes.length ? providerNotes.join("; ") : undefined,
     batchNote,
-    async infer(frames) {
+    async infer(frames, into) {
       if (frames.length < 1 || frames.length > maxBatch)
         throw new Error(`a batch of ${frames.length} frames; this model takes 1 to ${maxBatch}`);
+      if (into && into.length !== frames.length) throw new Error("one output buffer per frame");
       let tensor: ort.Tensor;
       if (frames.length === 1) tensor = new ort.Tensor("float32", frames[0] as Float32Array, [1, 3, size, size]);
       else {
@@ -239,11 +246,24 @@ export async function loadModel(path: string, opts: DetectorOptions = {}): Promi
           input.set(f, k * chw);
         });
       }
+      // A single frame's output goes straight into its buffer (a pre-allocated fetch); a batch's is copied apart.
+      const direct =
+        into?.length === 1
+          ? { [outputName]: new ort.Tensor("float32", into[0] as Float32Array, outputDims) }
+          : undefined;
       const t0 = performance.now();
-      const out = (await s.run({ [inputName]: tensor }))[outputName] as ort.Tensor;
+      const out = (await (direct ? s.run({ [inputName]: tensor }, direct) : s.run({ [inputName]: tensor })))[
+        outputName
+      ] as ort.Tensor;
       const inferenceMs = performance.now() - t0;
+      if (direct) return { outputs: [into?.[0] as Float32Array], inferenceMs };
       const data = out.data as Float32Array;
-      // One frame's output is the whole (fresh) buffer and can be handed over as it is; a batch's are copied apart.
+      if (into) {
+        into.forEach((o, k) => {
+          o.set(data.subarray(k * perFrameOut, (k + 1) * perFrameOut));
+        });
+        return { outputs: [...into], inferenceMs };
+      }
       const outputs =
         frames.length === 1 ? [data] : frames.map((_, k) => data.slice(k * perFrameOut, (k + 1) * perFrameOut));
       return { outputs, inferenceMs };
