@@ -14,7 +14,8 @@
 # Cluster:  <repo>/.cache/cluster/
 #             kubeconfig      context "vigil", user "vigil-admin" (static token, group system:masters)
 #             env             KUBECONFIG=, VIGIL_APISERVER_URL=, VIGIL_AUDIT_LOG= (KEY=value lines)
-#             audit.log       JSON lines, level Metadata for every request (hack/cluster/audit-policy.yaml)
+#             audit.log       JSON lines, level Metadata for every request (hack/cluster/audit-policy.yaml); never
+#                             rotated (the default rotates at 100 MB, which broke counting from an offset mid-run)
 #             etcd.log, apiserver.log, etcd.pid, apiserver.pid, tokens.csv, pki/, etcd-data/
 # Progress goes to stderr; stdout carries only what a caller should read.
 set -euo pipefail
@@ -372,7 +373,8 @@ cmd_up() {
     --service-account-signing-key-file="$CLUSTER/pki/sa.key" \
     --audit-policy-file="$AUDIT_POLICY" \
     --audit-log-path="$CLUSTER/audit.log" \
-    --audit-log-format=json
+    --audit-log-format=json \
+    --audit-log-maxsize=100000
 
   # Written before the wait so that readyz() and `status` can use them.
   {
