@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { loadDetector } from "../../worker/infer/session.ts";
+import { loadThreadedDetector } from "../../worker/infer/threaded.ts";
 import { identityModel } from "../setup/onnx.ts";
 import { ROOT } from "../setup/operator-env.ts";
 import { FIXTURES } from "../setup/services.ts";
@@ -131,5 +132,18 @@ describe("vigil detect on bad input", { timeout: 30_000 }, () => {
     });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain("VIGIL_MODEL_CLASS_NAMES: must be a JSON array of class names");
+  });
+
+  it("GPU providers this host cannot load: the model runs on CPU and says why", async () => {
+    const d = await loadThreadedDetector(join(FIXTURES, "yolov8n.onnx"), {
+      providers: ["tensorrt", "cuda"],
+      threads: 1,
+    });
+    try {
+      expect(d.provider).toBe("cpu");
+      expect(d.providerNote).toMatch(/^tensorrt: .+; cuda: .+/);
+    } finally {
+      await d.close();
+    }
   });
 });
