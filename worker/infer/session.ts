@@ -127,8 +127,9 @@ export async function loadModel(path: string, opts: DetectorOptions = {}): Promi
         executionProviders: [p],
         intraOpNumThreads: opts.threads ?? 0,
         graphOptimizationLevel: "all",
-        // onnxruntime's pool threads spin for a while after each run, waiting for more work; in a worker that
-        // same CPU decodes the next frames (ffmpeg) and tracks, so spinning steals from the pipeline.
+        // onnxruntime's pool threads spin for a while after each run, waiting for more work. Measured on 2 cores
+        // (YOLOv8n, one camera): spinning makes a frame ~5 % faster and costs ~10 % more CPU, CPU that a worker's
+        // other cameras need for decoding. Off by default; `spin` turns it back on.
         ...(opts.spin ? {} : { extra: { session: { intra_op: { allow_spinning: "0" } } } }),
       });
       provider = p;
