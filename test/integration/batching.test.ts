@@ -1,7 +1,7 @@
 // Batching across cameras on the real model: YOLOv8n with a dynamic batch axis (hack/onnx/dynamic-batch.ts, made by
 // hack/fixtures.sh) against the fixed-batch original, on real vtest.avi frames; then a real worker with several
 // cameras batching them, seen on a real Redis.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,8 +15,8 @@ import type { Detector } from "../../worker/infer/session.ts";
 import { loadThreadedDetector } from "../../worker/infer/threaded.ts";
 import { FfmpegSource, type Frame } from "../../worker/ingest/ffmpeg-source.ts";
 import { CHANNELS, parseMessage, type StatsMessage, statsMessage } from "../../worker/publish/messages.ts";
-import { cameraManifest, metricValue, ROOT } from "../setup/operator-env.ts";
-import { FIXTURES, freePort, type Service, startRedis, waitFor } from "../setup/services.ts";
+import { cameraManifest, metricValue } from "../setup/operator-env.ts";
+import { FIXTURES, type Service, startRedis, startWorker, waitFor } from "../setup/services.ts";
 
 const VIDEO = join(FIXTURES, "vtest.avi");
 
@@ -141,21 +141,17 @@ describe("a worker batching its cameras", () => {
         ),
       ).join("---\n"),
     );
-    port = await freePort();
-    worker = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "worker", "--cameras", file], {
-      env: {
-        ...process.env,
-        REDIS_URL: `redis://127.0.0.1:${redis.port}`,
+    ({ proc: worker, port } = await startWorker(
+      ["--cameras", file],
+      redis.port,
+      {
         VIGIL_MODEL_URI: join(FIXTURES, "yolov8n-dynamic.onnx"),
         VIGIL_MAX_BATCH: "4",
         VIGIL_THREADS: "2",
         VIGIL_REALTIME_FILES: "true",
-        VIGIL_WORKER_PORT: String(port),
-        VIGIL_WORKER_HOST: "127.0.0.1",
       },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    for (const s of [worker.stdout, worker.stderr]) s?.on("data", (b: Buffer) => logs.push(b.toString()));
+      logs,
+    ));
   }, 60_000);
 
   afterAll(async () => {

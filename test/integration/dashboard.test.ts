@@ -2,7 +2,7 @@
 // worker: vtest.avi served over RTSP, the real YOLOv8n model, Redis between them, the gateway's catalog read from
 // the same manifest file. The page must show live video, stats and rule events, draw a camera's zones over its
 // video in the detail view, and without a valid token show why and make no successful API call.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +17,7 @@ import type { BusFeed } from "../../gateway/feed.ts";
 import { createRedisFeed } from "../../gateway/redis-feed.ts";
 import { launchChromium } from "../setup/browser.ts";
 import { metricValue, ROOT } from "../setup/operator-env.ts";
-import { FIXTURES, freePort, type Service, startRedis, startRtsp, waitFor } from "../setup/services.ts";
+import { FIXTURES, type Service, startRedis, startRtsp, startWorker, waitFor } from "../setup/services.ts";
 
 const VIDEO = join(FIXTURES, "vtest.avi");
 const TOKEN = "dashboard-test-token-0123456789";
@@ -98,17 +98,8 @@ beforeAll(async () => {
       .map((d) => stringify(d))
       .join("---\n"),
   );
-  worker = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "worker", "--cameras", file], {
-    env: {
-      ...process.env,
-      REDIS_URL: `redis://127.0.0.1:${redis.port}`,
-      VIGIL_WORKER_PORT: String(await freePort()),
-      VIGIL_WORKER_HOST: "127.0.0.1",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  ({ proc: worker } = await startWorker(["--cameras", file], redis.port, {}, workerLogs));
   workerExited = new Promise((r) => worker.once("exit", () => r()));
-  for (const s of [worker.stdout, worker.stderr]) s?.on("data", (b: Buffer) => workerLogs.push(b.toString()));
 
   registry = new Registry();
   feed = createRedisFeed(`redis://127.0.0.1:${redis.port}`, { registry });

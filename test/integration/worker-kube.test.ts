@@ -1,7 +1,7 @@
 // Operator and worker together on a real apiserver: the worker serves the camera the operator assigned to its
 // pod (least-privilege ServiceAccount, credentials from a Secret) and its stream health lands in the camera's
 // status and Events, next to the operator's fields.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
@@ -14,11 +14,10 @@ import {
   getCr,
   type OperatorProc,
   operatorKubeconfig,
-  ROOT,
   serviceAccountKubeconfig,
   startOperator,
 } from "../setup/kube.ts";
-import { FIXTURES, freePort, type Service, startRedis, startRtsp, waitFor } from "../setup/services.ts";
+import { FIXTURES, type Service, startRedis, startRtsp, startWorker, waitFor } from "../setup/services.ts";
 
 type Obj = Record<string, any>;
 const PASSWORD = "k8s-Secret-pw";
@@ -64,19 +63,12 @@ beforeAll(async () => {
   const kubeconfig = await serviceAccountKubeconfig(c, ns, "vigil-worker", {
     namespace: "worker-namespace-rules.yaml",
   });
-  worker = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "worker"], {
-    env: {
-      ...process.env,
-      KUBECONFIG: kubeconfig,
-      POD_NAME: "p-worker-0",
-      POD_NAMESPACE: ns,
-      REDIS_URL: `redis://127.0.0.1:${redis.port}`,
-      VIGIL_WORKER_PORT: String(await freePort()),
-      VIGIL_WORKER_HOST: "127.0.0.1",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  for (const s of [worker.stdout, worker.stderr]) s?.on("data", (b: Buffer) => workerLogs.push(b.toString()));
+  ({ proc: worker } = await startWorker(
+    [],
+    redis.port,
+    { KUBECONFIG: kubeconfig, POD_NAME: "p-worker-0", POD_NAMESPACE: ns },
+    workerLogs,
+  ));
 }, 90_000);
 
 afterAll(async () => {

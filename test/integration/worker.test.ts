@@ -1,5 +1,5 @@
 // The worker on real components: vtest.avi served by a real RTSP server, the real YOLOv8n model, real Redis.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +16,7 @@ import {
   statsMessage,
 } from "../../worker/publish/messages.ts";
 import { metricValue, ROOT } from "../setup/operator-env.ts";
-import { FIXTURES, freePort, type Service, startRedis, startRtsp, waitFor } from "../setup/services.ts";
+import { FIXTURES, type Service, startRedis, startRtsp, startWorker, waitFor } from "../setup/services.ts";
 
 const VIDEO = join(FIXTURES, "vtest.avi");
 const PASSWORD = "s3cret-Pa55";
@@ -82,17 +82,7 @@ beforeAll(async () => {
     file,
     [...camera("cam1", PASSWORD), ...camera("wrong-password", "nope")].map((d) => stringify(d)).join("---\n"),
   );
-  workerPort = await freePort();
-  worker = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "worker", "--cameras", file], {
-    env: {
-      ...process.env,
-      REDIS_URL: `redis://127.0.0.1:${redis.port}`,
-      VIGIL_WORKER_PORT: String(workerPort),
-      VIGIL_WORKER_HOST: "127.0.0.1",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  for (const s of [worker.stdout, worker.stderr]) s?.on("data", (b: Buffer) => logs.push(b.toString()));
+  ({ proc: worker, port: workerPort } = await startWorker(["--cameras", file], redis.port, {}, logs));
 }, 60_000);
 
 afterAll(async () => {

@@ -65,3 +65,27 @@ export async function startRtsp(
 export const FIXTURES = join(ROOT, ".cache", "fixtures");
 
 export { freePort, waitFor };
+
+export type WorkerProc = { proc: ChildProcess; port: number; logs: string[] };
+
+/** `vigil worker` as a real process on loopback, publishing to the given Redis; its output goes to `logs`. */
+export async function startWorker(
+  args: string[],
+  redisPort: number,
+  env: Record<string, string> = {},
+  logs: string[] = [],
+): Promise<WorkerProc> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "worker", ...args], {
+    env: {
+      ...process.env,
+      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      VIGIL_WORKER_PORT: String(port),
+      VIGIL_WORKER_HOST: "127.0.0.1",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  for (const s of [proc.stdout, proc.stderr]) s?.on("data", (b: Buffer) => logs.push(b.toString()));
+  return { proc, port, logs };
+}
