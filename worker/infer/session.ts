@@ -318,7 +318,7 @@ export async function loadDetector(path: string, opts: DetectorOptions = {}): Pr
 }
 
 /** One batched run's result per frame, for the batcher. */
-export const spread = (r: { outputs: Float32Array[]; inferenceMs: number }) =>
+const spread = (r: { outputs: Float32Array[]; inferenceMs: number }) =>
   r.outputs.map((output) => ({ output, inferenceMs: r.inferenceMs, batch: r.outputs.length }));
 
 const firstLine = (err: unknown) => String(err instanceof Error ? err.message : err).split("\n")[0];
