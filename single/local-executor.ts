@@ -13,6 +13,7 @@ import type { BusFeed } from "../gateway/feed.ts";
 import type { IpcFeed } from "../gateway/ipc-feed.ts";
 import type { DetectorPool } from "../operator/api/detector-pool.ts";
 import { assignCameras, desiredReplicas } from "../operator/controllers/assignment.ts";
+import { isHttpUrl } from "../worker/ingest/source-url.ts";
 import type { LocalManifests } from "../worker/manifests.ts";
 import type { Executor, WorkerInfo } from "./executor.ts";
 import { type SupervisedProcess, Supervisor, type SupervisorOptions } from "./supervisor.ts";
@@ -60,7 +61,7 @@ export function resolveModel(
   if (!pool) return { path: FIXTURE_MODEL, fallback: "no DetectorPool" };
   const { uri, sha256, format, inputSize, classNames, maxBatch } = pool.spec.model;
   const settings = { sha256, format, inputSize, classNames, maxBatch };
-  if (/^https?:\/\//.test(uri)) return { path: uri, ...settings };
+  if (isHttpUrl(uri)) return { path: uri, ...settings };
   const path = fileUrlPath(uri, base);
   if (path && exists(path)) return { path, ...settings };
   return { path: FIXTURE_MODEL, fallback: `${path ?? uri} does not exist on this host` };
@@ -290,7 +291,7 @@ export function createLocalExecutor(opts: LocalExecutorOptions): LocalExecutor {
             { pool: name, model: model.path, reason: model.fallback },
             "pool model not found; using the fixture",
           );
-        if (!/^https?:\/\//.test(model.path) && !existsSync(model.path))
+        if (!isHttpUrl(model.path) && !existsSync(model.path))
           throw new Error(
             `pool ${name}: model ${model.path} does not exist (bash hack/fixtures.sh fetches the fixture)`,
           );

@@ -7,7 +7,7 @@ import { mkdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { filePath, redact } from "../ingest/source-url.ts";
+import { filePath, isHttpUrl, redact } from "../ingest/source-url.ts";
 import { ModelError } from "./session.ts";
 
 export type ModelSourceOptions = {
@@ -22,7 +22,7 @@ export const safeModelUri = (uri: string) => redact(uri).replace(/\?.*$/, "?…"
 
 /** A local path to the model, downloading it first when the URI is http(s). */
 export async function resolveModelUri(uri: string, opts: ModelSourceOptions): Promise<string> {
-  if (!/^https?:\/\//i.test(uri)) {
+  if (!isHttpUrl(uri)) {
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri) && !uri.startsWith("file://"))
       throw new ModelError(`model.uri ${safeModelUri(uri)}: only file:// and http(s):// models can be loaded`);
     return filePath(uri);
@@ -82,5 +82,5 @@ const sha256Of = async (path: string) =>
 /** A short cause, with any URL in it redacted the same way (an undici message may quote the URL). */
 const causeOf = (err: unknown) => {
   const e = err as Error & { cause?: { code?: string; message?: string } };
-  return safeModelUri(redact(e.cause?.code ?? e.cause?.message ?? e.message)).replace(/\?\S*/g, "?…");
+  return redact(e.cause?.code ?? e.cause?.message ?? e.message).replace(/\?\S*/g, "?…");
 };

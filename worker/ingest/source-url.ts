@@ -18,6 +18,9 @@ export function redact(text: string, secrets: readonly string[] = []): string {
   return out;
 }
 
+/** An http(s) URL: a model the worker downloads (worker/infer/model-source.ts), not a local file. */
+export const isHttpUrl = (url: string) => /^https?:\/\//i.test(url);
+
 /** file:// URLs and plain paths are files (they end); everything else is a live stream. */
 export function isFileSource(url: string): boolean {
   return url.startsWith("file://") || !/^[a-z][a-z0-9+.-]*:\/\//i.test(url);
