@@ -23,11 +23,12 @@ const OWN_WRITE_TRUST_MS = 10_000;
 
 export function createCameraReconciler(ctx: Context) {
   const { caches, clients } = ctx;
-  const written = new Map<string, { owned: OwnedStatus; at: number }>();
+  // Per uid as well as name: a camera created again under the same name starts with no status of ours.
+  const written = new Map<string, { uid: string | undefined; owned: OwnedStatus; at: number }>();
   const currentStatus = (key: string, cam: Camera): CameraDetectionStatus => {
     const cached = cam.status ?? {};
     const own = written.get(key);
-    if (!own || Date.now() - own.at >= OWN_WRITE_TRUST_MS) {
+    if (!own || own.uid !== cam.metadata?.uid || Date.now() - own.at >= OWN_WRITE_TRUST_MS) {
       written.delete(key);
       return cached;
     }
@@ -145,7 +146,7 @@ export function createCameraReconciler(ctx: Context) {
       await applyCustomStatus(clients.custom, cameraDetections, namespace, name, owned).catch((err) => {
         if (!isNotFound(err)) throw err; // deleted under us: nothing left to report on
       });
-      written.set(key, { owned, at: Date.now() });
+      written.set(key, { uid: c.metadata?.uid, owned, at: Date.now() });
     }
   };
 }

@@ -8,7 +8,7 @@ import { type DetectorPoolStatus, detectorPool, type WorkerStatus } from "../api
 import { detectorPools } from "../api/resources.ts";
 import { addFinalizer, mergePatch, patchCustomStatus, removeFinalizer, serverSideApply } from "../kube/apply.ts";
 import { isNotFound } from "../kube/client.ts";
-import { type ConditionInput, setConditions } from "../kube/conditions.ts";
+import { type ConditionInput, findCondition, setConditions } from "../kube/conditions.ts";
 import type { ReconcileResult } from "../kube/workqueue.ts";
 import { assignCameras, desiredReplicas } from "./assignment.ts";
 import {
@@ -22,6 +22,7 @@ import {
   splitKey,
   timeOf,
 } from "./context.ts";
+import { imageAllowed } from "./image-policy.ts";
 import { isAssignable, msUntilLost, nextWorkerState, type PodView } from "./worker-health.ts";
 import {
   ANNOTATION_SPEC_HASH,
@@ -39,8 +40,14 @@ type Camera = KubernetesObject & { spec?: { poolRef?: { name?: string }; paused?
 
 export function createPoolReconciler(ctx: Context) {
   const { caches, clients } = ctx;
-  // What we last wrote as each camera's worker label; the cache can lag our own writes.
-  const written = new Map<string, string | undefined>();
+  // What we last wrote as each camera's worker label; the cache can lag our own writes. Remembered per uid: a
+  // camera deleted and created again under the same name (kubectl replace, GitOps) is a new object with no label,
+  // and a memo by name alone kept its placement on the old worker and skipped the label write, so no worker served it.
+  const written = new Map<string, { uid: string | undefined; worker: string | undefined }>();
+  const labelOf = (cam: Camera, key: string): string | undefined => {
+    const memo = written.get(key);
+    return memo && memo.uid === cam.metadata?.uid ? memo.worker : cam.metadata?.labels?.[LABEL_WORKER];
+  };
 
   const camerasOf = (namespace: string, pool: string) =>
     caches.cameras.list(
@@ -57,8 +64,7 @@ export function createPoolReconciler(ctx: Context) {
 
   async function setWorkerLabel(cam: Camera, worker: string | undefined): Promise<void> {
     const key = keyOf(cam.metadata?.namespace, cam.metadata?.name ?? "");
-    const current = written.has(key) ? written.get(key) : cam.metadata?.labels?.[LABEL_WORKER];
-    if (current === worker) return;
+    if (labelOf(cam, key) === worker) return;
     try {
       await mergePatch(clients.objects, {
         apiVersion: cam.apiVersion,
@@ -73,7 +79,7 @@ export function createPoolReconciler(ctx: Context) {
       if (isNotFound(err)) return;
       throw err;
     }
-    written.set(key, worker);
+    written.set(key, { uid: cam.metadata?.uid, worker });
   }
 
   /** Every camera of a pool that cannot run gets the same verdict and loses its worker label. */
@@ -104,6 +110,8 @@ export function createPoolReconciler(ctx: Context) {
     const { namespace, name } = splitKey(key);
     const raw = caches.pools.get(key);
     const cams = camerasOf(namespace, name);
+    // Forget cameras that are gone, so the memo does not grow with every camera ever seen.
+    for (const k of written.keys()) if (k.startsWith(`${namespace}/`) && !caches.cameras.get(k)) written.delete(k);
 
     if (!raw) {
       await releaseAll(cams, { reason: "PoolNotFound", message: `DetectorPool ${name} does not exist` }, name);
@@ -134,6 +142,34 @@ export function createPoolReconciler(ctx: Context) {
 
     const spec = pool.spec;
     const now = new Date();
+    const image = spec.image ?? ctx.config.workerImage;
+    if (!imageAllowed(image, ctx.config.allowedImages)) {
+      // Refused, like an invalid spec: no workload is written for it, and its cameras wait elsewhere.
+      const message = `spec.image: ${image} is not an allowed worker image (allowed: ${ctx.config.allowedImages.join(", ")}; operator setting VIGIL_ALLOWED_WORKER_IMAGES, chart value operator.allowedWorkerImages)`;
+      await releaseAll(cams, { reason: "PoolInvalid", message }, name);
+      const before = findCondition(pool.status?.conditions, "Accepted");
+      if (before?.status !== "False" || before.message !== message)
+        ctx.events.emit(eventTarget(raw), "Warning", "ImageNotAllowed", message);
+      const refused = {
+        observedGeneration: pool.metadata.generation,
+        conditions: setConditions(
+          pool.status?.conditions,
+          [
+            {
+              type: "Accepted",
+              status: "False",
+              reason: "ImageNotAllowed",
+              message,
+              observedGeneration: pool.metadata.generation,
+            },
+          ],
+          now,
+        ),
+      };
+      if (!isDeepStrictEqual(stripUndefined(refused.conditions), stripUndefined(pool.status?.conditions ?? [])))
+        await patchCustomStatus(clients.custom, detectorPools.plural, namespace, name, refused).catch(ignoreNotFound);
+      return;
+    }
     const active = cams.filter((c) => !isDeleting(c) && !c.spec?.paused);
     const replicas = desiredReplicas(active.length, spec.camerasPerWorker, spec.minWorkers, spec.maxWorkers);
 
@@ -155,7 +191,7 @@ export function createPoolReconciler(ctx: Context) {
         const k = keyOf(namespace, c.metadata?.name ?? "");
         return {
           key: k,
-          current: written.has(k) ? written.get(k) : c.metadata?.labels?.[LABEL_WORKER],
+          current: labelOf(c, k),
           createdAt: timeOf(c.metadata?.creationTimestamp),
         };
       }),
@@ -206,6 +242,7 @@ export function createPoolReconciler(ctx: Context) {
         pool.status?.conditions,
         (
           [
+            { type: "Accepted", status: "True", reason: "Accepted", message: `worker image ${image}` },
             unassigned.length > 0
               ? {
                   type: "CapacityAvailable",

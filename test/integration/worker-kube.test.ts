@@ -99,6 +99,47 @@ it("reports the stream's health into the camera's status: Running, fps, last fra
   expect(events.items.some((e) => e.involvedObject.name === "door" && e.reason === "Running")).toBe(true);
 });
 
+it("serves a camera deleted and created again under the same name (GitOps, kubectl replace)", {
+  timeout: 90_000,
+}, async () => {
+  const before = await cam();
+  const body = { apiVersion: before.apiVersion, kind: before.kind, metadata: { name: "door" }, spec: before.spec };
+  // The whole replace happens while the operator is busy (stopped here, as a long queue or a GC pause would hold
+  // it): it never sees the old camera terminating, only that "door" now has another uid and no worker label.
+  const operator = await op.proc;
+  operator.kill("SIGSTOP");
+  try {
+    const api = { group: "vigil.dev", version: "v1alpha1", namespace: ns, plural: "cameradetections", name: "door" };
+    await c.custom.deleteNamespacedCustomObject(api);
+    await c.custom.patchNamespacedCustomObject(
+      { ...api, body: { metadata: { finalizers: null } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    await waitFor("camera gone", async () => !(await cam().catch(() => undefined)), 20_000);
+    await createCr(c, "cameradetections", ns, body as KubernetesObject);
+  } finally {
+    operator.kill("SIGCONT");
+  }
+  const created = Date.now();
+  const again = await waitFor(
+    "recreated camera Running with fresh frames",
+    async () => {
+      const o = await cam();
+      return (
+        o.metadata.uid !== before.metadata.uid &&
+        o.status?.phase === "Running" &&
+        Date.parse(o.status.lastFrameTime) > created &&
+        o
+      );
+    },
+    60_000,
+  );
+  expect(again.metadata.labels?.["vigil.dev/worker"]).toBe("p-worker-0");
+  expect(again.status.worker).toBe("p-worker-0");
+  expect(cond(again, "Scheduled")).toMatchObject({ status: "True", reason: "Assigned" });
+  expect(again.status.fps).toBeGreaterThan(0);
+});
+
 it("turns Degraded with the cause when the stream dies, and never exposes the password", {
   timeout: 60_000,
 }, async () => {
