@@ -12,10 +12,11 @@ import { stringify } from "yaml";
 import type { BusFeed } from "../gateway/feed.ts";
 import type { IpcFeed } from "../gateway/ipc-feed.ts";
 import type { DetectorPool } from "../operator/api/detector-pool.ts";
+import type { Executor, WorkerInfo } from "../operator/api/executor.ts";
+import { MODEL_CREDENTIAL_ENV, MODEL_ENV_KEYS, modelEnv } from "../operator/api/worker-env.ts";
 import { assignCameras, desiredReplicas } from "../operator/controllers/assignment.ts";
 import { isHttpUrl } from "../worker/ingest/source-url.ts";
 import type { LocalManifests } from "../worker/manifests.ts";
-import type { Executor, WorkerInfo } from "./executor.ts";
 import { type SupervisedProcess, Supervisor, type SupervisorOptions } from "./supervisor.ts";
 
 export const ROOT = join(import.meta.dirname, "..");
@@ -47,6 +48,7 @@ export type ModelChoice = {
   inputSize?: number | undefined;
   classNames?: readonly string[] | undefined;
   maxBatch?: number | undefined;
+  maxBatchDelayMs?: number | undefined;
   /** Why the pool's own model is not used, when it is not. */
   fallback?: string | undefined;
 };
@@ -59,8 +61,8 @@ export function resolveModel(
   exists: (path: string) => boolean = existsSync,
 ): ModelChoice {
   if (!pool) return { path: FIXTURE_MODEL, fallback: "no DetectorPool" };
-  const { uri, sha256, format, inputSize, classNames, maxBatch } = pool.spec.model;
-  const settings = { sha256, format, inputSize, classNames, maxBatch };
+  const { uri, sha256, format, inputSize, classNames, maxBatch, maxBatchDelayMs } = pool.spec.model;
+  const settings = { sha256, format, inputSize, classNames, maxBatch, maxBatchDelayMs };
   if (isHttpUrl(uri)) return { path: uri, ...settings };
   const path = fileUrlPath(uri, base);
   if (path && exists(path)) return { path, ...settings };
@@ -209,27 +211,26 @@ export function createLocalExecutor(opts: LocalExecutorOptions): LocalExecutor {
     const { plan } = rt;
     const model = resolveModel(pools.get(plan.pool), base);
     const pool = pools.get(plan.pool);
+    // Inherited model settings describe some other model: clear them, then set this pool's (the contract the
+    // operator's StatefulSet fills too, operator/api/worker-env.ts).
+    const inherited: NodeJS.ProcessEnv = { ...env };
+    for (const k of [...MODEL_ENV_KEYS, "POD_NAME", "POD_NAMESPACE"]) delete inherited[k];
+    const creds = model.fallback ? undefined : opts.manifests.modelCredentials?.get(plan.pool);
     const childEnv: NodeJS.ProcessEnv = {
-      ...env,
-      VIGIL_MODEL_URI: model.path,
-      VIGIL_EXECUTION_PROVIDERS: env.VIGIL_EXECUTION_PROVIDERS ?? pool?.spec.executionProviders.join(",") ?? "cpu",
+      ...inherited,
+      ...modelEnv(
+        { ...model, uri: model.path },
+        env.VIGIL_EXECUTION_PROVIDERS?.split(",") ?? pool?.spec.executionProviders ?? ["cpu"],
+      ),
+      ...(creds?.token ? { [MODEL_CREDENTIAL_ENV.token]: creds.token } : {}),
+      ...(creds?.username !== undefined ? { [MODEL_CREDENTIAL_ENV.username]: creds.username } : {}),
+      ...(creds?.password !== undefined ? { [MODEL_CREDENTIAL_ENV.password]: creds.password } : {}),
       // Workers share the host's cores instead of each taking all of them.
       VIGIL_THREADS: env.VIGIL_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / plans.length))),
       VIGIL_WORKER_PORT: "0",
       VIGIL_WORKER_HOST: "127.0.0.1",
       VIGIL_REALTIME_FILES: "true",
     };
-    delete childEnv.VIGIL_MODEL_SHA256;
-    delete childEnv.VIGIL_MODEL_FORMAT;
-    delete childEnv.VIGIL_MODEL_INPUT_SIZE;
-    delete childEnv.VIGIL_MODEL_CLASS_NAMES;
-    delete childEnv.POD_NAME;
-    delete childEnv.POD_NAMESPACE;
-    if (model.sha256) childEnv.VIGIL_MODEL_SHA256 = model.sha256;
-    if (model.format) childEnv.VIGIL_MODEL_FORMAT = model.format;
-    if (model.inputSize) childEnv.VIGIL_MODEL_INPUT_SIZE = String(model.inputSize);
-    if (model.classNames) childEnv.VIGIL_MODEL_CLASS_NAMES = JSON.stringify(model.classNames);
-    if (model.maxBatch) childEnv.VIGIL_MAX_BATCH = String(model.maxBatch);
     if (ipc) childEnv.VIGIL_BUS = "ipc";
     else if ("redisUrl" in opts.bus) {
       childEnv.VIGIL_BUS = "redis";

@@ -39,18 +39,25 @@ const upEnv = z.object({
  * What the apiserver's CEL rules would reject, checked here because no apiserver sees these manifests: source URL
  * scheme, credentials inside URLs, one kind per rule, zones and classes rules name, min ≤ max workers.
  */
+const CREDENTIALS_IN_URL = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/@]*@/;
+
 export function checkManifests(file: string, m: LocalManifests): void {
   const problems: string[] = [];
-  for (const p of m.pools)
+  for (const p of m.pools) {
     if (p.spec.minWorkers > p.spec.maxWorkers)
       problems.push(`DetectorPool ${p.metadata.name}: spec.minWorkers: must not exceed maxWorkers`);
+    if (CREDENTIALS_IN_URL.test(p.spec.model.uri))
+      problems.push(
+        `DetectorPool ${p.metadata.name}: spec.model.uri: must not carry credentials; reference a Secret in spec.model.credentialsSecretRef`,
+      );
+  }
   for (const cam of m.cameras) {
     const url = cam.spec.source.url;
     if (!new RegExp(`^(${SOURCE_SCHEMES.join("|")})://`).test(url))
       problems.push(
         `CameraDetection ${cam.id}: spec.source.url: must use one of the schemes ${SOURCE_SCHEMES.join(", ")}`,
       );
-    if (/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/@]*@/.test(url))
+    if (CREDENTIALS_IN_URL.test(url))
       problems.push(
         `CameraDetection ${cam.id}: spec.source.url: must not carry credentials; reference a Secret in spec.source.credentialsSecretRef`,
       );

@@ -1,11 +1,9 @@
 // `vigil worker`: loads the model, then runs its cameras (from manifests in single-host mode) through the
 // pipeline, publishing on Redis. Health and metrics on one port; stops cleanly on SIGTERM.
-import { homedir } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pino from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
-import { z } from "zod";
+import { parseWorkerEnv } from "../operator/api/worker-env.ts";
 import { startHealthServer } from "../operator/health.ts";
 import { loadKubeConfig } from "../operator/kube/client.ts";
 import { resolveModelUri } from "./infer/model-source.ts";
@@ -17,51 +15,9 @@ import { createPipeline } from "./pipeline.ts";
 import { createIpcBus } from "./publish/ipc-bus.ts";
 import { createRedisBus } from "./publish/redis-bus.ts";
 
-const workerEnv = z.object({
-  REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
-  // ipc: publish to the parent process that forked this worker (`vigil up`) instead of Redis.
-  VIGIL_BUS: z.enum(["redis", "ipc"]).default("redis"),
-  // The DetectorPool's spec.model, as the operator passes it to worker pods (see operator/controllers/workload.ts).
-  VIGIL_MODEL_URI: z.string().min(1).default(".cache/fixtures/yolov8n.onnx"),
-  // Where http(s) models are downloaded: the pod's cache volume, else the user's own cache (not a shared /tmp).
-  VIGIL_MODEL_DIR: z.string().default(join(homedir(), ".cache", "vigil", "models")),
-  VIGIL_MODEL_SHA256: z.string().optional(),
-  VIGIL_MODEL_FORMAT: z.enum(["yolov5", "yolov8", "yolov11"]).optional(),
-  VIGIL_MODEL_INPUT_SIZE: z.coerce.number().int().positive().optional(),
-  VIGIL_MODEL_CLASS_NAMES: z
-    .string()
-    .transform((raw, ctx) => {
-      let names: unknown;
-      try {
-        names = JSON.parse(raw);
-      } catch {}
-      const r = z.array(z.string().min(1)).min(1).safeParse(names);
-      if (!r.success) ctx.addIssue({ code: "custom", message: "must be a JSON array of class names" });
-      return r.data ?? [];
-    })
-    .optional(),
-  VIGIL_EXECUTION_PROVIDERS: z.string().default("cpu"),
-  VIGIL_THREADS: z.coerce.number().int().min(0).default(0),
-  // Batch across cameras when the model's batch axis is dynamic (DetectorPool spec.model.maxBatch).
-  VIGIL_MAX_BATCH: z.coerce.number().int().min(1).max(64).default(8),
-  VIGIL_WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(9090),
-  VIGIL_WORKER_HOST: z.string().default("0.0.0.0"),
-  VIGIL_STALL_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
-  VIGIL_REALTIME_FILES: z.enum(["true", "false"]).default("false"),
-  POD_NAME: z.string().optional(),
-  POD_NAMESPACE: z.string().optional(),
-  KUBECONFIG: z.string().optional(),
-  LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
-});
-
 export async function runWorker(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { cameras: { type: "string" }, only: { type: "string" } } });
-  const parsed = workerEnv.safeParse(process.env);
-  if (!parsed.success)
-    throw new Error(
-      `invalid worker configuration: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-    );
-  const env = parsed.data;
+  const env = parseWorkerEnv(process.env);
   const log = pino({ level: env.LOG_LEVEL, base: { component: "worker" } });
   // Two sources of cameras: manifests (single-host mode) or, in a pod, the CameraDetections assigned to it.
   const manifests = values.cameras ? loadManifests(values.cameras) : undefined;
@@ -85,11 +41,17 @@ export async function runWorker(argv: string[]): Promise<void> {
   const modelPath = await resolveModelUri(env.VIGIL_MODEL_URI, {
     cacheDir: env.VIGIL_MODEL_DIR,
     ...(env.VIGIL_MODEL_SHA256 ? { sha256: env.VIGIL_MODEL_SHA256 } : {}),
+    credentials: {
+      token: env.VIGIL_MODEL_TOKEN,
+      username: env.VIGIL_MODEL_USERNAME,
+      password: env.VIGIL_MODEL_PASSWORD,
+    },
   });
   const detector = await loadThreadedDetector(modelPath, {
     providers: env.VIGIL_EXECUTION_PROVIDERS.split(",") as Provider[],
     threads: env.VIGIL_THREADS,
     maxBatch: env.VIGIL_MAX_BATCH,
+    maxBatchDelayMs: env.VIGIL_MAX_BATCH_DELAY_MS,
     ...(env.VIGIL_MODEL_SHA256 ? { sha256: env.VIGIL_MODEL_SHA256 } : {}),
     ...(env.VIGIL_MODEL_FORMAT ? { format: env.VIGIL_MODEL_FORMAT } : {}),
     ...(env.VIGIL_MODEL_INPUT_SIZE ? { inputSize: env.VIGIL_MODEL_INPUT_SIZE } : {}),

@@ -5,6 +5,7 @@ import { parseAllDocuments } from "yaml";
 import { z } from "zod";
 import { cameraDetection } from "../operator/api/camera-detection.ts";
 import { detectorPool } from "../operator/api/detector-pool.ts";
+import type { ModelCredentials } from "./infer/model-source.ts";
 import type { CameraConfig } from "./pipeline.ts";
 
 const secret = z.object({
@@ -18,6 +19,8 @@ const secret = z.object({
 export type LocalManifests = {
   cameras: CameraConfig[];
   pools: z.infer<typeof detectorPool>[];
+  /** Per pool with spec.model.credentialsSecretRef: the Secret's keys, as the pod would get them. */
+  modelCredentials?: Map<string, ModelCredentials>;
 };
 
 export function loadManifests(file: string): LocalManifests {
@@ -64,5 +67,16 @@ export function loadManifests(file: string): LocalManifests {
       );
     return { id: c.metadata.name, spec: c.spec, credentials: { username, password } };
   });
-  return { cameras, pools };
+  const modelCredentials = new Map<string, ModelCredentials>();
+  for (const p of pools) {
+    const ref = p.spec.model.credentialsSecretRef;
+    if (!ref) continue;
+    const s = secrets.get(ref.name);
+    if (!s)
+      throw new Error(
+        `${file}: DetectorPool ${p.metadata.name}: spec.model.credentialsSecretRef: Secret ${ref.name} is not in the file`,
+      );
+    modelCredentials.set(p.metadata.name, { token: s.token, username: s.username, password: s.password });
+  }
+  return { cameras, pools, modelCredentials };
 }

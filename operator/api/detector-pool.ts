@@ -1,7 +1,7 @@
 // DetectorPool: a model and the GPU workers that run it; cameras point at a pool.
 // This schema is the single source of the TS type, runtime validation and crds/vigil.dev_detectorpools.yaml.
 import { z } from "zod";
-import { conditions, objectMeta } from "./meta.ts";
+import { conditions, dnsLabel, objectMeta } from "./meta.ts";
 
 /** A Kubernetes quantity ("500m", "2Gi", 1): the one union structural schemas allow. */
 const quantity = z
@@ -11,47 +11,72 @@ const quantity = z
 
 const resourceList = z.record(z.string().max(253), quantity);
 
-export const model = z.object({
-  uri: z
-    .string()
-    .min(1)
-    .max(2048)
-    .regex(/^(file|https?):\/\//, "model.uri must start with file:// or http(s)://")
-    .describe(
-      "Where the ONNX file is: file:// (a path in the worker image or a mounted volume) or http(s):// (downloaded into the worker's model volume, checked against sha256).",
-    ),
-  sha256: z
-    .string()
-    .regex(/^[a-f0-9]{64}$/, "model.sha256 must be 64 lower-case hex digits")
-    .optional()
-    .describe("Checked before the worker loads the model."),
-  // No defaults: when omitted the worker reads both from the model; when given, it checks the model against them.
-  format: z
-    .enum(["yolov5", "yolov8", "yolov11"])
-    .optional()
-    .describe("Output head layout; read from the output shape when omitted, checked when given."),
-  inputSize: z
-    .int()
-    .min(32)
-    .max(4096)
-    .multipleOf(32)
-    .optional()
-    .describe("Square input side in pixels; read from the model when omitted, checked when given."),
-  classNames: z
-    .array(z.string().min(1).max(63))
-    .min(1)
-    .max(1000)
-    .optional()
-    .describe("Class names by index; COCO's 80 when omitted."),
-  maxBatch: z
-    .int()
-    .min(1)
-    .max(64)
-    .default(8)
-    .describe(
-      "Most frames (from different cameras) per model run when the model has a dynamic batch axis; 1 runs them one by one.",
-    ),
-});
+export const model = z
+  .object({
+    uri: z
+      .string()
+      .min(1)
+      .max(2048)
+      .regex(/^(file|https?):\/\//, "model.uri must start with file:// or http(s)://")
+      .describe(
+        "Where the ONNX file is: file:// (a path in the worker image or a mounted volume) or http(s):// (downloaded into the worker's model volume, checked against sha256).",
+      ),
+    sha256: z
+      .string()
+      .regex(/^[a-f0-9]{64}$/, "model.sha256 must be 64 lower-case hex digits")
+      .optional()
+      .describe("Checked before the worker loads the model."),
+    // No defaults: when omitted the worker reads both from the model; when given, it checks the model against them.
+    format: z
+      .enum(["yolov5", "yolov8", "yolov11"])
+      .optional()
+      .describe("Output head layout; read from the output shape when omitted, checked when given."),
+    inputSize: z
+      .int()
+      .min(32)
+      .max(4096)
+      .multipleOf(32)
+      .optional()
+      .describe("Square input side in pixels; read from the model when omitted, checked when given."),
+    classNames: z
+      .array(z.string().min(1).max(63))
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe("Class names by index; COCO's 80 when omitted."),
+    maxBatch: z
+      .int()
+      .min(1)
+      .max(64)
+      .default(8)
+      .describe(
+        "Most frames (from different cameras) per model run when the model has a dynamic batch axis; 1 runs them one by one.",
+      ),
+    maxBatchDelayMs: z
+      .int()
+      .min(0)
+      .max(1000)
+      .default(0)
+      .describe(
+        "How long a model run may wait for a full batch after its oldest frame arrived (Triton's max_queue_delay); 0 runs at once. A GPU finishes a frame before the next camera's arrives, so batches fill only with a window.",
+      ),
+    credentialsSecretRef: z
+      .object({ name: dnsLabel.describe("Secret with the model server's credentials.") })
+      .optional()
+      .describe(
+        "Secret for downloading an http(s) model: key `token` (sent as a Bearer token), or keys `username` and `password` (Basic). Passed to workers as secretKeyRef variables, never written into the StatefulSet.",
+      ),
+  })
+  .meta({
+    "x-kubernetes-validations": [
+      {
+        // As source.url: a password inside the URL would be copied in clear text into the worker StatefulSet.
+        rule: "!self.uri.matches('^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@]*@')",
+        message: "model.uri must not carry credentials; reference a Secret in model.credentialsSecretRef",
+        fieldPath: ".uri",
+      },
+    ],
+  });
 
 export const toleration = z.object({
   key: z.string().max(316).optional(),

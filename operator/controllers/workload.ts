@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import type { DetectorPool } from "../api/detector-pool.ts";
 import { API_VERSION } from "../api/meta.ts";
+import { MODEL_CREDENTIAL_ENV, modelEnv } from "../api/worker-env.ts";
 
 export const LABEL_POOL = "vigil.dev/pool";
 export const LABEL_WORKER = "vigil.dev/worker";
@@ -46,21 +47,22 @@ export function workerStatefulSet(pool: DetectorPool, o: WorkloadOptions) {
     "app.kubernetes.io/part-of": "vigil",
     "app.kubernetes.io/component": "worker",
   };
+  // The worker's environment contract (operator/api/worker-env.ts). Only what the worker reads: anything else in
+  // the hashed pod template would restart every worker when it changes.
+  const credentials = spec.model.credentialsSecretRef;
   const env = [
     { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
     { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
-    { name: "VIGIL_POOL", value: name },
-    { name: "VIGIL_MODEL_URI", value: spec.model.uri },
-    { name: "VIGIL_MODEL_DIR", value: MODEL_DIR },
-    ...(spec.model.format ? [{ name: "VIGIL_MODEL_FORMAT", value: spec.model.format }] : []),
-    ...(spec.model.inputSize ? [{ name: "VIGIL_MODEL_INPUT_SIZE", value: String(spec.model.inputSize) }] : []),
-    { name: "VIGIL_MAX_BATCH", value: String(spec.model.maxBatch) },
-    ...(spec.model.classNames
-      ? [{ name: "VIGIL_MODEL_CLASS_NAMES", value: JSON.stringify(spec.model.classNames) }]
+    ...Object.entries({ ...modelEnv(spec.model, spec.executionProviders), VIGIL_MODEL_DIR: MODEL_DIR }).map(
+      ([k, value]) => ({ name: k, value }),
+    ),
+    // Download credentials stay in their Secret: the pod reads them at start, the StatefulSet only names them.
+    ...(credentials
+      ? Object.entries(MODEL_CREDENTIAL_ENV).map(([key, envName]) => ({
+          name: envName,
+          valueFrom: { secretKeyRef: { name: credentials.name, key, optional: true } },
+        }))
       : []),
-    { name: "VIGIL_EXECUTION_PROVIDERS", value: spec.executionProviders.join(",") },
-    { name: "VIGIL_CAMERAS_PER_WORKER", value: String(spec.camerasPerWorker) },
-    ...(spec.model.sha256 ? [{ name: "VIGIL_MODEL_SHA256", value: spec.model.sha256 }] : []),
   ];
   return stamped({
     apiVersion: "apps/v1",

@@ -144,6 +144,16 @@ const badPools: [string, (o: Obj) => void, string[]][] = [
     ["spec.camerasPerWorker", "greater than or equal to 1"],
   ],
   ["a model URI with no scheme", (o) => (o.spec.model.uri = "/models/x.onnx"), ["spec.model.uri", "should match"]],
+  [
+    "credentials inline in the model URI",
+    (o) => (o.spec.model.uri = "https://deploy:hunter2@models.example/yolov8n.onnx"),
+    ["spec.model.uri", "must not carry credentials"],
+  ],
+  [
+    "a model credentials Secret that is not a DNS label",
+    (o) => (o.spec.model.credentialsSecretRef = { name: "Model_Creds" }),
+    ["spec.model.credentialsSecretRef.name", "should match"],
+  ],
   ["a pool name too long for its pods", (o) => (o.metadata.name = "p".repeat(49)), ["at most 48 characters"]],
 ];
 

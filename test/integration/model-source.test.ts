@@ -19,7 +19,8 @@ describe("model.uri", () => {
   beforeAll(async () => {
     server = createServer((req, res) => {
       hits.push(req.url ?? "");
-      if (req.url === "/private/yolov8n.onnx" && req.headers.authorization !== `Basic ${btoa("ml:pa ss")}`) {
+      const auth = req.headers.authorization;
+      if (req.url === "/private/yolov8n.onnx" && auth !== `Basic ${btoa("ml:pa ss")}` && auth !== "Bearer t0ken") {
         res.writeHead(401).end();
       } else if (req.url?.startsWith("/models/yolov8n.onnx") || req.url === "/private/yolov8n.onnx") {
         res.writeHead(200, { "content-type": "application/octet-stream", "content-length": MODEL.length });
@@ -49,13 +50,29 @@ describe("model.uri", () => {
     await detector.close();
   });
 
-  it("sends user:password from the URL as Basic auth, and never shows the password", async () => {
+  it("sends the Secret's user and password as Basic auth, or its token as Bearer, and never shows them", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vigil-models-"));
+    const uri = `${base}/private/yolov8n.onnx`;
+    const basic = { username: "ml", password: "pa ss" };
+    expect(readFileSync(await resolveModelUri(uri, { cacheDir: dir, credentials: basic })).equals(MODEL)).toBe(true);
+    const bearer = await resolveModelUri(uri, { cacheDir: join(dir, "t"), credentials: { token: "t0ken" } });
+    expect(readFileSync(bearer).equals(MODEL)).toBe(true);
+    const wrong = await resolveModelUri(uri, {
+      cacheDir: join(dir, "b"),
+      credentials: { username: "ml", password: "nope" },
+    }).catch((e) => e);
+    expect(String(wrong)).toMatch(/model\.uri http:\/\/127\.0\.0\.1:\d+\/private\/yolov8n\.onnx: HTTP 401/);
+    expect(String(wrong)).not.toContain("nope");
+  });
+
+  it("refuses credentials inside the URL, naming the Secret reference instead, and never shows them", async () => {
     const dir = await mkdtemp(join(tmpdir(), "vigil-models-"));
     const uri = `${base.replace("http://", "http://ml:pa%20ss@")}/private/yolov8n.onnx`;
-    expect(readFileSync(await resolveModelUri(uri, { cacheDir: dir, sha256: SHA })).equals(MODEL)).toBe(true);
-    const wrong = await resolveModelUri(uri.replace("pa%20ss", "nope"), { cacheDir: join(dir, "b") }).catch((e) => e);
-    expect(String(wrong)).toMatch(/model\.uri http:\/\/\*\*\*@127\.0\.0\.1:\d+\/private\/yolov8n\.onnx: HTTP 401/);
-    expect(String(wrong)).not.toContain("nope");
+    const before = hits.length;
+    const err = await resolveModelUri(uri, { cacheDir: dir }).catch((e) => e);
+    expect(String(err)).toMatch(/must not carry credentials; reference a Secret in model\.credentialsSecretRef/);
+    expect(String(err)).not.toContain("pa%20ss");
+    expect(hits.length).toBe(before); // refused before any request
   });
 
   it("refuses a download whose sha256 differs, and keeps no file", async () => {

@@ -15,7 +15,22 @@ export type ModelSourceOptions = {
   cacheDir: string;
   sha256?: string;
   timeoutMs?: number;
+  /** From the pool's model.credentialsSecretRef: a Bearer token, or Basic user and password. */
+  credentials?: ModelCredentials;
 };
+
+export type ModelCredentials = {
+  token?: string | undefined;
+  username?: string | undefined;
+  password?: string | undefined;
+};
+
+function authorization(c: ModelCredentials | undefined): Record<string, string> {
+  if (c?.token) return { authorization: `Bearer ${c.token}` };
+  if (c?.username !== undefined)
+    return { authorization: `Basic ${Buffer.from(`${c.username}:${c.password ?? ""}`).toString("base64")}` };
+  return {};
+}
 
 /** What a log line or a condition may say about a model URL: no credentials, no query (tokens live there). */
 export const safeModelUri = (uri: string) => redact(uri).replace(/\?.*$/, "?…");
@@ -34,15 +49,13 @@ export async function resolveModelUri(uri: string, opts: ModelSourceOptions): Pr
   await mkdir(opts.cacheDir, { recursive: true, mode: 0o700 });
   const tmp = `${dest}.${process.pid}.part`;
   const where = safeModelUri(uri);
-  // fetch refuses URLs with credentials in them: user:password@ becomes a Basic authorization header.
   const url = new URL(uri);
-  const headers: Record<string, string> = {};
-  if (url.username || url.password) {
-    const user = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
-    headers.authorization = `Basic ${Buffer.from(user).toString("base64")}`;
-    url.username = "";
-    url.password = "";
-  }
+  // The CRD refuses these too: credentials in the URL end up in clear text in the StatefulSet and in logs.
+  if (url.username || url.password)
+    throw new ModelError(
+      `model.uri ${where}: must not carry credentials; reference a Secret in model.credentialsSecretRef`,
+    );
+  const headers = authorization(opts.credentials);
   let res: Response;
   try {
     res = await fetch(url, { headers, signal: AbortSignal.timeout(opts.timeoutMs ?? 600_000) });

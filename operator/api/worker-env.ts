@@ -1,0 +1,107 @@
+// The worker's environment: the contract between the two executors that start workers (the operator's StatefulSet,
+// `vigil up`'s local processes) and `vigil worker`, which reads it. One schema: the worker parses it at start, and
+// both executors build the model's part with modelEnv(), whose keys the schema checks.
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { z } from "zod";
+import type { DetectorPool } from "./detector-pool.ts";
+
+const classNames = z
+  .string()
+  .transform((raw, ctx) => {
+    let names: unknown;
+    try {
+      names = JSON.parse(raw);
+    } catch {}
+    const r = z.array(z.string().min(1)).min(1).safeParse(names);
+    if (!r.success) ctx.addIssue({ code: "custom", message: "must be a JSON array of class names" });
+    return r.data ?? [];
+  })
+  .optional();
+
+export const workerEnv = z.object({
+  REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
+  // ipc: publish to the parent process that forked this worker (`vigil up`) instead of Redis.
+  VIGIL_BUS: z.enum(["redis", "ipc"]).default("redis"),
+  // The DetectorPool's spec.model (modelEnv below).
+  VIGIL_MODEL_URI: z.string().min(1).default(".cache/fixtures/yolov8n.onnx"),
+  // Where http(s) models are downloaded: the pod's cache volume, else the user's own cache (not a shared /tmp).
+  VIGIL_MODEL_DIR: z.string().default(join(homedir(), ".cache", "vigil", "models")),
+  VIGIL_MODEL_SHA256: z.string().optional(),
+  VIGIL_MODEL_FORMAT: z.enum(["yolov5", "yolov8", "yolov11"]).optional(),
+  VIGIL_MODEL_INPUT_SIZE: z.coerce.number().int().positive().optional(),
+  VIGIL_MODEL_CLASS_NAMES: classNames,
+  // Download credentials (spec.model.credentialsSecretRef), from a Secret: a Bearer token, or a user and password.
+  VIGIL_MODEL_TOKEN: z.string().min(1).optional(),
+  VIGIL_MODEL_USERNAME: z.string().min(1).optional(),
+  VIGIL_MODEL_PASSWORD: z.string().optional(),
+  VIGIL_EXECUTION_PROVIDERS: z.string().default("cpu"),
+  VIGIL_THREADS: z.coerce.number().int().min(0).default(0),
+  // Batch across cameras when the model's batch axis is dynamic (DetectorPool spec.model.maxBatch).
+  VIGIL_MAX_BATCH: z.coerce.number().int().min(1).max(64).default(8),
+  VIGIL_MAX_BATCH_DELAY_MS: z.coerce.number().int().min(0).max(1000).default(0),
+  VIGIL_WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(9090),
+  VIGIL_WORKER_HOST: z.string().default("0.0.0.0"),
+  VIGIL_STALL_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+  VIGIL_REALTIME_FILES: z.enum(["true", "false"]).default("false"),
+  POD_NAME: z.string().optional(),
+  POD_NAMESPACE: z.string().optional(),
+  KUBECONFIG: z.string().optional(),
+  LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+});
+export type WorkerEnv = z.infer<typeof workerEnv>;
+type WorkerEnvKey = keyof z.input<typeof workerEnv>;
+
+export function parseWorkerEnv(env: NodeJS.ProcessEnv): WorkerEnv {
+  const parsed = workerEnv.safeParse(env);
+  if (!parsed.success)
+    throw new Error(
+      `invalid worker configuration: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
+  return parsed.data;
+}
+
+type Model = Omit<
+  DetectorPool["spec"]["model"],
+  "maxBatch" | "maxBatchDelayMs" | "credentialsSecretRef" | "classNames"
+> & {
+  maxBatch?: number | undefined;
+  maxBatchDelayMs?: number | undefined;
+  classNames?: readonly string[] | undefined;
+};
+
+/** The model part of a worker's environment, as strings; credentials are not in it (they come from a Secret). */
+export function modelEnv(model: Model, executionProviders: readonly string[]): Partial<Record<WorkerEnvKey, string>> {
+  const env: Partial<Record<WorkerEnvKey, string | undefined>> = {
+    VIGIL_MODEL_URI: model.uri,
+    VIGIL_MODEL_SHA256: model.sha256,
+    VIGIL_MODEL_FORMAT: model.format,
+    VIGIL_MODEL_INPUT_SIZE: model.inputSize?.toString(),
+    VIGIL_MODEL_CLASS_NAMES: model.classNames && JSON.stringify(model.classNames),
+    VIGIL_MAX_BATCH: model.maxBatch?.toString(),
+    VIGIL_MAX_BATCH_DELAY_MS: model.maxBatchDelayMs ? String(model.maxBatchDelayMs) : undefined,
+    VIGIL_EXECUTION_PROVIDERS: executionProviders.join(","),
+  };
+  return Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined));
+}
+
+/** Every variable that describes the model: an executor clears them before setting a pool's own. */
+export const MODEL_ENV_KEYS = [
+  "VIGIL_MODEL_URI",
+  "VIGIL_MODEL_SHA256",
+  "VIGIL_MODEL_FORMAT",
+  "VIGIL_MODEL_INPUT_SIZE",
+  "VIGIL_MODEL_CLASS_NAMES",
+  "VIGIL_MAX_BATCH",
+  "VIGIL_MAX_BATCH_DELAY_MS",
+  "VIGIL_MODEL_TOKEN",
+  "VIGIL_MODEL_USERNAME",
+  "VIGIL_MODEL_PASSWORD",
+] as const satisfies readonly WorkerEnvKey[];
+
+/** Secret keys a model's credentialsSecretRef may hold, and the variables they become. */
+export const MODEL_CREDENTIAL_ENV = {
+  token: "VIGIL_MODEL_TOKEN",
+  username: "VIGIL_MODEL_USERNAME",
+  password: "VIGIL_MODEL_PASSWORD",
+} as const satisfies Record<string, WorkerEnvKey>;
