@@ -20,6 +20,18 @@ export const operatorEnv = z.object({
   VIGIL_HEALTH_HOST: z.string().default("0.0.0.0"),
   VIGIL_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(16),
   VIGIL_WORKER_IMAGE: z.string().default("ghcr.io/vigil-dev/vigil:0.1.0"),
+  VIGIL_ALLOWED_WORKER_IMAGES: z
+    .string()
+    .default("")
+    .transform((v) =>
+      v
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .describe(
+      "Comma-separated image prefixes a DetectorPool's spec.image may use; VIGIL_WORKER_IMAGE is always allowed.",
+    ),
   VIGIL_WORKER_SERVICE_ACCOUNT: z.string().default("vigil-worker"),
   VIGIL_WORKER_ENV_SECRET: z.string().default("vigil-worker-env"),
   VIGIL_WORKER_GRACE_MS: ms.default(20_000),

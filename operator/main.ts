@@ -6,6 +6,7 @@ import { cameraDetections, detectorPools } from "./api/resources.ts";
 import { identity, leaseNamespace, loadOperatorEnv, type OperatorEnv } from "./config.ts";
 import { createCameraReconciler } from "./controllers/camera-reconciler.ts";
 import { type Caches, type Context, keyOf, type Placement } from "./controllers/context.ts";
+import { allowedImagePrefixes } from "./controllers/image-policy.ts";
 import { createPoolReconciler } from "./controllers/pool-reconciler.ts";
 import { LABEL_POOL } from "./controllers/workload.ts";
 import { startHealthServer } from "./health.ts";
@@ -78,6 +79,7 @@ export async function runOperator(env: OperatorEnv = loadOperatorEnv(), hooks: O
     placements,
     config: {
       workerImage: env.VIGIL_WORKER_IMAGE,
+      allowedImages: allowedImagePrefixes(env.VIGIL_ALLOWED_WORKER_IMAGES, env.VIGIL_WORKER_IMAGE),
       workerServiceAccount: env.VIGIL_WORKER_SERVICE_ACCOUNT,
       workerEnvSecret: env.VIGIL_WORKER_ENV_SECRET,
       workerGraceMs: env.VIGIL_WORKER_GRACE_MS,

@@ -27,6 +27,8 @@ export type Caches = {
 
 export type OperatorConfig = {
   workerImage: string;
+  /** Image prefixes a pool's spec.image may use (operator/controllers/image-policy.ts), the default image included. */
+  allowedImages: string[];
   workerServiceAccount: string;
   workerEnvSecret: string;
   workerGraceMs: number;

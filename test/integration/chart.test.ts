@@ -144,6 +144,8 @@ describe("charts/vigil", () => {
     expect(cfg.VIGIL_WORKER_SERVICE_ACCOUNT).toBe("vigil-worker");
     expect(byKind("ServiceAccount").map((s) => s.metadata?.name)).toContain(cfg.VIGIL_WORKER_SERVICE_ACCOUNT);
     expect(cfg.VIGIL_WORKER_GRACE_MS).toBe(20_000);
+    // Pools may run the chart's own repository's images, nothing else by default.
+    expect(cfg.VIGIL_ALLOWED_WORKER_IMAGES).toEqual(["ghcr.io/vigil-dev/vigil"]);
     // NODE_OPTIONS only takes an allow-list of V8 flags; this Node must start with it.
     await run(process.execPath, ["-e", ""], { env: { ...process.env, NODE_OPTIONS: env.NODE_OPTIONS } });
   });
