@@ -3,6 +3,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseWorkerEnv, workerEnv } from "../../operator/api/worker-env.ts";
 import type { Clients } from "../../operator/kube/client.ts";
 import {
   admin,
@@ -12,6 +13,8 @@ import {
   metricValue,
   type OperatorProc,
   operatorKubeconfig,
+  readyPod,
+  resolveEnv,
   startOperator,
   waitFor,
 } from "../setup/kube.ts";
@@ -40,29 +43,20 @@ const listCams = async () =>
     })) as { items: Obj[] }
   ).items;
 
-async function readyPod(name: string) {
-  await c.core.createNamespacedPod({
-    namespace: ns,
-    body: {
-      metadata: { name, labels: { "app.kubernetes.io/name": "vigil-worker", "vigil.dev/pool": POOL } },
-      spec: { containers: [{ name: "worker", image: "vigil" }] },
-    },
-  });
-  // No kubelet here: report Ready the way a kubelet would, through the status subresource.
-  await c.core.patchNamespacedPodStatus(
-    {
-      name,
-      namespace: ns,
-      body: { status: { conditions: [{ type: "Ready", status: "True", lastTransitionTime: new Date() }] } },
-    },
+const readSts = (name: string) =>
+  c.objects.read({ apiVersion: "apps/v1", kind: "StatefulSet", metadata: { name, namespace: ns } }) as Promise<Obj>;
+const patchPool = (name: string, spec: Obj) =>
+  c.custom.patchNamespacedCustomObject(
+    { group: "vigil.dev", version: "v1alpha1", namespace: ns, plural: "detectorpools", name, body: { spec } },
     setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
   );
-}
 
 beforeAll(async () => {
   c = admin();
   ns = await freshNamespace(c, "op");
-  op = startOperator(await operatorKubeconfig(c, ns), ns);
+  op = startOperator(await operatorKubeconfig(c, ns), ns, {
+    VIGIL_ALLOWED_WORKER_IMAGES: "ghcr.io/vigil-dev/vigil, registry.example/ml/",
+  });
   await op.port;
 });
 afterAll(async () => {
@@ -121,13 +115,86 @@ describe("operator", () => {
       allowPrivilegeEscalation: false,
       capabilities: { drop: ["ALL"] },
     });
-    const svc = (await c.core.readNamespacedService({ name: `${POOL}-workers`, namespace: ns })) as Obj;
+    // Applied right after the StatefulSet.
+    const svc = (await waitFor("Service", () =>
+      c.core.readNamespacedService({ name: `${POOL}-workers`, namespace: ns }),
+    )) as Obj;
     expect(svc.spec.clusterIP).toBe("None");
     const pool = await waitFor("pool finalizer", async () => {
       const p = await getCr<Obj>(c, "detectorpools", ns, POOL);
       return p.metadata.finalizers?.includes("vigil.dev/cleanup") && p.status?.capacity === 4 && p;
     });
     expect(pool.status.observedGeneration).toBe(pool.metadata.generation);
+  });
+
+  it("gives workers exactly the environment `vigil worker` parses; camerasPerWorker does not restart them", async () => {
+    const sts = await readSts(`${POOL}-worker`);
+    const env = resolveEnv(sts.spec.template.spec.containers[0].env, {
+      "metadata.name": `${POOL}-worker-0`,
+      "metadata.namespace": ns,
+    });
+    // Every variable is one the worker's schema knows: nothing set that no one reads.
+    expect(Object.keys(env).filter((k) => !(k in workerEnv.shape))).toEqual([]);
+    expect(parseWorkerEnv(env)).toMatchObject({
+      POD_NAME: `${POOL}-worker-0`,
+      POD_NAMESPACE: ns,
+      VIGIL_MODEL_URI: "file:///models/yolov8n.onnx",
+      VIGIL_MODEL_FORMAT: "yolov8",
+      VIGIL_MAX_BATCH: 8,
+      VIGIL_EXECUTION_PROVIDERS: "cuda,cpu",
+      VIGIL_MODEL_DIR: "/var/cache/vigil/models",
+    });
+    // Placement is the operator's business: a new camerasPerWorker changes capacity, not the pod template.
+    await patchPool(POOL, { camerasPerWorker: 3 });
+    await waitFor("capacity 6", async () => (await getCr<Obj>(c, "detectorpools", ns, POOL)).status?.capacity === 6);
+    expect((await readSts(`${POOL}-worker`)).spec.template).toEqual(sts.spec.template);
+    await patchPool(POOL, { camerasPerWorker: 2 });
+    await waitFor("capacity 4", async () => (await getCr<Obj>(c, "detectorpools", ns, POOL)).status?.capacity === 4);
+  });
+
+  it("passes a model's download credentials by Secret reference, never in clear text", async () => {
+    const TOKEN = "tok-3f9a0c2e-never-in-the-sts";
+    await c.core.createNamespacedSecret({
+      namespace: ns,
+      body: { metadata: { name: "model-creds" }, stringData: { token: TOKEN } },
+    });
+    await createCr(c, "detectorpools", ns, {
+      apiVersion: "vigil.dev/v1alpha1",
+      kind: "DetectorPool",
+      metadata: { name: "dl" },
+      spec: {
+        model: { uri: "https://models.example/yolov8n.onnx", credentialsSecretRef: { name: "model-creds" } },
+        image: "registry.example/ml/worker:1",
+      },
+    } as KubernetesObject);
+    const sts = await waitFor("dl StatefulSet", () => readSts("dl-worker"));
+    expect(JSON.stringify(sts)).not.toContain(TOKEN);
+    const ctr = sts.spec.template.spec.containers[0];
+    expect(ctr.image).toBe("registry.example/ml/worker:1");
+    expect(ctr.env.find((e: Obj) => e.name === "VIGIL_MODEL_TOKEN")).toEqual({
+      name: "VIGIL_MODEL_TOKEN",
+      valueFrom: { secretKeyRef: { name: "model-creds", key: "token", optional: true } },
+    });
+    const env = resolveEnv(
+      ctr.env,
+      { "metadata.name": "dl-worker-0", "metadata.namespace": ns },
+      { "model-creds": { token: TOKEN } },
+    );
+    const parsed = parseWorkerEnv(env);
+    expect(parsed.VIGIL_MODEL_TOKEN).toBe(TOKEN);
+    expect(parsed.VIGIL_MODEL_USERNAME).toBeUndefined();
+    const pool = await waitFor("dl accepted", async () => {
+      const p = await getCr<Obj>(c, "detectorpools", ns, "dl");
+      return cond(p, "Accepted")?.status === "True" && p;
+    });
+    expect(JSON.stringify(pool)).not.toContain(TOKEN);
+    await c.custom.deleteNamespacedCustomObject({
+      group: "vigil.dev",
+      version: "v1alpha1",
+      namespace: ns,
+      plural: "detectorpools",
+      name: "dl",
+    });
   });
 
   it("assigns cameras within capacity and marks the overflow PoolFull", async () => {
@@ -211,8 +278,8 @@ describe("operator", () => {
       },
       setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
     );
-    await readyPod(`${POOL}-worker-0`);
-    await readyPod(`${POOL}-worker-1`);
+    await readyPod(c, ns, POOL, `${POOL}-worker-0`);
+    await readyPod(c, ns, POOL, `${POOL}-worker-1`);
     await waitFor("workers Ready", async () => {
       const p = await getCr<Obj>(c, "detectorpools", ns, POOL);
       return p.status?.readyWorkers === 2 && p.status.replicas === 3;
@@ -280,6 +347,44 @@ describe("operator", () => {
       );
     });
     expect(cams.every((x) => x.status.worker === undefined && x.status.phase === "Unschedulable")).toBe(true);
+  });
+
+  it("refuses a pool whose image is not allowed, naming spec.image, and runs nothing for it", async () => {
+    await createCr(c, "detectorpools", ns, {
+      apiVersion: "vigil.dev/v1alpha1",
+      kind: "DetectorPool",
+      metadata: { name: "rogue" },
+      spec: { model: { uri: "file:///models/yolov8n.onnx" }, image: "ghcr.io/vigil-dev/vigil-evil:1" },
+    } as KubernetesObject);
+    await createCr(c, "cameradetections", ns, {
+      ...cameraBody("on-rogue"),
+      spec: { ...cameraBody("on-rogue").spec, poolRef: { name: "rogue" } },
+    } as KubernetesObject);
+    const pool = await waitFor("rogue refused", async () => {
+      const p = await getCr<Obj>(c, "detectorpools", ns, "rogue");
+      return cond(p, "Accepted")?.status === "False" && p;
+    });
+    expect(cond(pool, "Accepted")).toMatchObject({ reason: "ImageNotAllowed" });
+    expect(cond(pool, "Accepted").message).toContain("spec.image: ghcr.io/vigil-dev/vigil-evil:1 is not an allowed");
+    const camera = await waitFor("camera unschedulable", async () => {
+      const x = await cam("on-rogue");
+      return cond(x, "Scheduled")?.reason === "PoolInvalid" && x;
+    });
+    expect(camera.status.phase).toBe("Unschedulable");
+    expect(camera.metadata.labels?.["vigil.dev/worker"]).toBeUndefined();
+    await waitFor("ImageNotAllowed event", async () =>
+      (await c.core.listNamespacedEvent({ namespace: ns })).items.some(
+        (e) => e.reason === "ImageNotAllowed" && e.involvedObject.name === "rogue" && e.message?.includes("spec.image"),
+      ),
+    );
+    await expect(readSts("rogue-worker")).rejects.toThrow();
+    // Fixed: an allowed image is accepted and gets its workload.
+    await patchPool("rogue", { image: "ghcr.io/vigil-dev/vigil:0.2.0" });
+    await waitFor("rogue StatefulSet", () => readSts("rogue-worker"));
+    await waitFor("rogue accepted", async () => {
+      const p = await getCr<Obj>(c, "detectorpools", ns, "rogue");
+      return cond(p, "Accepted")?.status === "True";
+    });
   });
 
   it("finished every reconcile without an error", async () => {
