@@ -1,15 +1,15 @@
-// The operator as an Executor (single/executor.ts), beside the local-process one: in a cluster, workers are the
-// pods of each DetectorPool's StatefulSet, and what the pool's status says of them is what workers() reports.
+// The operator as an Executor (operator/api/executor.ts), beside the local-process one: in a cluster, workers are
+// the pods of each DetectorPool's StatefulSet; their phase is what the pool's status says, their restarts what the
+// kubelet counts on the pod.
 import type { KubernetesObject } from "@kubernetes/client-node";
-import type { Executor, WorkerInfo } from "../single/executor.ts";
-import type { SupervisedState } from "../single/supervisor.ts";
 import type { WorkerStatus } from "./api/detector-pool.ts";
+import type { Executor, WorkerInfo, WorkerState } from "./api/executor.ts";
 import { loadOperatorEnv, type OperatorEnv } from "./config.ts";
-import type { Caches } from "./controllers/context.ts";
+import { type Caches, keyOf } from "./controllers/context.ts";
 import { LABEL_WORKER } from "./controllers/workload.ts";
 import { runOperator } from "./main.ts";
 
-const STATE: Record<WorkerStatus["phase"], SupervisedState> = {
+const STATE: Record<WorkerStatus["phase"], WorkerState> = {
   Starting: "starting",
   Ready: "running",
   Unready: "backoff",
@@ -42,11 +42,16 @@ export function createKubernetesExecutor(env: OperatorEnv = loadOperatorEnv()): 
                 c.metadata?.namespace === pool.metadata?.namespace && c.metadata?.labels?.[LABEL_WORKER] === w.name,
             )
             .map((c) => c.metadata?.name ?? ""),
-          pid: undefined, // a pod, not a local process
-          restarts: 0,
+          restarts: restartsOf(caches?.pods.get(keyOf(pool.metadata?.namespace, w.name))),
           state: STATE[w.phase],
         })),
       );
     },
   };
 }
+
+type Pod = KubernetesObject & { status?: { containerStatuses?: { name: string; restartCount?: number }[] } };
+
+/** The worker container's restartCount, as the kubelet reports it (0 before the pod exists). */
+const restartsOf = (pod: KubernetesObject | undefined) =>
+  (pod as Pod | undefined)?.status?.containerStatuses?.find((s) => s.name === "worker")?.restartCount ?? 0;

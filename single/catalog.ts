@@ -3,10 +3,10 @@
 // stats they stream.
 import type { BusFeed, CameraCatalog, CameraSummary, PoolSummary } from "../gateway/feed.ts";
 import { cameraSummary, poolSummary } from "../gateway/summaries.ts";
+import type { WorkerInfo } from "../operator/api/executor.ts";
 import type { Condition } from "../operator/api/meta.ts";
 import type { LocalManifests } from "../worker/manifests.ts";
 import type { StatsMessage } from "../worker/publish/messages.ts";
-import type { WorkerInfo } from "./executor.ts";
 import type { Placement } from "./local-executor.ts";
 
 export type LocalCatalogOptions = {

@@ -2,7 +2,7 @@
 // (1 s, 2 s, 4 s … capped at 30 s), and the backoff starts over once a run has stayed up for a minute.
 // Time and processes are injected, so the policy is unit-tested without waiting or forking.
 
-export type SupervisedState = "starting" | "running" | "backoff" | "stopped";
+import type { WorkerState } from "../operator/api/executor.ts";
 
 export type ExitInfo = { code: number | null; signal: NodeJS.Signals | null; at: number; uptimeMs: number };
 
@@ -48,7 +48,7 @@ export class Supervisor {
   readonly #resetAfter: number;
   readonly #grace: number;
   readonly #opts: SupervisorOptions;
-  #state: SupervisedState = "stopped";
+  #state: WorkerState = "stopped";
   #proc: SupervisedProcess | undefined;
   #startedAt = 0;
   #delay: number;
@@ -69,7 +69,7 @@ export class Supervisor {
     this.#delay = this.#initial;
   }
 
-  get state(): SupervisedState {
+  get state(): WorkerState {
     return this.#state;
   }
   /** Times the process was started again after it exited. */

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { operatorEnv } from "../../operator/config.ts";
 import { createKubernetesExecutor } from "../../operator/executor.ts";
 import type { Clients } from "../../operator/kube/client.ts";
-import { admin, cameraManifest, createCr, freshNamespace, poolManifest, waitFor } from "../setup/kube.ts";
+import { admin, cameraManifest, createCr, freshNamespace, poolManifest, readyPod, waitFor } from "../setup/kube.ts";
 
 let c: Clients;
 let ns: string;
@@ -37,5 +37,14 @@ it("places cameras on pool workers and reports them as WorkerInfo", { timeout: 3
     return w.length === 2 && w.reduce((n, x) => n + x.cameras.length, 0) === 3 && w;
   });
   expect(workers.map((w) => w.name).sort()).toEqual(["p-worker-0", "p-worker-1"]);
-  for (const w of workers) expect(w).toMatchObject({ pool: "p", state: "starting", pid: undefined, restarts: 0 });
+  expect(workers.every((w) => w.pool === "p" && w.state === "starting" && w.restarts === 0)).toBe(true);
+  // What the kubelet reports on the pod is what the executor says: Ready, after three restarts.
+  await readyPod(c, ns, "p", "p-worker-0", 3);
+  const w0 = await waitFor("p-worker-0 running", async () => {
+    const w = executor.workers().find((x) => x.name === "p-worker-0");
+    return w?.state === "running" && w;
+  });
+  expect(w0.restarts).toBe(3);
+  expect("pid" in w0).toBe(false); // a pod: no local process id to give
+  expect(executor.workers().find((x) => x.name === "p-worker-1")).toMatchObject({ state: "starting", restarts: 0 });
 });
