@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createBatcher } from "../../worker/infer/batcher.ts";
 
 describe("dynamic batcher", () => {
@@ -72,5 +72,67 @@ describe("dynamic batcher idle", () => {
     void b.submit(2);
     await b.idle();
     expect(done).toEqual([1, 2]);
+  });
+});
+
+describe("dynamic batcher with a batch window (maxDelayMs)", () => {
+  const flush = async () => {
+    for (let i = 0; i < 5; i++) await vi.advanceTimersByTimeAsync(0);
+  };
+
+  it("holds the first frame until the batch is full, then runs at once", async () => {
+    vi.useFakeTimers();
+    try {
+      const runs: number[][] = [];
+      const b = createBatcher(
+        3,
+        async (items: number[]) => {
+          runs.push(items);
+          return items;
+        },
+        { maxDelayMs: 50 },
+      );
+      const out = [b.submit(1)];
+      await vi.advanceTimersByTimeAsync(10);
+      out.push(b.submit(2));
+      await vi.advanceTimersByTimeAsync(10);
+      expect(runs).toEqual([]); // two of three, 20 ms of 50: still waiting
+      out.push(b.submit(3));
+      await flush();
+      expect(runs).toEqual([[1, 2, 3]]);
+      expect(await Promise.all(out)).toEqual([1, 2, 3]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("runs what it has once the oldest frame has waited maxDelayMs", async () => {
+    vi.useFakeTimers();
+    try {
+      const runs: number[][] = [];
+      const b = createBatcher(
+        4,
+        async (items: number[]) => {
+          runs.push(items);
+          return items;
+        },
+        { maxDelayMs: 50 },
+      );
+      const one = b.submit(1);
+      await vi.advanceTimersByTimeAsync(30);
+      const two = b.submit(2);
+      await vi.advanceTimersByTimeAsync(19);
+      expect(runs).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1); // 50 ms after the first, not after the second
+      await flush();
+      expect(runs).toEqual([[1, 2]]);
+      expect(await Promise.all([one, two])).toEqual([1, 2]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("rejects a negative window", () => {
+    expect(() => createBatcher(2, async () => [], { maxDelayMs: -1 })).toThrow(/maxDelayMs/);
   });
 });

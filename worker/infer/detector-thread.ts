@@ -22,14 +22,18 @@ try {
   port.postMessage({ op: "ready", ...info, classNames: [...info.classNames] });
   const slots = new Map<number, Slot>();
   // Frames that arrive while the model runs wait here and go in together when it has a dynamic batch axis.
-  const batcher = createBatcher(model.maxBatch, async (ids: number[]) => {
-    const used = ids.map((k) => slots.get(k) as Slot);
-    const r = await model.infer(
-      used.map((s) => s.input),
-      used.map((s) => s.output),
-    );
-    return ids.map(() => ({ inferenceMs: r.inferenceMs, batch: ids.length }));
-  });
+  const batcher = createBatcher(
+    model.maxBatch,
+    async (ids: number[]) => {
+      const used = ids.map((k) => slots.get(k) as Slot);
+      const r = await model.infer(
+        used.map((s) => s.input),
+        used.map((s) => s.output),
+      );
+      return ids.map(() => ({ inferenceMs: r.inferenceMs, batch: ids.length }));
+    },
+    { maxDelayMs: model.maxBatch > 1 ? (opts.maxBatchDelayMs ?? 0) : 0 },
+  );
   port.on("message", async (req: Request) => {
     try {
       if (req.op === "infer") {

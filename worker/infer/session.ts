@@ -25,6 +25,8 @@ export type DetectorOptions = {
   spin?: boolean;
   /** Largest batch across cameras for a model with a dynamic batch axis (default 8); 1 turns batching off. */
   maxBatch?: number;
+  /** How long a run may wait for a full batch (batcher.ts); 0 runs at once. */
+  maxBatchDelayMs?: number;
 };
 
 export type DetectOptions = { minScore: number; classFilter?: Uint8Array | null; iouThreshold?: number };
