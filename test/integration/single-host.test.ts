@@ -1,7 +1,6 @@
 // Single-host mode on real processes and no Redis: workers forked by the local executor run the real model on the
 // fixture video and publish over their IPC channel; the parent reads them through the IPC feed.
 import { type ChildProcess, fork, spawn } from "node:child_process";
-import { EventEmitter } from "node:events";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,7 +17,6 @@ import {
   tagLine,
 } from "../../single/local-executor.ts";
 import { loadManifests } from "../../worker/manifests.ts";
-import { createIpcBus } from "../../worker/publish/ipc-bus.ts";
 import type { EventMessage, StatsMessage } from "../../worker/publish/messages.ts";
 import { launchChromium } from "../setup/browser.ts";
 import { metricValue, ROOT } from "../setup/operator-env.ts";
@@ -84,95 +82,6 @@ describe("placement of a file's cameras on local workers", () => {
     expect(resolveFileUrl("file:///abs/x.avi", ROOT)).toBe("file:///abs/x.avi");
     expect(JSON.parse(tagLine("w-0", '{"level":30,"msg":"hi"}'))).toEqual({ worker: "w-0", level: 30, msg: "hi" });
     expect(tagLine("w-0", "plain")).toBe("[w-0] plain");
-  });
-});
-
-describe("IPC bus (the worker's side)", () => {
-  const stats = {
-    v: 1,
-    type: "stats",
-    camera_id: "a",
-    timestamp: new Date().toISOString(),
-    data: {
-      fps: 1,
-      persons: 0,
-      inference_ms: 0,
-      skipped_frames: 0,
-      reconnects: 0,
-      provider: "cpu",
-      frames: 0,
-      last_frame_age_ms: null,
-      stream: "connecting",
-    },
-  } as const satisfies StatsMessage;
-
-  it("drops and counts while the channel is closed or backed up, never blocking, and learns watches", async () => {
-    const registry = new Registry();
-    const parent = new EventEmitter();
-    const sent: unknown[] = [];
-    const callbacks: ((err: Error | null) => void)[] = [];
-    let accept = true;
-    const channel = {
-      connected: true,
-      send(m: unknown, cb: (err: Error | null) => void) {
-        sent.push(m);
-        callbacks.push(cb);
-        return accept;
-      },
-      on: (e: "message", l: (m: unknown) => void) => parent.on(e, l),
-      off: (e: "message", l: (m: unknown) => void) => parent.off(e, l),
-    };
-    const bus = createIpcBus(registry, undefined, channel);
-    const count = async (name: string, kind: string) => metricValue(await registry.metrics(), name, `kind="${kind}"`);
-    bus.publishStats({ ...stats });
-    callbacks.shift()!(null);
-    expect(await count("vigil_bus_published_total", "stats")).toBe(1);
-    // Back-pressure: process.send said false; until that message is written everything is dropped.
-    accept = false;
-    bus.publishStats({ ...stats });
-    accept = true;
-    bus.publishStats({ ...stats });
-    bus.publishFrame("a", Buffer.alloc(10));
-    expect(sent).toHaveLength(2);
-    expect(await count("vigil_bus_dropped_total", "stats")).toBe(1);
-    expect(await count("vigil_bus_dropped_total", "frame")).toBe(1);
-    callbacks.shift()!(null);
-    bus.publishFrame("a", Buffer.alloc(10));
-    expect(sent).toHaveLength(3);
-    expect(sent[2]).toMatchObject({ t: "frame", camera: "a" });
-    // Frames have a budget of bytes in flight: a big backlog of unwritten frames drops the next ones.
-    bus.publishFrame("a", Buffer.alloc(5 << 20));
-    expect(sent).toHaveLength(3);
-    expect(await count("vigil_bus_dropped_total", "frame")).toBe(2);
-    // Disconnected: dropped at once.
-    channel.connected = false;
-    bus.publishEvent({
-      v: 1,
-      type: "event",
-      id: "x",
-      camera_id: "a",
-      timestamp: stats.timestamp,
-      rule: "r",
-      kind: "presence",
-      severity: "info",
-      track_id: 1,
-      zone: null,
-      box: null,
-      snapshot_key: null,
-      detail: "",
-    });
-    expect(sent).toHaveLength(3);
-    expect(await count("vigil_bus_dropped_total", "event")).toBe(1);
-    expect(metricValue(await registry.metrics(), "vigil_bus_connected")).toBe(0);
-    // Watches from the parent.
-    expect(bus.hasViewers("a")).toBe(false);
-    parent.emit("message", { t: "watch", camera: "a", watching: true });
-    parent.emit("message", { t: "watch", camera: 7, watching: true });
-    expect(bus.hasViewers("a")).toBe(true);
-    parent.emit("message", { t: "watch", camera: "a", watching: false });
-    expect(bus.hasViewers("a")).toBe(false);
-    await bus.close();
-    expect(parent.listenerCount("message")).toBe(0);
   });
 });
 
