@@ -12,6 +12,7 @@ import { setCondition } from "../operator/kube/conditions.ts";
 import { Informer } from "../operator/kube/informer.ts";
 import type { SourceStats } from "./ingest/ffmpeg-source.ts";
 import type { CameraConfig } from "./pipeline.ts";
+import { createSecretReader } from "./secret-reader.ts";
 
 export const WORKER_FIELD_MANAGER = "vigil-worker";
 const LABEL_WORKER = "vigil.dev/worker";
@@ -26,6 +27,7 @@ export function watchAssignedCameras(
   log: Logger,
 ) {
   const clients = makeClients(kc);
+  const secrets = createSecretReader(kc, namespace, podName);
   // What each camera was started with, so unrelated updates (status, other labels) do not restart its stream.
   const running = new Map<string, string>();
   const informer = new Informer<KubernetesObject>(kc, {
@@ -54,7 +56,7 @@ export function watchAssignedCameras(
     let secretVersion = "";
     if (ref) {
       try {
-        const secret = await clients.core.readNamespacedSecret({ name: ref.name, namespace });
+        const secret = await secrets.read(ref.name);
         const get = (k: string) => {
           const v = secret.data?.[k];
           return v === undefined ? undefined : Buffer.from(v, "base64").toString("utf8");

@@ -29,6 +29,7 @@ import {
   LABEL_WORKER,
   serviceName,
   statefulSetName,
+  workerIdentity,
   workerName,
   workerService,
   workerStatefulSet,
@@ -36,7 +37,15 @@ import {
 
 const WRITE_PARALLELISM = 16;
 
-type Camera = KubernetesObject & { spec?: { poolRef?: { name?: string }; paused?: boolean } };
+type Camera = KubernetesObject & {
+  spec?: { poolRef?: { name?: string }; paused?: boolean; source?: { credentialsSecretRef?: { name?: string } } };
+};
+
+const IDENTITY_KINDS = [
+  ["v1", "ServiceAccount"],
+  ["rbac.authorization.k8s.io/v1", "Role"],
+  ["rbac.authorization.k8s.io/v1", "RoleBinding"],
+] as const;
 
 export function createPoolReconciler(ctx: Context) {
   const { caches, clients } = ctx;
@@ -48,6 +57,37 @@ export function createPoolReconciler(ctx: Context) {
     const memo = written.get(key);
     return memo && memo.uid === cam.metadata?.uid ? memo.worker : cam.metadata?.labels?.[LABEL_WORKER];
   };
+
+  // The per-worker identities (workerIdentity) we applied, by pool, with the hash of what was applied: no cache
+  // watches them, and a quiet cluster must see no writes.
+  const identities = new Map<string, Map<string, string>>();
+
+  async function applyIdentity(
+    poolKey: string,
+    obj: KubernetesObject & { metadata: { annotations?: Record<string, string> } },
+  ) {
+    const applied = identities.get(poolKey) ?? new Map<string, string>();
+    identities.set(poolKey, applied);
+    const id = `${obj.kind}/${obj.metadata.name}`;
+    const hash = obj.metadata.annotations?.[ANNOTATION_SPEC_HASH] ?? "";
+    if (applied.get(id) === hash) return;
+    await serverSideApply(clients.objects, obj);
+    applied.set(id, hash);
+  }
+
+  /** Removes the identities of workers that no longer exist (scaled down, or the pool deleted). */
+  async function deleteIdentities(poolKey: string, namespace: string, keep: Set<string>, known: string[]) {
+    const applied = identities.get(poolKey);
+    const names = new Set([...known, ...[...(applied?.keys() ?? [])].map((id) => id.slice(id.indexOf("/") + 1))]);
+    for (const name of names) {
+      if (keep.has(name)) continue;
+      for (const [apiVersion, kind] of IDENTITY_KINDS) {
+        await clients.objects.delete({ apiVersion, kind, metadata: { name, namespace } }).catch(ignoreNotFound);
+        applied?.delete(`${kind}/${name}`);
+      }
+    }
+    if (applied && applied.size === 0) identities.delete(poolKey);
+  }
 
   const camerasOf = (namespace: string, pool: string) =>
     caches.cameras.list(
@@ -121,6 +161,8 @@ export function createPoolReconciler(ctx: Context) {
       await releaseAll(cams, { reason: "PoolNotFound", message: `DetectorPool ${name} is being deleted` }, name);
       if (hasFinalizer(raw)) {
         await deleteOwned(namespace, name);
+        const known = ((raw as { status?: { workers?: { name: string }[] } }).status?.workers ?? []).map((w) => w.name);
+        await deleteIdentities(key, namespace, new Set(), known);
         // A stale cache can show an object we already released: 404 means the job is done.
         await removeFinalizer(clients.custom, raw, FINALIZER).catch(ignoreNotFound);
         ctx.events.emit(eventTarget(raw), "Normal", "Deleted", "worker StatefulSet and Service removed");
@@ -200,6 +242,24 @@ export function createPoolReconciler(ctx: Context) {
 
     await applyIfChanged(ctx, workerStatefulSet(pool, { ...workloadOpts(ctx), replicas }), caches.statefulSets);
     await applyIfChanged(ctx, workerService(pool), caches.services);
+
+    // Each worker's Role names exactly the Secrets of its cameras, written before the labels: a worker can read
+    // a camera's credentials by the time it is given the camera, and no longer once the camera has moved on.
+    const secretsOf = new Map<string, string[]>();
+    for (const cam of active) {
+      const worker = assigned.get(keyOf(namespace, cam.metadata?.name ?? ""));
+      const secret = cam.spec?.source?.credentialsSecretRef?.name;
+      if (worker && secret) secretsOf.set(worker, [...(secretsOf.get(worker) ?? []), secret]);
+    }
+    await inBatches(workers, WRITE_PARALLELISM, async (w) => {
+      for (const obj of workerIdentity(pool, w.name, secretsOf.get(w.name) ?? [])) await applyIdentity(key, obj);
+    });
+    await deleteIdentities(
+      key,
+      namespace,
+      new Set(workers.map((w) => w.name)),
+      (pool.status?.workers ?? []).map((w) => w.name),
+    );
 
     const capacity = spec.maxWorkers * spec.camerasPerWorker;
     await inBatches(cams, WRITE_PARALLELISM, async (cam) => {

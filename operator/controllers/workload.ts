@@ -150,3 +150,39 @@ export function workerService(pool: DetectorPool) {
     },
   });
 }
+
+/**
+ * A worker's own identity: a ServiceAccount named like its pod, and a Role that lets that ServiceAccount read exactly
+ * the credential Secrets of the cameras assigned to the worker (by resourceNames). The pod itself runs as the shared
+ * worker ServiceAccount, which cannot read Secrets; it asks for a token of this one, and the chart's
+ * ValidatingAdmissionPolicy lets a pod ask only for the ServiceAccount named like itself. So an ffmpeg compromised
+ * through a hostile stream reads the credentials of its own worker's cameras, and no others.
+ */
+export function workerIdentity(pool: DetectorPool, worker: string, secrets: readonly string[]) {
+  const namespace = pool.metadata.namespace;
+  const labels = { ...selectorLabels(pool.metadata.name), "app.kubernetes.io/part-of": "vigil" };
+  const metadata = { name: worker, namespace, labels, ownerReferences: [ownerRef(pool)] };
+  const names = [...new Set(secrets)].sort();
+  return [
+    stamped({
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { ...metadata },
+      automountServiceAccountToken: false,
+    }),
+    stamped({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { ...metadata },
+      // No rule at all when no camera has credentials: a rule with no resourceNames would mean every Secret.
+      rules: names.length ? [{ apiGroups: [""], resources: ["secrets"], verbs: ["get"], resourceNames: names }] : [],
+    }),
+    stamped({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { ...metadata },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: worker },
+      subjects: [{ kind: "ServiceAccount", name: worker, namespace }],
+    }),
+  ];
+}

@@ -73,10 +73,12 @@ describe("charts/vigil", () => {
         `Service/${ns}-operator-metrics`,
         `ServiceAccount/${ns}-operator`,
         "ServiceAccount/vigil-worker",
+        `ValidatingAdmissionPolicy/${ns}-worker-tokens`,
+        `ValidatingAdmissionPolicyBinding/${ns}-worker-tokens`,
       ].sort(),
     );
     for (const o of objects) {
-      const clusterScoped = o.kind === "ClusterRole" || o.kind === "ClusterRoleBinding";
+      const clusterScoped = o.kind?.startsWith("Cluster") || o.kind?.startsWith("ValidatingAdmissionPolicy");
       expect(o.metadata?.namespace, `${o.kind} namespace`).toBe(clusterScoped ? undefined : ns);
     }
   });
@@ -123,7 +125,25 @@ describe("charts/vigil", () => {
     expect(await can("patch", "vigil.dev", "detectorpools", "elsewhere")).toBe(true);
     expect(await can("create", "apps", "statefulsets", "elsewhere")).toBe(true);
     expect(await can("update", "coordination.k8s.io", "leases", "elsewhere")).toBe(false);
-    expect(await can("get", "", "secrets", ns)).toBe(false);
+    // Secrets: `get` only (a Role it writes for a worker may grant only what it holds), never list or watch.
+    expect(await can("get", "", "secrets", ns)).toBe(true);
+    expect(await can("list", "", "secrets", ns)).toBe(false);
+    expect(await can("watch", "", "secrets", ns)).toBe(false);
+    // The worker ServiceAccount reads no Secret at all (its own per-worker identity does: worker-kube.test.ts).
+    const worker = async (verb: string, group: string, resource: string, subresource?: string) =>
+      (
+        await authz.createSubjectAccessReview({
+          body: {
+            spec: {
+              user: `system:serviceaccount:${ns}:vigil-worker`,
+              resourceAttributes: { verb, group, resource, namespace: ns, ...(subresource ? { subresource } : {}) },
+            },
+          },
+        })
+      ).status?.allowed ?? false;
+    await waitFor("the worker's bindings to take effect", () => worker("list", "vigil.dev", "cameradetections"));
+    expect(await worker("get", "", "secrets")).toBe(false);
+    expect(await worker("create", "", "serviceaccounts", "token")).toBe(true);
   });
 
   it("sets an environment operator/config.ts accepts, naming the rendered worker ServiceAccount", async () => {

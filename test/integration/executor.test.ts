@@ -39,7 +39,7 @@ it("places cameras on pool workers and reports them as WorkerInfo", { timeout: 3
   expect(workers.map((w) => w.name).sort()).toEqual(["p-worker-0", "p-worker-1"]);
   expect(workers.every((w) => w.pool === "p" && w.state === "starting" && w.restarts === 0)).toBe(true);
   // What the kubelet reports on the pod is what the executor says: Ready, after three restarts.
-  await readyPod(c, ns, "p", "p-worker-0", 3);
+  await readyPod(c, ns, "p", "p-worker-0", { restartCount: 3 });
   const w0 = await waitFor("p-worker-0 running", async () => {
     const w = executor.workers().find((x) => x.name === "p-worker-0");
     return w?.state === "running" && w;

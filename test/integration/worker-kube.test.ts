@@ -4,9 +4,10 @@
 import type { ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { AuthorizationV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Clients } from "../../operator/kube/client.ts";
+import { createSecretReader } from "../../worker/secret-reader.ts";
 import {
   admin,
   createCr,
@@ -14,6 +15,7 @@ import {
   getCr,
   type OperatorProc,
   operatorKubeconfig,
+  readyPod,
   serviceAccountKubeconfig,
   startOperator,
 } from "../setup/kube.ts";
@@ -27,6 +29,7 @@ let op: OperatorProc;
 let redis: Service;
 let rtsp: Service;
 let worker: ChildProcess;
+let workerKubeconfig: string;
 const workerLogs: string[] = [];
 
 const cam = () => getCr<Obj>(c, "cameradetections", ns, "door");
@@ -59,10 +62,17 @@ beforeAll(async () => {
     },
   } as KubernetesObject);
   await waitFor("camera assigned", async () => (await cam()).metadata.labels?.["vigil.dev/worker"] === "p-worker-0");
-  // The pod this worker plays (no kubelet here): the process below runs as its ServiceAccount.
-  const kubeconfig = await serviceAccountKubeconfig(c, ns, "vigil-worker", {
-    namespace: "worker-namespace-rules.yaml",
-  });
+  // The pod this worker plays (no kubelet here): the process below runs as its ServiceAccount, with a token bound
+  // to the pod as the kubelet's projected token is.
+  const pod = await readyPod(c, ns, "p", "p-worker-0", { serviceAccountName: "vigil-worker" });
+  workerKubeconfig = await serviceAccountKubeconfig(
+    c,
+    ns,
+    "vigil-worker",
+    { namespace: "worker-namespace-rules.yaml" },
+    pod,
+  );
+  const kubeconfig = workerKubeconfig;
   ({ proc: worker } = await startWorker(
     [],
     redis.port,
@@ -138,6 +148,75 @@ it("serves a camera deleted and created again under the same name (GitOps, kubec
   expect(again.status.worker).toBe("p-worker-0");
   expect(cond(again, "Scheduled")).toMatchObject({ status: "True", reason: "Assigned" });
   expect(again.status.fps).toBeGreaterThan(0);
+});
+
+it("lets the worker read its own cameras' Secrets and no others (SubjectAccessReview and real reads)", {
+  timeout: 60_000,
+}, async () => {
+  // Another pool's camera with its own Secret, and a Secret no camera uses.
+  await c.core.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: "yard-creds" }, stringData: { username: "yard", password: "yard-pw" } },
+  });
+  await c.core.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: "db-password" }, stringData: { pw: "x" } },
+  });
+  await createCr(c, "detectorpools", ns, {
+    apiVersion: "vigil.dev/v1alpha1",
+    kind: "DetectorPool",
+    metadata: { name: "q" },
+    spec: { model: { uri: "file:///models/yolov8n.onnx" }, maxWorkers: 1 },
+  } as KubernetesObject);
+  await createCr(c, "cameradetections", ns, {
+    apiVersion: "vigil.dev/v1alpha1",
+    kind: "CameraDetection",
+    metadata: { name: "yard" },
+    spec: {
+      source: { url: "rtsp://127.0.0.1:1/yard", credentialsSecretRef: { name: "yard-creds" } },
+      poolRef: { name: "q" },
+    },
+  } as KubernetesObject);
+  const authz = c.kc.makeApiClient(AuthorizationV1Api);
+  const can = async (user: string, secret: string) =>
+    (
+      await authz.createSubjectAccessReview({
+        body: {
+          spec: {
+            user: `system:serviceaccount:${ns}:${user}`,
+            groups: ["system:serviceaccounts", `system:serviceaccounts:${ns}`, "system:authenticated"],
+            resourceAttributes: { namespace: ns, verb: "get", resource: "secrets", name: secret },
+          },
+        },
+      })
+    ).status?.allowed ?? false;
+  await waitFor("q-worker-0 may read yard-creds", () => can("q-worker-0", "yard-creds"), 20_000);
+  // The pods' shared ServiceAccount reads no Secret; each worker's own reads its cameras' only.
+  for (const secret of ["door-creds", "yard-creds", "db-password"])
+    expect(await can("vigil-worker", secret)).toBe(false);
+  expect(await can("p-worker-0", "door-creds")).toBe(true);
+  expect(await can("p-worker-0", "yard-creds")).toBe(false);
+  expect(await can("p-worker-0", "db-password")).toBe(false);
+  expect(await can("q-worker-0", "door-creds")).toBe(false);
+
+  // Real reads, as the worker pod p-worker-0 makes them (worker/secret-reader.ts).
+  const kc = new KubeConfig();
+  kc.loadFromFile(workerKubeconfig);
+  const own = createSecretReader(kc, ns, "p-worker-0");
+  expect((await own.read("door-creds")).data?.password).toBe(Buffer.from(PASSWORD).toString("base64"));
+  await expect(own.read("yard-creds")).rejects.toMatchObject({ code: 403 });
+  await expect(own.read("db-password")).rejects.toMatchObject({ code: 403 });
+  // It cannot pass itself off as another worker: the admission policy refuses a token for q-worker-0.
+  const impostor = createSecretReader(kc, ns, "q-worker-0");
+  const refused = await impostor.read("yard-creds").catch((e) => e);
+  expect(refused.code).toBe(403);
+  expect(String(refused.body)).toContain("only request a token for the ServiceAccount named like its own pod");
+  // Nor read a Secret as the shared ServiceAccount.
+  await expect(
+    kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name: "door-creds", namespace: ns }),
+  ).rejects.toMatchObject({
+    code: 403,
+  });
 });
 
 it("turns Degraded with the cause when the stream dies, and never exposes the password", {

@@ -4,8 +4,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { buildDist } from "../../hack/build.ts";
+import { serverSideApply } from "../../operator/kube/apply.ts";
 import { loadKubeConfig, makeClients } from "../../operator/kube/client.ts";
 import { applyCrds } from "../../operator/kube/crds.ts";
+import { workerTokenPolicy } from "./operator-env.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const CLUSTER = join(ROOT, "hack", "cluster.sh");
@@ -30,7 +32,10 @@ export default async function setup(project: TestProject) {
       .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
   );
   process.env.KUBECONFIG = kubeconfig;
-  await applyCrds(makeClients(loadKubeConfig(kubeconfig)).custom);
+  const clients = makeClients(loadKubeConfig(kubeconfig));
+  await applyCrds(clients.custom);
+  // The chart's admission policy for worker tokens, as a cluster with Vigil installed has it.
+  for (const o of workerTokenPolicy()) await serverSideApply(clients.objects, o);
   project.provide("kubeconfig", kubeconfig);
   project.provide("auditLog", env.VIGIL_AUDIT_LOG ?? join(ROOT, ".cache", "cluster", "audit.log"));
   return () => {

@@ -40,12 +40,18 @@ export function resolveEnv(
  * A worker pod of a pool, reported Ready the way a kubelet would (no kubelet here), through the status subresource,
  * with the worker container's restartCount.
  */
-export async function readyPod(c: Clients, namespace: string, pool: string, name: string, restartCount = 0) {
-  await c.core.createNamespacedPod({
+export async function readyPod(
+  c: Clients,
+  namespace: string,
+  pool: string,
+  name: string,
+  { restartCount = 0, serviceAccountName }: { restartCount?: number; serviceAccountName?: string } = {},
+) {
+  const pod = await c.core.createNamespacedPod({
     namespace,
     body: {
       metadata: { name, labels: { "app.kubernetes.io/name": "vigil-worker", "vigil.dev/pool": pool } },
-      spec: { containers: [{ name: "worker", image: "vigil" }] },
+      spec: { ...(serviceAccountName ? { serviceAccountName } : {}), containers: [{ name: "worker", image: "vigil" }] },
     },
   });
   await c.core.patchNamespacedPodStatus(
@@ -63,4 +69,5 @@ export async function readyPod(c: Clients, namespace: string, pool: string, name
     },
     setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
   );
+  return { name, uid: pod.metadata?.uid ?? "" };
 }

@@ -7,7 +7,7 @@ import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig, type KubernetesObject, RbacAuthorizationV1Api } from "@kubernetes/client-node";
-import { parse } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { VIGIL_JS } from "../../hack/build.ts";
 import { GROUP, VERSION } from "../../operator/api/meta.ts";
 import type { Clients } from "../../operator/kube/client.ts";
@@ -52,6 +52,8 @@ export async function serviceAccountKubeconfig(
   namespace: string,
   sa: string,
   files: { cluster?: string; namespace?: string },
+  /** Bind the token to this pod, as the kubelet's projected tokens are: the apiserver then knows the pod's name. */
+  pod?: { name: string; uid: string },
 ): Promise<string> {
   const rbac = c.kc.makeApiClient(RbacAuthorizationV1Api);
   await c.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: sa } } });
@@ -81,7 +83,13 @@ export async function serviceAccountKubeconfig(
   const tr = await c.core.createNamespacedServiceAccountToken({
     name: sa,
     namespace,
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    body: {
+      spec: {
+        audiences: [],
+        expirationSeconds: 3600,
+        ...(pod ? { boundObjectRef: { apiVersion: "v1", kind: "Pod", name: pod.name, uid: pod.uid } } : {}),
+      },
+    },
   });
   const kc = new KubeConfig();
   const cluster = c.kc.getCurrentCluster();
@@ -215,4 +223,18 @@ export async function getCr<T = Record<string, unknown>>(
   name: string,
 ): Promise<T> {
   return (await c.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, name })) as T;
+}
+
+/**
+ * The chart's ValidatingAdmissionPolicy for worker tokens (files/worker-token-policy.yaml), for the worker
+ * ServiceAccount the tests use; the globalSetup installs it once per run, as the chart would.
+ */
+export function workerTokenPolicy(
+  name = "vigil-test-worker-tokens",
+  serviceAccount = "vigil-worker",
+): KubernetesObject[] {
+  const text = readFileSync(join(ROOT, "charts", "vigil", "files", "worker-token-policy.yaml"), "utf8")
+    .replaceAll("__WORKER_SA__", serviceAccount)
+    .replaceAll("__NAME__", name);
+  return parseAllDocuments(text).map((d) => d.toJS() as KubernetesObject);
 }
