@@ -19,6 +19,7 @@ import {
   serviceAccountKubeconfig,
   startOperator,
 } from "../setup/kube.ts";
+import { kubeconfigFileVia, startTcpProxy, type TcpProxy } from "../setup/proxy.ts";
 import { FIXTURES, type Service, startRedis, startRtsp, startWorker, waitFor } from "../setup/services.ts";
 
 type Obj = Record<string, any>;
@@ -30,6 +31,7 @@ let redis: Service;
 let rtsp: Service;
 let worker: ChildProcess;
 let workerKubeconfig: string;
+let proxy: TcpProxy;
 const workerLogs: string[] = [];
 
 const cam = () => getCr<Obj>(c, "cameradetections", ns, "door");
@@ -40,7 +42,8 @@ beforeAll(async () => {
   ns = await freshNamespace(c, "wk");
   redis = await startRedis();
   rtsp = await startRtsp(join(FIXTURES, "vtest.avi"), { auth: `viewer:${PASSWORD}` });
-  op = startOperator(await operatorKubeconfig(c, ns), ns);
+  proxy = await startTcpProxy(new URL(c.kc.getCurrentCluster()?.server ?? ""));
+  op = startOperator(kubeconfigFileVia(await operatorKubeconfig(c, ns), proxy.port), ns);
   await c.core.createNamespacedSecret({
     namespace: ns,
     body: { metadata: { name: "door-creds" }, stringData: { username: "viewer", password: PASSWORD } },
@@ -86,6 +89,7 @@ afterAll(async () => {
     console.log(workerLogs.join(""), op.logs.join("\n"), JSON.stringify((await cam()).status, null, 1));
   worker?.kill("SIGTERM");
   await op?.stop();
+  await proxy?.close();
   await rtsp?.stop("SIGKILL");
   await redis?.stop();
 });
@@ -114,10 +118,9 @@ it("serves a camera deleted and created again under the same name (GitOps, kubec
 }, async () => {
   const before = await cam();
   const body = { apiVersion: before.apiVersion, kind: before.kind, metadata: { name: "door" }, spec: before.spec };
-  // The whole replace happens while the operator is busy (stopped here, as a long queue or a GC pause would hold
-  // it): it never sees the old camera terminating, only that "door" now has another uid and no worker label.
-  const operator = await op.proc;
-  operator.kill("SIGSTOP");
+  // The whole replace happens while the operator's connections are dead (a network blip, or a queue too busy to
+  // look): it never sees the old camera terminating, only, once it relists, that "door" has another uid and no label.
+  proxy.mode = "stall";
   try {
     const api = { group: "vigil.dev", version: "v1alpha1", namespace: ns, plural: "cameradetections", name: "door" };
     await c.custom.deleteNamespacedCustomObject(api);
@@ -128,7 +131,8 @@ it("serves a camera deleted and created again under the same name (GitOps, kubec
     await waitFor("camera gone", async () => !(await cam().catch(() => undefined)), 20_000);
     await createCr(c, "cameradetections", ns, body as KubernetesObject);
   } finally {
-    operator.kill("SIGCONT");
+    proxy.mode = "pass";
+    proxy.dropAll(); // the stalled connections close: the operator reconnects and relists
   }
   const created = Date.now();
   const again = await waitFor(
