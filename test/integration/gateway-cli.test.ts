@@ -31,7 +31,7 @@ beforeAll(async () => {
       {
         apiVersion: "v1",
         kind: "Secret",
-        metadata: { name: "lobby-creds" },
+        metadata: { name: "lobby-creds", namespace: "site-a" },
         stringData: { username: "u", password: PASSWORD },
       },
       {
@@ -89,7 +89,13 @@ describe("vigil gateway", () => {
     expect(r.status).toBe(200);
     const body = (await r.json()) as { cameras: Record<string, unknown>[] };
     expect(body.cameras).toEqual([
-      expect.objectContaining({ id: "lobby", namespace: "site-a", pool: "local", source: "rtsp://10.0.0.7:554/lobby" }),
+      expect.objectContaining({
+        id: "site-a/lobby",
+        name: "lobby",
+        namespace: "site-a",
+        pool: "local",
+        source: "rtsp://10.0.0.7:554/lobby",
+      }),
     ]);
     expect(JSON.stringify(body)).not.toContain(PASSWORD);
     const pools = (await (await get("/api/v1/pools")).json()) as { pools: { name: string }[] };
@@ -101,9 +107,9 @@ describe("vigil gateway", () => {
     const pub = new Redis(redis.port, "127.0.0.1");
     try {
       const s = statsMessage.parse({
-        v: 1,
+        v: 2,
         type: "stats",
-        camera_id: "lobby",
+        camera_id: "site-a/lobby",
         timestamp: new Date().toISOString(),
         data: {
           fps: 5,
@@ -118,7 +124,7 @@ describe("vigil gateway", () => {
         },
       });
       await pub.publish(CHANNELS.stats, JSON.stringify(s));
-      await waitFor("stats", async () => (await get("/api/v1/cameras/lobby/stats")).status === 200);
+      await waitFor("stats", async () => (await get("/api/v1/cameras/site-a%2Flobby/stats")).status === 200);
     } finally {
       pub.disconnect();
     }
