@@ -578,6 +578,19 @@ describe("live", () => {
     expect((await get(`/api/v1/cameras/${enc(ID_A)}/video`)).status).toBe(426);
   });
 
+  it("answers ?camera= for a camera of a namespace it does not serve as REST does, on SSE and WebSocket", async () => {
+    // The same camera in another namespace exists in the API; this gateway's catalog serves only `ns`.
+    const otherNs = await freshNamespace(c, "gw-other");
+    await createCr(c, "cameradetections", otherNs, camera(CAM_A));
+    const other = enc(`${otherNs}/${CAM_A}`);
+    const rest = await json(`/api/v1/cameras/${other}/events`);
+    expect(rest).toEqual({ status: 404, body: { error: "not_found", message: `no camera ${otherNs}/${CAM_A}` } });
+    const sse = await get(`/api/v1/events/stream?camera=${other}`);
+    if (sse.status === 200) await sse.body?.cancel(); // a live stream: the leak this guards against
+    expect({ status: sse.status, body: sse.status === 200 ? "a live stream" : await sse.json() }).toEqual(rest);
+    await expect(openWs(`/api/v1/events/ws?camera=${other}`, AUTH)).rejects.toThrow("HTTP 404");
+  });
+
   it("delivers JPEG frames over a WebSocket within 100 ms, subscribing video:<cam> only while watched", async () => {
     const channel = CHANNELS.video(ID_A);
     expect(await subscribers(channel)).toBe(0);

@@ -109,6 +109,8 @@ export async function startGateway(
       REDIS_URL: `redis://127.0.0.1:${redisPort}`,
       VIGIL_PORT: String(port),
       VIGIL_HOST: "127.0.0.1",
+      // Several gateways may run at once: the health port (default 8081) is the OS's choice, logged as healthPort.
+      VIGIL_GATEWAY_HEALTH_PORT: "0",
       LOG_LEVEL: "info",
       ...env,
     },
