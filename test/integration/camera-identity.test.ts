@@ -5,7 +5,7 @@
 // all namespaces (the same CameraDetections applied there). REST, stats, events, video and the dashboard must each
 // show the right camera.
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -142,6 +142,7 @@ afterAll(async () => {
   for (const p of [staticGw?.proc, kubeGw?.proc, worker?.proc]) p?.kill("SIGTERM");
   sub?.disconnect();
   await redis?.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 describe("two namespaces with a camera of the same name", () => {
