@@ -120,7 +120,7 @@ async function fanout(job: ClientJob, pub: Redis, clients: number, seqBase: numb
       { length: clients },
       () =>
         new Promise<WebSocket>((resolve, reject) => {
-          const ws = new WebSocket(`${job.wsBase}/api/v1/cameras/${job.camera}/video`, {
+          const ws = new WebSocket(`${job.wsBase}/api/v1/cameras/${encodeURIComponent(job.camera)}/video`, {
             headers: { authorization: `Bearer ${TOKEN}` },
           });
           ws.on("message", (d: Buffer) => {
@@ -154,7 +154,7 @@ async function fanout(job: ClientJob, pub: Redis, clients: number, seqBase: numb
 
 async function clientMain(job: ClientJob): Promise<ClientResult> {
   const pub = new Redis(job.redisPort, "127.0.0.1");
-  const statsPath = (i: number) => `/api/v1/cameras/cam-${i % job.cameras}/stats`;
+  const statsPath = (i: number) => `/api/v1/cameras/bench%2Fcam-${i % job.cameras}/stats`;
   await load(job, statsPath, 100, 1); // warm-up: connections, JIT
   const stats = await load(job, statsPath, STATS_RPS, STATS_SECONDS);
   const list = await load(job, () => "/api/v1/cameras", LIST_RPS, 2);
@@ -215,7 +215,7 @@ export async function benchGateway() {
     const s: StatsMessage = {
       v: MESSAGE_VERSION,
       type: "stats",
-      camera_id: `cam-${i}`,
+      camera_id: `bench/cam-${i}`,
       timestamp: new Date().toISOString(),
       data: {
         fps: 5,
@@ -234,14 +234,17 @@ export async function benchGateway() {
   }
   pub.disconnect();
   const lastStats = () =>
-    app.inject({ url: `/api/v1/cameras/cam-${CAMERAS - 1}/stats`, headers: { authorization: `Bearer ${TOKEN}` } });
+    app.inject({
+      url: `/api/v1/cameras/bench%2Fcam-${CAMERAS - 1}/stats`,
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
   for (let i = 0; i < 100 && (await lastStats()).statusCode !== 200; i++) await sleep(20);
 
   const job: ClientJob = {
     base: `http://127.0.0.1:${port}`,
     wsBase: `ws://127.0.0.1:${port}`,
     redisPort: redis.port,
-    camera: "cam-0",
+    camera: "bench/cam-0",
     cameras: CAMERAS,
   };
   const gatewayRss = process.memoryUsage().rss; // before the client thread starts

@@ -103,7 +103,7 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
   await Promise.all(
     Array.from({ length: cameras }, async (_, c) => {
       const cam = createCameraProcessor(spec, detector);
-      const id = `bench-${c}`;
+      const id = `bench/cam-${c}`;
       let seen = 0;
       const source: FfmpegSource = new FfmpegSource(
         { url: spec.source.url, size: detector.size },

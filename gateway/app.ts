@@ -177,7 +177,7 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
     app.server.once("close", () => clearTimeout(force));
   });
 
-  app.register(healthRoutes, { ctx });
+  app.register(healthRoutes, { feed: ctx.feed, catalog: ctx.catalog, registry });
   app.register(apiRoutes, { prefix: API_PREFIX, ctx, rateLimitPerMinute: opts.rateLimitPerMinute ?? 6000 });
   app.register(sseRoutes, { prefix: API_PREFIX, ctx });
   app.register(wsRoutes, { prefix: API_PREFIX, ctx });

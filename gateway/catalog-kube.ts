@@ -1,7 +1,6 @@
 // The camera catalog from the Kubernetes API: list+watch caches (operator/kube/informer.ts: watchdog, relist on
 // 410 and on errors with backoff) over CameraDetections and DetectorPools, in one namespace or all of them.
-// Camera ids are CameraDetection names, so names must be unique across the namespaces one gateway serves; on a
-// clash the first namespace in alphabetical order wins and the clash is logged.
+// Camera ids are `<namespace>/<name>`, so two namespaces' cameras of the same name are two cameras.
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { cameraDetectionSpec } from "../operator/api/camera-detection.ts";
@@ -106,9 +105,7 @@ export function createKubeCatalog(kc: KubeConfig, opts: KubeCatalogOptions = {})
 
   const index = () => {
     if (cameraIndex) return cameraIndex;
-    cameraIndex = indexCameras([...cameraSummaries.values()], (id, namespaces) =>
-      opts.log?.warn({ camera: id, namespaces }, "camera name in several namespaces; serving the first"),
-    );
+    cameraIndex = indexCameras([...cameraSummaries.values()]);
     cameraList = [...cameraIndex.values()];
     return cameraIndex;
   };

@@ -1,4 +1,5 @@
 // What the gateway's encapsulated plugins share, handed to each as a plugin option.
+import type { FastifyReply } from "fastify";
 import type { FeedCache } from "./cache.ts";
 import type { BusFeed, CameraCatalog } from "./feed.ts";
 import type { VideoHub } from "./live/video-hub.ts";
@@ -24,3 +25,7 @@ export type WithContext = { ctx: GatewayContext };
 
 /** Events of cameras the catalog serves: one Redis may carry cameras of namespaces this gateway does not serve. */
 export const servedCamera = (ctx: GatewayContext) => (cameraId: string) => ctx.catalog.camera(cameraId) !== undefined;
+
+/** The answer to a camera id the catalog does not serve, the same on REST, the live event streams and video. */
+export const cameraNotFound = (reply: FastifyReply, id: string) =>
+  reply.code(404).send({ error: "not_found", message: `no camera ${id}` });

@@ -24,7 +24,9 @@ export interface BusFeed {
 
 /** A camera as the gateway lists it: spec summary and status, from the Kubernetes API or local manifests. */
 export type CameraSummary = {
+  /** `<namespace>/<name>` (worker/publish/camera-id.ts), as on the bus. */
   id: string;
+  name: string;
   namespace: string;
   pool: string;
   source: string; // redacted: never credentials

@@ -4,6 +4,7 @@
 import type { ChildProcess } from "node:child_process";
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
+import { cameraIdProblem } from "../worker/publish/camera-id.ts";
 import { eventMessage, statsMessage } from "../worker/publish/messages.ts";
 import type { BusFeed, FeedHandlers } from "./feed.ts";
 
@@ -71,7 +72,9 @@ export function createIpcFeed(opts: IpcFeedOptions = {}): IpcFeed {
       return void each((h) => h.event?.(r.data));
     }
     if (m.t === "frame") {
-      if (typeof m.camera !== "string" || !m.camera) return void reject("frame: no camera id");
+      if (typeof m.camera !== "string") return void reject("frame: no camera id");
+      const problem = cameraIdProblem(m.camera);
+      if (problem) return void reject(`frame: ${problem}`);
       if (!(m.jpeg instanceof Uint8Array) || m.jpeg.length === 0) return void reject("frame: no JPEG bytes");
       const jpeg = Buffer.isBuffer(m.jpeg) ? m.jpeg : Buffer.from(m.jpeg.buffer, m.jpeg.byteOffset, m.jpeg.length);
       const camera = m.camera;

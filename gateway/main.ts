@@ -1,5 +1,6 @@
 // `vigil gateway`: the HTTP gateway over the bus (Redis) and the camera catalog (the Kubernetes API, or a
-// manifest file with --manifests). Settings from the environment, validated at start; stops cleanly on SIGTERM.
+// manifest file with --manifests), with probes and metrics on a second port that needs no token. Settings from the
+// environment, validated at start; stops cleanly on SIGTERM.
 import { parseArgs } from "node:util";
 import pino from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
@@ -9,6 +10,7 @@ import { buildGateway } from "./app.ts";
 import { createKubeCatalog } from "./catalog-kube.ts";
 import { createStaticCatalog } from "./catalog-static.ts";
 import type { CameraCatalog } from "./feed.ts";
+import { buildHealthServer } from "./health-server.ts";
 import { createRedisFeed } from "./redis-feed.ts";
 
 const list = (v: string) =>
@@ -20,6 +22,9 @@ const list = (v: string) =>
 export const gatewayEnv = z.object({
   VIGIL_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   VIGIL_HOST: z.string().min(1).default("0.0.0.0"),
+  // /healthz, /readyz and /metrics without the API token, on VIGIL_HOST too (like the operator's :8081; in a pod
+  // the port is the pod's own). 0: a port of the OS's choosing, logged as healthPort.
+  VIGIL_GATEWAY_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   VIGIL_API_TOKEN: z
     .string({ error: "is required: one or more API tokens, comma-separated" })
     .transform(list)
@@ -76,13 +81,24 @@ export async function runGateway(argv: string[]): Promise<void> {
     trustProxy: env.VIGIL_TRUST_PROXY === "true",
     ...(cors ? { corsOrigins: cors.trim() === "*" ? (true as const) : list(cors) } : {}),
   });
-  await app.listen({ host: env.VIGIL_HOST, port: env.VIGIL_PORT });
+  const health = buildHealthServer({ feed, catalog, registry, logger: log });
+  try {
+    await app.listen({ host: env.VIGIL_HOST, port: env.VIGIL_PORT });
+    await health.listen({ host: env.VIGIL_HOST, port: env.VIGIL_GATEWAY_HEALTH_PORT });
+  } catch (err) {
+    // A port in use: nothing may keep the process alive after the error is reported.
+    await Promise.allSettled([app.close(), health.close(), feed.close(), catalog.close()]);
+    throw err;
+  }
+  const portOf = (a: ReturnType<typeof app.server.address>) => (typeof a === "object" && a ? a.port : undefined);
   log.info(
     {
       catalog: values.manifests
         ? `manifests ${values.manifests}`
         : `kubernetes ${env.VIGIL_WATCH_NAMESPACE ?? "(all namespaces)"}`,
       tokens: env.VIGIL_API_TOKEN.length,
+      port: portOf(app.server.address()),
+      healthPort: portOf(health.server.address()),
     },
     "gateway listening",
   );
@@ -97,6 +113,7 @@ export async function runGateway(argv: string[]): Promise<void> {
   }, env.VIGIL_SHUTDOWN_TIMEOUT_MS);
   deadline.unref();
   await app.close(); // stops accepting, ends live streams and WebSockets, waits for requests in flight
+  await health.close();
   await feed.close();
   await catalog.close();
   clearTimeout(deadline);

@@ -1,6 +1,7 @@
 // The gateway's HTTP contract as zod schemas: they validate requests, serialize responses (fastify-type-provider-zod)
 // and become the OpenAPI document at /docs/json. Bus messages reuse the workers' own schemas.
 import { z } from "zod";
+import { cameraIdSchema } from "../worker/publish/camera-id.ts";
 import { eventMessage, statsMessage } from "../worker/publish/messages.ts";
 import type { CameraSummary, PoolSummary } from "./feed.ts";
 
@@ -13,7 +14,8 @@ export const errorBody = z
 export type ErrorBody = z.infer<typeof errorBody>;
 
 export const cameraSummary = z.object({
-  id: z.string().describe("The CameraDetection's name; unique across the namespaces one gateway serves."),
+  id: z.string().describe("Camera id: `<namespace>/<name>`, as in bus messages' camera_id; URL-encoded in paths."),
+  name: z.string().describe("The CameraDetection's name."),
   namespace: z.string(),
   pool: z.string(),
   source: z.string().describe("Stream URL with credentials and query values masked."),
@@ -66,10 +68,12 @@ export const eventsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100).describe("1 to 1000, default 100."),
 });
 
-export const cameraParams = z.object({ id: z.string().min(1).max(253).describe("Camera id (CameraDetection name).") });
+export const cameraParams = z.object({
+  id: cameraIdSchema.describe("Camera id, `<namespace>/<name>`, URL-encoded as one path segment: `shop%2Fentrance`."),
+});
 
 export const eventsStreamQuery = z.object({
-  camera: z.string().min(1).optional().describe("Only this camera's events."),
+  camera: cameraIdSchema.optional().describe("Only this camera's events (its id, `<namespace>/<name>`)."),
 });
 
 export const readyBody = z.object({

@@ -2,6 +2,7 @@
 import type { CameraDetectionSpec } from "../operator/api/camera-detection.ts";
 import type { DetectorPoolSpec } from "../operator/api/detector-pool.ts";
 import { redact } from "../worker/ingest/source-url.ts";
+import { cameraId } from "../worker/publish/camera-id.ts";
 import type { CameraSummary, PoolSummary } from "./feed.ts";
 
 const RULE_KINDS = ["presence", "dwell", "count", "ppeMissing", "sequence"] as const;
@@ -44,7 +45,8 @@ export function cameraSummary(
   if (lastFrameTime !== undefined) s.lastFrameTime = lastFrameTime;
   if (Array.isArray(status.conditions)) s.conditions = status.conditions;
   return {
-    id: name,
+    id: cameraId(namespace, name),
+    name,
     namespace,
     pool: spec.poolRef.name,
     source: redactSource(spec.source.url),
@@ -77,14 +79,8 @@ export function poolSummary(
   };
 }
 
-/** Cameras by id (their name); when two namespaces hold the same name, the first namespace in order wins. */
-export function indexCameras(all: CameraSummary[], onClash?: (id: string, namespaces: string[]) => void) {
-  const sorted = [...all].sort((a, b) => a.id.localeCompare(b.id) || a.namespace.localeCompare(b.namespace));
-  const byId = new Map<string, CameraSummary>();
-  for (const c of sorted) {
-    const seen = byId.get(c.id);
-    if (seen) onClash?.(c.id, [seen.namespace, c.namespace]);
-    else byId.set(c.id, c);
-  }
-  return byId;
+/** Cameras by id, in the order they are listed: by namespace, then name. */
+export function indexCameras(all: CameraSummary[]): Map<string, CameraSummary> {
+  const sorted = [...all].sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+  return new Map(sorted.map((c) => [c.id, c]));
 }

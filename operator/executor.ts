@@ -41,7 +41,7 @@ export function createKubernetesExecutor(env: OperatorEnv = loadOperatorEnv()): 
               (c) =>
                 c.metadata?.namespace === pool.metadata?.namespace && c.metadata?.labels?.[LABEL_WORKER] === w.name,
             )
-            .map((c) => c.metadata?.name ?? ""),
+            .map((c) => keyOf(c.metadata?.namespace, c.metadata?.name ?? "")), // camera ids: <namespace>/<name>
           restarts: restartsOf(caches?.pods.get(keyOf(pool.metadata?.namespace, w.name))),
           state: STATE[w.phase],
         })),

@@ -6,6 +6,7 @@ import { cameraSummary, poolSummary } from "../gateway/summaries.ts";
 import type { WorkerInfo } from "../operator/api/executor.ts";
 import type { Condition } from "../operator/api/meta.ts";
 import type { LocalManifests } from "../worker/manifests.ts";
+import { parseCameraId } from "../worker/publish/camera-id.ts";
 import type { StatsMessage } from "../worker/publish/messages.ts";
 import type { Placement } from "./local-executor.ts";
 
@@ -14,8 +15,6 @@ export type LocalCatalogOptions = {
   feed: BusFeed;
   placements: () => Map<string, Placement>;
   workers: () => WorkerInfo[];
-  /** A camera's namespace as its document says (default "default"). */
-  namespaceOf?: (cameraId: string) => string | undefined;
   /** Stats older than this mean the camera's worker stopped reporting. */
   staleMs?: number;
   now?: () => number;
@@ -88,7 +87,8 @@ export function createLocalCatalog(opts: LocalCatalogOptions): CameraCatalog {
       m && m.data.last_frame_age_ms !== null
         ? new Date(Date.parse(m.timestamp) - m.data.last_frame_age_ms).toISOString()
         : undefined;
-    return cameraSummary(id, opts.namespaceOf?.(id) ?? "default", cam.spec, {
+    const { namespace, name } = parseCameraId(id);
+    return cameraSummary(name, namespace, cam.spec, {
       phase,
       worker: placement?.worker,
       fps: fresh?.data.fps,

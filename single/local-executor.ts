@@ -17,6 +17,7 @@ import { MODEL_CREDENTIAL_ENV, MODEL_ENV_KEYS, modelEnv } from "../operator/api/
 import { assignCameras, desiredReplicas } from "../operator/controllers/assignment.ts";
 import { isHttpUrl } from "../worker/ingest/source-url.ts";
 import type { LocalManifests } from "../worker/manifests.ts";
+import { parseCameraId } from "../worker/publish/camera-id.ts";
 import { type SupervisedProcess, Supervisor, type SupervisorOptions } from "./supervisor.ts";
 
 export const ROOT = join(import.meta.dirname, "..");
@@ -128,13 +129,19 @@ export function planWorkers(manifests: LocalManifests): { workers: WorkerPlan[];
 export function resolvedManifests(manifests: LocalManifests, base: string): string {
   const docs: unknown[] = [];
   manifests.cameras.forEach((cam, i) => {
+    const { namespace, name } = parseCameraId(cam.id);
     const secret = cam.credentials ? `credentials-${i}` : undefined;
     if (cam.credentials && secret)
-      docs.push({ apiVersion: "v1", kind: "Secret", metadata: { name: secret }, stringData: cam.credentials });
+      docs.push({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: secret, namespace },
+        stringData: cam.credentials,
+      });
     docs.push({
       apiVersion: "vigil.dev/v1alpha1",
       kind: "CameraDetection",
-      metadata: { name: cam.id },
+      metadata: { name, namespace },
       spec: {
         ...cam.spec,
         source: {

@@ -2,12 +2,11 @@
 // Secret manifests, workers as supervised local processes (packed like the operator packs pods), their messages
 // over IPC (or Redis when REDIS_URL is set), and the gateway serving the dashboard and API on one port.
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { FastifyInstance } from "fastify";
 import pino from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
-import { parseAllDocuments } from "yaml";
 import { z } from "zod";
 import type { BusFeed } from "../gateway/feed.ts";
 import { createIpcFeed } from "../gateway/ipc-feed.ts";
@@ -114,13 +113,11 @@ export async function runUp(argv: string[]): Promise<number> {
   }
 
   const executor = createLocalExecutor({ manifests, bus, log, env: process.env });
-  const cameraNamespaces = namespaces(values.file);
   const catalog = createLocalCatalog({
     manifests,
     feed,
     placements: () => executor.placements(),
     workers: () => executor.workers(),
-    namespaceOf: (id) => cameraNamespaces.get(id),
   });
   const seen = new Set<string>();
   feed.on({
@@ -187,15 +184,4 @@ export async function runUp(argv: string[]): Promise<number> {
   process.off("SIGINT", force).off("SIGTERM", force);
   log.info("stopped");
   return 0;
-}
-
-/** Each CameraDetection's namespace as its document says (loadManifests keeps names only). */
-function namespaces(file: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const doc of parseAllDocuments(readFileSync(file, "utf8"))) {
-    const d = doc.toJSON() as { kind?: string; metadata?: { name?: string; namespace?: string } } | null;
-    if (d?.kind === "CameraDetection" && d.metadata?.name && d.metadata.namespace)
-      out.set(d.metadata.name, d.metadata.namespace);
-  }
-  return out;
 }

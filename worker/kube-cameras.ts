@@ -12,6 +12,7 @@ import { setCondition } from "../operator/kube/conditions.ts";
 import { Informer } from "../operator/kube/informer.ts";
 import type { SourceStats } from "./ingest/ffmpeg-source.ts";
 import type { CameraConfig } from "./pipeline.ts";
+import { cameraId, parseCameraId } from "./publish/camera-id.ts";
 import { createSecretReader } from "./secret-reader.ts";
 
 export const WORKER_FIELD_MANAGER = "vigil-worker";
@@ -84,12 +85,12 @@ export function watchAssignedCameras(
     const fingerprint = `${obj.metadata?.generation}/${secretVersion}`;
     if (running.get(name) === fingerprint) return;
     running.set(name, fingerprint);
-    sink.add({ id: name, spec, ...(credentials ? { credentials } : {}) });
+    sink.add({ id: cameraId(namespace, name), spec, ...(credentials ? { credentials } : {}) });
   }
 
   function remove(name: string): void {
     if (!running.delete(name)) return;
-    sink.remove(name);
+    sink.remove(cameraId(namespace, name));
     healthOf.delete(name);
     void report(name, {
       status: "Unknown",
@@ -134,9 +135,11 @@ export function watchAssignedCameras(
     start: () => informer.start(),
     stop: () => informer.stop(),
     synced: () => informer.hasSynced(),
-    /** Called every second by the worker with each camera's stream stats. */
-    async reportHealth(name: string, stats: SourceStats, fps: number, refreshMs = 30_000): Promise<void> {
-      if (!running.has(name)) return;
+    /** Called every second by the worker with each camera's stream stats (by camera id, `<namespace>/<name>`). */
+    async reportHealth(id: string, stats: SourceStats, fps: number, refreshMs = 30_000): Promise<void> {
+      const camera = parseCameraId(id);
+      const name = camera.name;
+      if (camera.namespace !== namespace || !running.has(name)) return;
       const healthy = stats.state === "streaming";
       const c = healthy
         ? { status: "True" as const, reason: "Streaming", message: `${fps.toFixed(1)} fps` }

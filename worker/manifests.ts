@@ -1,5 +1,7 @@
 // Cameras from the same YAML a user would `kubectl apply` (CameraDetections, DetectorPools, Secrets), for
-// running workers without a cluster. Every document is validated with the API's own zod schemas.
+// running workers without a cluster. Every document is validated with the API's own zod schemas. A document without
+// a namespace is in "default", as kubectl would put it: cameras are `<namespace>/<name>` (camera-id.ts), and a
+// camera's Secret is looked up in its own namespace.
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
@@ -7,6 +9,7 @@ import { cameraDetection } from "../operator/api/camera-detection.ts";
 import { detectorPool } from "../operator/api/detector-pool.ts";
 import type { ModelCredentials } from "./infer/model-source.ts";
 import type { CameraConfig } from "./pipeline.ts";
+import { cameraId, DEFAULT_NAMESPACE } from "./publish/camera-id.ts";
 
 const secret = z.object({
   apiVersion: z.literal("v1"),
@@ -23,6 +26,9 @@ export type LocalManifests = {
   modelCredentials?: Map<string, ModelCredentials>;
 };
 
+/** A namespaced object's key; objects without a namespace are in "default". */
+const keyOf = (namespace: string | undefined, name: string) => `${namespace || DEFAULT_NAMESPACE}/${name}`;
+
 export function loadManifests(file: string): LocalManifests {
   const docs = parseAllDocuments(readFileSync(file, "utf8")).map((d, i) => {
     if (d.errors.length) throw new Error(`${file}: document ${i + 1}: ${d.errors[0]?.message}`);
@@ -30,7 +36,7 @@ export function loadManifests(file: string): LocalManifests {
   });
   const secrets = new Map<string, Record<string, string>>();
   const pools: LocalManifests["pools"] = [];
-  const cams: z.infer<typeof cameraDetection>[] = [];
+  const cams: { doc: z.infer<typeof cameraDetection>; id: string; where: string }[] = [];
   docs.forEach((doc, i) => {
     if (!doc) return;
     const where = `${file}: document ${i + 1} (${doc.kind ?? "no kind"})`;
@@ -51,27 +57,38 @@ export function loadManifests(file: string): LocalManifests {
       const decoded = Object.fromEntries(
         Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]),
       );
-      secrets.set(s.metadata.name, { ...decoded, ...s.stringData });
+      secrets.set(keyOf(s.metadata.namespace, s.metadata.name), { ...decoded, ...s.stringData });
     } else if (doc.kind === "DetectorPool") pools.push(r.data as z.infer<typeof detectorPool>);
-    else cams.push(r.data as z.infer<typeof cameraDetection>);
+    else {
+      const cam = r.data as z.infer<typeof cameraDetection>;
+      let id: string;
+      try {
+        id = cameraId(cam.metadata.namespace, cam.metadata.name);
+      } catch (err) {
+        throw new Error(`${where}: metadata.${(err as Error).message}`);
+      }
+      const twin = cams.find((c) => c.id === id);
+      if (twin) throw new Error(`${where}: metadata: CameraDetection ${id} is already defined in ${twin.where}`);
+      cams.push({ doc: cam, id, where: `document ${i + 1}` });
+    }
   });
-  const cameras = cams.map((c): CameraConfig => {
+  const cameras = cams.map(({ doc: c, id }): CameraConfig => {
     const ref = c.spec.source.credentialsSecretRef;
-    if (!ref) return { id: c.metadata.name, spec: c.spec };
-    const s = secrets.get(ref.name);
+    if (!ref) return { id, spec: c.spec };
+    const s = secrets.get(keyOf(c.metadata.namespace, ref.name));
     const username = s?.[ref.usernameKey];
     const password = s?.[ref.passwordKey];
     if (username === undefined || password === undefined)
       throw new Error(
-        `${file}: CameraDetection ${c.metadata.name}: Secret ${ref.name} with keys ${ref.usernameKey} and ${ref.passwordKey} is not in the file`,
+        `${file}: CameraDetection ${id}: Secret ${ref.name} with keys ${ref.usernameKey} and ${ref.passwordKey} is not in its namespace in the file`,
       );
-    return { id: c.metadata.name, spec: c.spec, credentials: { username, password } };
+    return { id, spec: c.spec, credentials: { username, password } };
   });
   const modelCredentials = new Map<string, ModelCredentials>();
   for (const p of pools) {
     const ref = p.spec.model.credentialsSecretRef;
     if (!ref) continue;
-    const s = secrets.get(ref.name);
+    const s = secrets.get(keyOf(p.metadata.namespace, ref.name));
     if (!s)
       throw new Error(
         `${file}: DetectorPool ${p.metadata.name}: spec.model.credentialsSecretRef: Secret ${ref.name} is not in the file`,

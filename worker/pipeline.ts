@@ -13,6 +13,7 @@ import { MESSAGE_VERSION, type StatsMessage } from "./publish/messages.ts";
 import type { Bus } from "./publish/redis-bus.ts";
 import type { RuleEvent } from "./rules/engine.ts";
 
+/** `id` is the camera id, `<namespace>/<name>` (publish/camera-id.ts): on the bus, in metrics and in event ids. */
 export type CameraConfig = { id: string; spec: CameraDetectionSpec; credentials?: Credentials };
 
 export type PipelineOptions = {

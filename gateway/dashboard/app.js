@@ -185,7 +185,9 @@ function fact(label, testid) {
   return [h("div", {}, h("dt", { text: label }), dd), dd];
 }
 
-function makeTile(id) {
+/** A tile per camera id (`<namespace>/<name>`): the same name in two namespaces is two tiles, told apart by namespace. */
+function makeTile(view) {
+  const id = view.id;
   const img = h("img", { alt: `Live video of ${id}`, "data-testid": "camera-video" });
   const thumb = h("div", { class: "thumb" }, img, h("span", { class: "waiting", text: "Waiting for video…" }));
   markFrames(img, thumb);
@@ -199,7 +201,17 @@ function makeTile(id) {
     "a",
     { href: cameraHash(id), class: "tile-link" },
     thumb,
-    h("div", { class: "tile-head" }, h("strong", { class: "name", "data-testid": "camera-name", text: id }), phase),
+    h(
+      "div",
+      { class: "tile-head" },
+      h(
+        "span",
+        { class: "name" },
+        h("strong", { "data-testid": "camera-name", text: view.name ?? id }),
+        h("span", { class: "muted ns", "data-testid": "camera-namespace", text: view.namespace ?? "" }),
+      ),
+      phase,
+    ),
     h("dl", { class: "stats" }, fpsRow, personsRow, ageRow, workerRow),
     note,
   );
@@ -238,7 +250,7 @@ function render(views) {
   for (const view of views) {
     let c = state.cameras.get(view.id);
     if (!c) {
-      c = { ...makeTile(view.id), view };
+      c = { ...makeTile(view), view };
       state.cameras.set(view.id, c);
     }
     observe(c, view);

@@ -3,7 +3,7 @@
 // than frameBufferFrames frames' worth: a slow client sees fewer frames, never older ones.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { WithContext } from "../context.ts";
+import { cameraNotFound, type WithContext } from "../context.ts";
 import { cameraParams, errorBody } from "../schemas.ts";
 import { openStream } from "./stream.ts";
 
@@ -29,7 +29,7 @@ export const mjpegRoutes: FastifyPluginAsyncZod<WithContext> = async (app, { ctx
     },
     async (req, reply) => {
       const { id } = req.params;
-      if (!ctx.catalog.camera(id)) return reply.code(404).send({ error: "not_found", message: `no camera ${id}` });
+      if (!ctx.catalog.camera(id)) return cameraNotFound(reply, id);
       ctx.metrics.streamClients.inc({ stream: "video" });
       let leave = () => {};
       const stream = openStream(ctx, reply, `multipart/x-mixed-replace; boundary=${BOUNDARY}`, () => {

@@ -2,10 +2,11 @@
 // EventSource cannot send headers). Each event carries its id, so a reconnecting EventSource sends Last-Event-ID
 // and gets what it missed from the cache. Comment heartbeats keep proxies from closing an idle stream. A client
 // that falls more than eventBufferBytes behind is disconnected rather than buffered without bound; it reconnects.
+// `?camera=` must name a camera the catalog serves, as REST requires: one Redis may carry other namespaces' cameras.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { EventMessage } from "../../worker/publish/messages.ts";
-import { servedCamera, type WithContext } from "../context.ts";
+import { cameraNotFound, servedCamera, type WithContext } from "../context.ts";
 import { errorBody, eventsStreamQuery } from "../schemas.ts";
 import { openStream } from "./stream.ts";
 
@@ -28,12 +29,15 @@ export const sseRoutes: FastifyPluginAsyncZod<WithContext> = async (app, { ctx }
           200: { description: "An endless event stream", content: { "text/event-stream": { schema: z.string() } } },
           400: errorBody,
           401: errorBody,
+          404: errorBody,
         },
       },
     },
     async (req, reply) => {
       const camera = req.query.camera;
-      const keep = (e: EventMessage) => (camera === undefined ? served(e.camera_id) : e.camera_id === camera);
+      if (camera !== undefined && !served(camera)) return cameraNotFound(reply, camera);
+      // Served is checked per event too: a camera deleted while its stream is open stops there.
+      const keep = (e: EventMessage) => served(e.camera_id) && (camera === undefined || e.camera_id === camera);
       ctx.metrics.streamClients.inc({ stream: "events" });
       let unsubscribe = () => {};
       const heartbeat = setInterval(() => stream.write(": ping\n\n"), ctx.heartbeatMs);

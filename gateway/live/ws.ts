@@ -8,7 +8,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { WebSocket } from "ws";
 import { z } from "zod";
 import type { EventMessage } from "../../worker/publish/messages.ts";
-import { servedCamera, type WithContext } from "../context.ts";
+import { cameraNotFound, servedCamera, type WithContext } from "../context.ts";
 import { cameraParams, errorBody, eventsStreamQuery } from "../schemas.ts";
 
 const PING_MS = 30_000;
@@ -45,12 +45,23 @@ export const wsRoutes: FastifyPluginAsyncZod<WithContext> = async (app, { ctx })
       summary: "Live events over a WebSocket (one JSON event message per text frame)",
       tags: ["live"],
       querystring: eventsStreamQuery,
-      response: { 101: z.null().describe("Switching to WebSocket"), 400: errorBody, 401: errorBody, 426: errorBody },
+      response: {
+        101: z.null().describe("Switching to WebSocket"),
+        400: errorBody,
+        401: errorBody,
+        404: errorBody,
+        426: errorBody,
+      },
+    },
+    // Before the upgrade, as REST: `?camera=` must name a camera the catalog serves.
+    preHandler: async (req, reply) => {
+      const camera = (req.query as { camera?: string }).camera;
+      if (camera !== undefined && !served(camera)) return cameraNotFound(reply, camera);
     },
     handler: upgradeRequired,
     wsHandler: (socket, req) => {
       const camera = (req.query as { camera?: string }).camera;
-      const keep = (e: EventMessage) => (camera === undefined ? served(e.camera_id) : e.camera_id === camera);
+      const keep = (e: EventMessage) => served(e.camera_id) && (camera === undefined || e.camera_id === camera);
       metrics.wsClients.inc({ stream: "events" });
       const stopPing = keepAlive(socket);
       const unsubscribe = ctx.cache.onEvent((e) => {
@@ -83,7 +94,7 @@ export const wsRoutes: FastifyPluginAsyncZod<WithContext> = async (app, { ctx })
     // Before the upgrade: an unknown camera is a plain 404.
     preHandler: async (req, reply) => {
       const { id } = req.params as { id: string };
-      if (!ctx.catalog.camera(id)) return reply.code(404).send({ error: "not_found", message: `no camera ${id}` });
+      if (!ctx.catalog.camera(id)) return cameraNotFound(reply, id);
     },
     handler: upgradeRequired,
     wsHandler: (socket, req) => {

@@ -4,7 +4,7 @@ import rateLimit from "@fastify/rate-limit";
 import type { FastifyReply } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { servedCamera, type WithContext } from "../context.ts";
+import { cameraNotFound, servedCamera, type WithContext } from "../context.ts";
 import type { CameraSummary } from "../feed.ts";
 import {
   type CameraView,
@@ -36,7 +36,6 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, r
 
   const view = (c: CameraSummary): CameraView => ({ ...c, stats: ctx.cache.stats(c.id) ?? null });
   const served = servedCamera(ctx);
-  const unknownCamera = (reply: FastifyReply, id: string) => notFound(reply, `no camera ${id}`);
   const tags = ["cameras"];
   const errors = { 400: errorBody, 401: errorBody, 429: errorBody };
 
@@ -64,7 +63,7 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, r
     },
     async (req, reply) => {
       const c = ctx.catalog.camera(req.params.id);
-      return c ? view(c) : unknownCamera(reply, req.params.id);
+      return c ? view(c) : cameraNotFound(reply, req.params.id);
     },
   );
 
@@ -80,7 +79,7 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, r
     },
     async (req, reply) => {
       const { id } = req.params;
-      if (!ctx.catalog.camera(id)) return unknownCamera(reply, id);
+      if (!ctx.catalog.camera(id)) return cameraNotFound(reply, id);
       return ctx.cache.stats(id) ?? notFound(reply, `no stats for camera ${id} yet`);
     },
   );
@@ -100,7 +99,7 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, r
     },
     async (req, reply) => {
       const { id } = req.params;
-      if (!ctx.catalog.camera(id)) return unknownCamera(reply, id);
+      if (!ctx.catalog.camera(id)) return cameraNotFound(reply, id);
       return { events: ctx.cache.events({ camera: id, since: parseSince(req.query.since), limit: req.query.limit }) };
     },
   );

@@ -1,11 +1,16 @@
-// Probes and metrics: /healthz (always 200, open), /readyz (200 once the feed is connected and the catalog
-// synced, else 503 naming what is not), /metrics (Prometheus text).
+// Probes and metrics: /healthz (always 200), /readyz (200 once the feed is connected and the catalog synced, else
+// 503 naming what is not), /metrics (Prometheus text). Served twice: on the API port (/healthz open, the others
+// behind the token, as before) and without any token on the health port (health-server.ts), for kubelets and
+// Prometheus.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import type { Registry } from "prom-client";
 import { z } from "zod";
-import type { WithContext } from "../context.ts";
+import type { BusFeed, CameraCatalog } from "../feed.ts";
 import { errorBody, readyBody } from "../schemas.ts";
 
-export const healthRoutes: FastifyPluginAsyncZod<WithContext> = async (app, { ctx }) => {
+export type HealthOptions = { feed: BusFeed; catalog: CameraCatalog; registry: Registry };
+
+export const healthRoutes: FastifyPluginAsyncZod<HealthOptions> = async (app, { feed, catalog, registry }) => {
   app.get(
     "/healthz",
     {
@@ -29,13 +34,19 @@ export const healthRoutes: FastifyPluginAsyncZod<WithContext> = async (app, { ct
       },
     },
     async (_req, reply) => {
-      const feed = ctx.feed.ready();
-      const catalog = ctx.catalog.ready();
-      const missing = [...(feed ? [] : ["bus feed not connected"]), ...(catalog ? [] : ["camera catalog not synced"])];
+      const feedReady = feed.ready();
+      const catalogReady = catalog.ready();
+      const missing = [
+        ...(feedReady ? [] : ["bus feed not connected"]),
+        ...(catalogReady ? [] : ["camera catalog not synced"]),
+      ];
       const ready = missing.length === 0;
-      return reply
-        .code(ready ? 200 : 503)
-        .send({ ready, feed, catalog, message: ready ? "ready" : `not ready: ${missing.join(", ")}` });
+      return reply.code(ready ? 200 : 503).send({
+        ready,
+        feed: feedReady,
+        catalog: catalogReady,
+        message: ready ? "ready" : `not ready: ${missing.join(", ")}`,
+      });
     },
   );
 
@@ -49,8 +60,8 @@ export const healthRoutes: FastifyPluginAsyncZod<WithContext> = async (app, { ct
       },
     },
     async (_req, reply) => {
-      const body = await ctx.metrics.registry.metrics();
-      return reply.header("content-type", ctx.metrics.registry.contentType).send(body);
+      const body = await registry.metrics();
+      return reply.header("content-type", registry.contentType).send(body);
     },
   );
 };

@@ -184,9 +184,10 @@ describe("a worker batching its cameras", () => {
     expect(metricValue(text, "vigil_inference_batch_size_bucket", 'le="4"')).toBe(count);
     expect(logs.join("")).toMatch(/"maxBatch":4/);
     const batched = stats.filter((s) => (s.data.batch_size ?? 0) > 1);
-    expect(new Set(batched.map((s) => s.camera_id))).toEqual(new Set(CAMERAS));
-    for (const cam of CAMERAS) {
-      const last = stats.filter((s) => s.camera_id === cam).at(-1);
+    const ids = CAMERAS.map((name) => `default/${name}`); // no namespace in the manifests: "default"
+    expect(new Set(batched.map((s) => s.camera_id))).toEqual(new Set(ids));
+    for (const id of ids) {
+      const last = stats.filter((s) => s.camera_id === id).at(-1);
       expect(last?.data.persons).toBeGreaterThan(0);
     }
   });

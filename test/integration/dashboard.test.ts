@@ -182,6 +182,7 @@ describe("dashboard", () => {
     const tiles = page.getByTestId("camera-tile");
     await waitFor("two camera tiles", async () => (await tiles.count()) === 2, 10_000);
     expect(await tiles.getByTestId("camera-name").allTextContents()).toEqual(["corridor", "lobby"]);
+    expect(await tiles.getByTestId("camera-namespace").allTextContents()).toEqual(["default", "default"]);
 
     // Each tile: a decoded frame from the MJPEG stream, and live stats. (Predicates are functions, not strings: the
     // page's Content-Security-Policy forbids evaluating strings, and the test runs under it. No DOM types here.)
@@ -201,7 +202,7 @@ describe("dashboard", () => {
       });
     const lobby = tiles.filter({ hasText: "lobby" });
     expect(await lobby.getByTestId("camera-video").getAttribute("src")).toMatch(
-      /\/api\/v1\/cameras\/lobby\/video\.mjpeg\?access_token=/,
+      /\/api\/v1\/cameras\/default%2Flobby\/video\.mjpeg\?access_token=/,
     );
     expect(await lobby.getByTestId("camera-phase").textContent()).toBe("streaming");
     expect(await lobby.getByTestId("camera-age").textContent()).toMatch(/\d+(\.\d)? (ms|s)$/);
@@ -233,7 +234,7 @@ describe("dashboard", () => {
     await lobby.getByRole("link").click();
     const detail = page.getByTestId("camera-detail");
     await detail.waitFor({ state: "visible" });
-    expect(new URL(page.url()).hash).toBe("#/camera/lobby");
+    expect(new URL(page.url()).hash).toBe("#/camera/default%2Flobby");
     expect(await page.getByTestId("camera-grid").isVisible()).toBe(false);
     const polygon = detail.getByTestId("zone-polygon");
     await polygon.waitFor({ state: "attached" });

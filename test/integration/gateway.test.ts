@@ -33,9 +33,14 @@ const AUTH = { authorization: `Bearer ${TOKEN}` };
 const CAM_A = "gw-cam-a";
 const CAM_B = "gw-cam-b";
 const CAM_C = "gw-cam-c";
+const enc = encodeURIComponent;
 
 let c: Clients;
 let ns: string;
+/** The cameras' ids, `<namespace>/<name>`. */
+let ID_A: string;
+let ID_B: string;
+let ID_C: string;
 let redis: Service;
 let pub: Redis;
 let feed: BusFeed;
@@ -53,7 +58,7 @@ const metrics = async () => (await get("/metrics")).text();
 
 const stats = (cam: string, persons: number, at = new Date()): StatsMessage =>
   statsMessage.parse({
-    v: 1,
+    v: 2,
     type: "stats",
     camera_id: cam,
     timestamp: at.toISOString(),
@@ -73,7 +78,7 @@ const stats = (cam: string, persons: number, at = new Date()): StatsMessage =>
 
 const event = (cam: string, n: number, at: Date): EventMessage =>
   eventMessage.parse({
-    v: 1,
+    v: 2,
     type: "event",
     id: `${cam}:loitering:${n}:${at.getTime()}`,
     camera_id: cam,
@@ -139,6 +144,7 @@ const camera = (name: string, extra: Obj = {}) =>
 beforeAll(async () => {
   c = admin();
   ns = await freshNamespace(c, "gw");
+  [ID_A, ID_B, ID_C] = [CAM_A, CAM_B, CAM_C].map((name) => `${ns}/${name}`) as [string, string, string];
   redis = await startRedis();
   pub = new Redis(redis.port, "127.0.0.1");
   await createCr(c, "detectorpools", ns, {
@@ -197,7 +203,7 @@ describe("authentication", () => {
   });
 
   it("refuses a WebSocket upgrade without a token", async () => {
-    await expect(openWs(`/api/v1/cameras/${CAM_A}/video`)).rejects.toThrow("HTTP 401");
+    await expect(openWs(`/api/v1/cameras/${enc(ID_A)}/video`)).rejects.toThrow("HTTP 401");
     await expect(openWs("/api/v1/events/ws?access_token=wrong")).rejects.toThrow("HTTP 401");
   });
 });
@@ -291,7 +297,7 @@ describe("rate limit and CORS", () => {
       for (let i = 0; i < 5; i++) {
         expect((await g.inject({ url: "/healthz" })).statusCode).toBe(200);
         expect((await g.inject({ url: "/readyz", headers: AUTH })).statusCode).toBe(200);
-        expect((await g.inject({ url: `/api/v1/cameras/${CAM_A}/video`, headers: AUTH })).statusCode).toBe(426);
+        expect((await g.inject({ url: `/api/v1/cameras/${enc(ID_A)}/video`, headers: AUTH })).statusCode).toBe(426);
       }
     } finally {
       await g.close();
@@ -327,7 +333,7 @@ describe("REST", () => {
     const before = await json("/api/v1/cameras");
     expect(before.status).toBe(200);
     const ids = before.body.cameras.map((x: Obj) => x.id);
-    expect(ids).toEqual([CAM_A, CAM_B]);
+    expect(ids).toEqual([ID_A, ID_B]);
     const a = before.body.cameras[0];
     expect(a).toMatchObject({
       namespace: ns,
@@ -340,15 +346,15 @@ describe("REST", () => {
     expect(a.source).toBe(`rtsp://cams.example.internal:554/${CAM_A}?user=***&token=***`);
     expect(JSON.stringify(before.body)).not.toContain("SECRET");
 
-    const s = stats(CAM_A, 3);
+    const s = stats(ID_A, 3);
     await pub.publish(CHANNELS.stats, JSON.stringify(s));
     const after = await waitFor("stats merged", async () => {
       const r = await json("/api/v1/cameras");
-      const cam = r.body.cameras.find((x: Obj) => x.id === CAM_A);
+      const cam = r.body.cameras.find((x: Obj) => x.id === ID_A);
       return cam?.stats ? r : undefined;
     });
-    expect(after.body.cameras.find((x: Obj) => x.id === CAM_A).stats).toEqual(s);
-    expect(after.body.cameras.find((x: Obj) => x.id === CAM_B).stats).toBeNull();
+    expect(after.body.cameras.find((x: Obj) => x.id === ID_A).stats).toEqual(s);
+    expect(after.body.cameras.find((x: Obj) => x.id === ID_B).stats).toBeNull();
   });
 
   it("follows the API: status changes and new cameras show up", async () => {
@@ -368,13 +374,13 @@ describe("REST", () => {
       body: { ...cur, status: { phase: "Running", worker: "p-worker-0", fps: 4.9 } },
     });
     const cam = await waitFor("status", async () => {
-      const r = await json(`/api/v1/cameras/${CAM_A}`);
+      const r = await json(`/api/v1/cameras/${enc(ID_A)}`);
       return r.body.status?.phase === "Running" ? r.body : undefined;
     });
     expect(cam.status).toMatchObject({ phase: "Running", worker: "p-worker-0", fps: 4.9 });
     await createCr(c, "cameradetections", ns, camera(CAM_C, { paused: true }));
     const added = await waitFor("new camera", async () => {
-      const r = await json(`/api/v1/cameras/${CAM_C}`);
+      const r = await json(`/api/v1/cameras/${enc(ID_C)}`);
       return r.status === 200 ? r.body : undefined;
     });
     expect(added.paused).toBe(true);
@@ -389,7 +395,7 @@ describe("REST", () => {
       },
       setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
     );
-    await waitFor("unpaused", async () => (await json(`/api/v1/cameras/${CAM_C}`)).body.paused === false);
+    await waitFor("unpaused", async () => (await json(`/api/v1/cameras/${enc(ID_C)}`)).body.paused === false);
     await c.custom.deleteNamespacedCustomObject({
       group: "vigil.dev",
       version: "v1alpha1",
@@ -397,32 +403,40 @@ describe("REST", () => {
       plural: "cameradetections",
       name: CAM_C,
     });
-    await waitFor("deleted camera gone", async () => (await get(`/api/v1/cameras/${CAM_C}`)).status === 404);
+    await waitFor("deleted camera gone", async () => (await get(`/api/v1/cameras/${enc(ID_C)}`)).status === 404);
   });
 
   it("answers a camera's stats: 404 before the first, then the latest message", async () => {
-    const none = await json(`/api/v1/cameras/${CAM_B}/stats`);
+    const none = await json(`/api/v1/cameras/${enc(ID_B)}/stats`);
     expect(none).toEqual({
       status: 404,
-      body: { error: "not_found", message: `no stats for camera ${CAM_B} yet` },
+      body: { error: "not_found", message: `no stats for camera ${ID_B} yet` },
     });
-    const unknown = await json("/api/v1/cameras/no-such-cam/stats");
-    expect(unknown).toEqual({ status: 404, body: { error: "not_found", message: "no camera no-such-cam" } });
-    expect((await json("/api/v1/cameras/no-such-cam")).status).toBe(404);
+    const unknown = await json(`/api/v1/cameras/${enc(`${ns}/no-such-cam`)}/stats`);
+    expect(unknown).toEqual({ status: 404, body: { error: "not_found", message: `no camera ${ns}/no-such-cam` } });
+    expect((await json(`/api/v1/cameras/${enc(`${ns}/no-such-cam`)}`)).status).toBe(404);
+    // Not a camera id at all (no namespace): a bad request naming the parameter and the form.
+    const bare = await json(`/api/v1/cameras/${CAM_B}/stats`);
+    expect(bare.status).toBe(400);
+    expect(bare.body).toMatchObject({ error: "bad_request", message: expect.stringContaining("'id'") });
+    expect(bare.body.message).toContain("must be <namespace>/<name>");
 
-    const older = stats(CAM_B, 1, new Date(Date.now() - 5000));
-    const newer = stats(CAM_B, 2);
+    const older = stats(ID_B, 1, new Date(Date.now() - 5000));
+    const newer = stats(ID_B, 2);
     await pub.publish(CHANNELS.stats, JSON.stringify(newer));
     const got = await waitFor("stats", async () => {
-      const r = await json(`/api/v1/cameras/${CAM_B}/stats`);
+      const r = await json(`/api/v1/cameras/${enc(ID_B)}/stats`);
       return r.status === 200 ? r.body : undefined;
     });
     expect(got).toEqual(newer);
     // A late, older message does not replace newer stats.
     await pub.publish(CHANNELS.stats, JSON.stringify(older));
-    await pub.publish(CHANNELS.stats, JSON.stringify(stats(CAM_A, 7)));
-    await waitFor("later stats", async () => (await json(`/api/v1/cameras/${CAM_A}/stats`)).body.data?.persons === 7);
-    expect((await json(`/api/v1/cameras/${CAM_B}/stats`)).body.data.persons).toBe(2);
+    await pub.publish(CHANNELS.stats, JSON.stringify(stats(ID_A, 7)));
+    await waitFor(
+      "later stats",
+      async () => (await json(`/api/v1/cameras/${enc(ID_A)}/stats`)).body.data?.persons === 7,
+    );
+    expect((await json(`/api/v1/cameras/${enc(ID_B)}/stats`)).body.data.persons).toBe(2);
   });
 
   it("drops and counts malformed messages without missing a beat", async () => {
@@ -430,42 +444,40 @@ describe("REST", () => {
       metricValue(await metrics(), "vigil_gateway_malformed_total", `channel="${channel}"`);
     const before = await count(CHANNELS.stats);
     await pub.publish(CHANNELS.stats, "{not json");
-    await pub.publish(CHANNELS.stats, JSON.stringify({ ...stats(CAM_A, 1), v: 99 }));
+    await pub.publish(CHANNELS.stats, JSON.stringify({ ...stats(ID_A, 1), v: 99 }));
+    // A v1 message (a worker from before namespaced camera ids) is dropped too, never filed under a wrong camera.
+    await pub.publish(CHANNELS.stats, JSON.stringify({ ...stats(ID_A, 1), v: 1, camera_id: CAM_A }));
     await pub.publish(CHANNELS.events, JSON.stringify({ type: "event" }));
-    await pub.publish(CHANNELS.stats, JSON.stringify(stats(CAM_A, 9)));
+    await pub.publish(CHANNELS.stats, JSON.stringify(stats(ID_A, 9)));
     await waitFor(
       "valid message after bad ones",
-      async () => (await json(`/api/v1/cameras/${CAM_A}/stats`)).body.data?.persons === 9,
+      async () => (await json(`/api/v1/cameras/${enc(ID_A)}/stats`)).body.data?.persons === 9,
     );
-    expect(await count(CHANNELS.stats)).toBe(before + 2);
+    expect(await count(CHANNELS.stats)).toBe(before + 3);
     expect(await count(CHANNELS.events)).toBeGreaterThanOrEqual(1);
   });
 
   it("pages events with since and limit, deduplicated by id", async () => {
     const t0 = Date.now() - 60_000;
-    const evs = [0, 1, 2, 3, 4].map((i) => event(CAM_A, i, new Date(t0 + i * 1000)));
+    const evs = [0, 1, 2, 3, 4].map((i) => event(ID_A, i, new Date(t0 + i * 1000)));
     for (const e of evs) await pub.publish(CHANNELS.events, JSON.stringify(e));
     await pub.publish(CHANNELS.events, JSON.stringify(evs[4])); // a duplicate
-    await pub.publish(CHANNELS.events, JSON.stringify(event(CAM_B, 9, new Date(t0 + 2500))));
-    await waitFor("events", async () => (await json(`/api/v1/cameras/${CAM_B}/events`)).body.events?.length === 1);
+    await pub.publish(CHANNELS.events, JSON.stringify(event(ID_B, 9, new Date(t0 + 2500))));
+    await waitFor("events", async () => (await json(`/api/v1/cameras/${enc(ID_B)}/events`)).body.events?.length === 1);
 
     const ids = (r: { body: Obj }) => r.body.events.map((e: EventMessage) => e.id);
-    const all = await json(`/api/v1/cameras/${CAM_A}/events`);
+    const all = await json(`/api/v1/cameras/${enc(ID_A)}/events`);
     expect(all.body.events).toEqual(evs);
-    expect(ids(await json(`/api/v1/cameras/${CAM_A}/events?limit=2`))).toEqual([evs[3]!.id, evs[4]!.id]);
+    expect(ids(await json(`/api/v1/cameras/${enc(ID_A)}/events?limit=2`))).toEqual([evs[3]!.id, evs[4]!.id]);
     const since = encodeURIComponent(evs[1]!.timestamp);
-    expect(ids(await json(`/api/v1/cameras/${CAM_A}/events?since=${since}&limit=2`))).toEqual([evs[2]!.id, evs[3]!.id]);
-    expect(ids(await json(`/api/v1/cameras/${CAM_A}/events?since=${t0 + 2000}`))).toEqual([evs[3]!.id, evs[4]!.id]);
-    const global = await json(`/api/v1/events?since=${t0 - 1}&limit=1000`);
-    expect(global.body.events.map((e: EventMessage) => e.camera_id)).toEqual([
-      CAM_A,
-      CAM_A,
-      CAM_A,
-      CAM_A,
-      CAM_A,
-      CAM_B,
+    expect(ids(await json(`/api/v1/cameras/${enc(ID_A)}/events?since=${since}&limit=2`))).toEqual([
+      evs[2]!.id,
+      evs[3]!.id,
     ]);
-    expect((await json(`/api/v1/cameras/no-such-cam/events`)).status).toBe(404);
+    expect(ids(await json(`/api/v1/cameras/${enc(ID_A)}/events?since=${t0 + 2000}`))).toEqual([evs[3]!.id, evs[4]!.id]);
+    const global = await json(`/api/v1/events?since=${t0 - 1}&limit=1000`);
+    expect(global.body.events.map((e: EventMessage) => e.camera_id)).toEqual([ID_A, ID_A, ID_A, ID_A, ID_A, ID_B]);
+    expect((await json(`/api/v1/cameras/${enc(`${ns}/no-such-cam`)}/events`)).status).toBe(404);
   });
 
   it("answers 400 naming the bad parameter", async () => {
@@ -476,7 +488,7 @@ describe("REST", () => {
       ["since=yesterday", "since"],
       ["since=2025-13-45T00:00:00Z", "since"],
     ] as const) {
-      for (const path of [`/api/v1/cameras/${CAM_A}/events`, "/api/v1/events"]) {
+      for (const path of [`/api/v1/cameras/${enc(ID_A)}/events`, "/api/v1/events"]) {
         const r = await json(`${path}?${query}`);
         expect(r.status, `${path}?${query}`).toBe(400);
         expect(r.body.error).toBe("bad_request");
@@ -524,17 +536,17 @@ describe("live", () => {
         5000,
       );
     await until("heartbeat", () => text.includes(": ping"));
-    const e1 = event(CAM_B, 21, new Date());
+    const e1 = event(ID_B, 21, new Date());
     await pub.publish(CHANNELS.events, JSON.stringify(e1));
     await until("event", () => text.includes(`data: ${JSON.stringify(e1)}`));
     expect(text).toContain(`id: ${e1.id}\n`);
     abort.abort();
 
-    const e2 = event(CAM_B, 22, new Date());
+    const e2 = event(ID_B, 22, new Date());
     await pub.publish(CHANNELS.events, JSON.stringify(e2));
     await waitFor(
       "e2 cached",
-      async () => (await json(`/api/v1/cameras/${CAM_B}/events?limit=1`)).body.events[0]?.id === e2.id,
+      async () => (await json(`/api/v1/cameras/${enc(ID_B)}/events?limit=1`)).body.events[0]?.id === e2.id,
     );
     const again = await fetch(`${base}/api/v1/events/stream`, { headers: { ...AUTH, "last-event-id": e1.id } });
     const r2 = again.body!.getReader();
@@ -545,15 +557,15 @@ describe("live", () => {
   });
 
   it("sends events over a WebSocket", async () => {
-    const ws = await openWs(`/api/v1/events/ws?camera=${CAM_A}`, AUTH);
+    const ws = await openWs(`/api/v1/events/ws?camera=${enc(ID_A)}`, AUTH);
     try {
       const got = new Promise<EventMessage>((resolve) => ws.once("message", (d) => resolve(JSON.parse(String(d)))));
       await waitFor(
         "events client",
         async () => metricValue(await metrics(), "vigil_gateway_ws_clients", 'stream="events"') === 1,
       );
-      await pub.publish(CHANNELS.events, JSON.stringify(event(CAM_B, 30, new Date()))); // filtered out
-      const e = event(CAM_A, 31, new Date());
+      await pub.publish(CHANNELS.events, JSON.stringify(event(ID_B, 30, new Date()))); // filtered out
+      const e = event(ID_A, 31, new Date());
       await pub.publish(CHANNELS.events, JSON.stringify(e));
       expect(await got).toEqual(e);
     } finally {
@@ -562,14 +574,27 @@ describe("live", () => {
   });
 
   it("answers 404 for the video of an unknown camera and 426 to a plain GET", async () => {
-    await expect(openWs("/api/v1/cameras/no-such-cam/video", AUTH)).rejects.toThrow("HTTP 404");
-    expect((await get(`/api/v1/cameras/${CAM_A}/video`)).status).toBe(426);
+    await expect(openWs(`/api/v1/cameras/${enc(`${ns}/no-such-cam`)}/video`, AUTH)).rejects.toThrow("HTTP 404");
+    expect((await get(`/api/v1/cameras/${enc(ID_A)}/video`)).status).toBe(426);
+  });
+
+  it("answers ?camera= for a camera of a namespace it does not serve as REST does, on SSE and WebSocket", async () => {
+    // The same camera in another namespace exists in the API; this gateway's catalog serves only `ns`.
+    const otherNs = await freshNamespace(c, "gw-other");
+    await createCr(c, "cameradetections", otherNs, camera(CAM_A));
+    const other = enc(`${otherNs}/${CAM_A}`);
+    const rest = await json(`/api/v1/cameras/${other}/events`);
+    expect(rest).toEqual({ status: 404, body: { error: "not_found", message: `no camera ${otherNs}/${CAM_A}` } });
+    const sse = await get(`/api/v1/events/stream?camera=${other}`);
+    if (sse.status === 200) await sse.body?.cancel(); // a live stream: the leak this guards against
+    expect({ status: sse.status, body: sse.status === 200 ? "a live stream" : await sse.json() }).toEqual(rest);
+    await expect(openWs(`/api/v1/events/ws?camera=${other}`, AUTH)).rejects.toThrow("HTTP 404");
   });
 
   it("delivers JPEG frames over a WebSocket within 100 ms, subscribing video:<cam> only while watched", async () => {
-    const channel = CHANNELS.video(CAM_A);
+    const channel = CHANNELS.video(ID_A);
     expect(await subscribers(channel)).toBe(0);
-    const ws = await openWs(`/api/v1/cameras/${CAM_A}/video?access_token=${TOKEN}`);
+    const ws = await openWs(`/api/v1/cameras/${enc(ID_A)}/video?access_token=${TOKEN}`);
     const sent = new Map<number, number>();
     const latency: number[] = [];
     ws.on("message", (d: Buffer, binary) => {
@@ -590,10 +615,10 @@ describe("live", () => {
   });
 
   it("drops frames for a stalled client without delaying a healthy one", async () => {
-    const channel = CHANNELS.video(CAM_B);
-    const stalled = await openWs(`/api/v1/cameras/${CAM_B}/video`, AUTH);
+    const channel = CHANNELS.video(ID_B);
+    const stalled = await openWs(`/api/v1/cameras/${enc(ID_B)}/video`, AUTH);
     (stalled as unknown as { _socket: { pause(): void } })._socket.pause(); // stops reading: its buffers fill
-    const healthy = await openWs(`/api/v1/cameras/${CAM_B}/video`, AUTH);
+    const healthy = await openWs(`/api/v1/cameras/${enc(ID_B)}/video`, AUTH);
     const sent = new Map<number, number>();
     const latency = new Map<number, number>();
     healthy.on("message", (d: Buffer) => {
@@ -621,9 +646,9 @@ describe("live", () => {
   });
 
   it("serves MJPEG over HTTP as multipart/x-mixed-replace", async () => {
-    const channel = CHANNELS.video(CAM_A);
+    const channel = CHANNELS.video(ID_A);
     const abort = new AbortController();
-    const res = await fetch(`${base}/api/v1/cameras/${CAM_A}/video.mjpeg?access_token=${TOKEN}`, {
+    const res = await fetch(`${base}/api/v1/cameras/${enc(ID_A)}/video.mjpeg?access_token=${TOKEN}`, {
       signal: abort.signal,
     });
     expect(res.status).toBe(200);
@@ -652,14 +677,14 @@ describe("live", () => {
 
 describe("Redis restarts", () => {
   it("starts with each camera's latest stats from hbd:stats:latest", async () => {
-    const s = stats(CAM_A, 5);
-    await pub.hset(CHANNELS.latestStats, CAM_A, JSON.stringify(s));
+    const s = stats(ID_A, 5);
+    await pub.hset(CHANNELS.latestStats, ID_A, JSON.stringify(s));
     const registry = new Registry();
     const fresh = createRedisFeed(`redis://127.0.0.1:${redis.port}`, { registry });
     const g = buildGateway({ feed: fresh, catalog, tokens: [TOKEN], registry });
     try {
       const r = await waitFor("replayed stats", async () => {
-        const res = await g.inject({ url: `/api/v1/cameras/${CAM_A}/stats`, headers: AUTH });
+        const res = await g.inject({ url: `/api/v1/cameras/${enc(ID_A)}/stats`, headers: AUTH });
         return res.statusCode === 200 ? res.json() : undefined;
       });
       expect(r).toEqual(s);
@@ -670,8 +695,8 @@ describe("Redis restarts", () => {
   });
 
   it("is unready while Redis is down, then reconnects, resubscribes and delivers again", async () => {
-    const channel = CHANNELS.video(CAM_A);
-    const viewer = await openWs(`/api/v1/cameras/${CAM_A}/video`, AUTH);
+    const channel = CHANNELS.video(ID_A);
+    const viewer = await openWs(`/api/v1/cameras/${enc(ID_A)}/video`, AUTH);
     const frames: number[] = [];
     viewer.on("message", (d: Buffer) => frames.push(seqOf(d)));
     await waitFor("video subscription", async () => (await subscribers(channel)) === 1);
@@ -690,12 +715,12 @@ describe("Redis restarts", () => {
     redis = await startRedis(port);
     await waitFor("ready again", async () => (await get("/readyz")).status === 200, 15_000);
     await waitFor("video resubscribed", async () => (await subscribers(channel)) === 1, 10_000);
-    const s = stats(CAM_B, 11);
+    const s = stats(ID_B, 11);
     await pub.publish(CHANNELS.stats, JSON.stringify(s));
     await pub.publish(channel, jpeg(4242));
     await waitFor(
       "stats after restart",
-      async () => (await json(`/api/v1/cameras/${CAM_B}/stats`)).body.data?.persons === 11,
+      async () => (await json(`/api/v1/cameras/${enc(ID_B)}/stats`)).body.data?.persons === 11,
     );
     await waitFor("frame after restart", async () => frames.includes(4242));
     viewer.close();

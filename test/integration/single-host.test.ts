@@ -66,18 +66,20 @@ describe("placement of a file's cameras on local workers", () => {
       pool("big", { camerasPerWorker: 8 }),
       ...["a", "b", "c", "d", "e"].map((n) => camera(n, "small")),
       camera("f", "big"),
+      // The same name in another namespace is another camera.
+      { ...camera("a", "big"), metadata: { name: "a", namespace: "shop" } },
       camera("g", "missing"),
       { ...camera("h", "big"), spec: { ...camera("h", "big").spec, paused: true } },
     ]);
     const { workers, placements } = planWorkers(loadManifests(file));
     expect(workers).toEqual([
-      { name: "small-0", pool: "small", cameras: ["a", "c"] },
-      { name: "small-1", pool: "small", cameras: ["b", "d"] },
-      { name: "big-0", pool: "big", cameras: ["f"] },
+      { name: "small-0", pool: "small", cameras: ["default/a", "default/c"] },
+      { name: "small-1", pool: "small", cameras: ["default/b", "default/d"] },
+      { name: "big-0", pool: "big", cameras: ["default/f", "shop/a"] },
     ]);
-    expect(placements.get("e")).toMatchObject({ pool: "small", reason: "PoolFull" });
-    expect(placements.get("g")).toMatchObject({ reason: "PoolNotFound" });
-    expect(placements.get("h")).toMatchObject({ reason: "Paused" });
+    expect(placements.get("default/e")).toMatchObject({ pool: "small", reason: "PoolFull" });
+    expect(placements.get("default/g")).toMatchObject({ reason: "PoolNotFound" });
+    expect(placements.get("default/h")).toMatchObject({ reason: "Paused" });
     expect(resolveFileUrl("file://./.cache/fixtures/vtest.avi", ROOT)).toBe(`file://${VIDEO}`);
     expect(resolveFileUrl("file:///abs/x.avi", ROOT)).toBe("file:///abs/x.avi");
     expect(JSON.parse(tagLine("w-0", '{"level":30,"msg":"hi"}'))).toEqual({ worker: "w-0", level: 30, msg: "hi" });
@@ -91,7 +93,7 @@ describe("IPC feed", () => {
     const script = join(dir, "child.mjs");
     writeFileSync(
       script,
-      `const stats = { v: 1, type: "stats", camera_id: "a", timestamp: new Date().toISOString(), data: { fps: 5,
+      `const stats = { v: 2, type: "stats", camera_id: "default/a", timestamp: new Date().toISOString(), data: { fps: 5,
         persons: 1, inference_ms: 9, skipped_frames: 0, reconnects: 0, provider: "cpu", frames: 10,
         last_frame_age_ms: 3, stream: "streaming" } };
       process.on("message", (m) => {
@@ -100,9 +102,10 @@ describe("IPC feed", () => {
       });
       process.send(null);
       process.send({ t: "stats", m: { ...stats, data: { ...stats.data, persons: -1 } } });
-      process.send({ t: "event", m: { v: 1, type: "event" } });
+      process.send({ t: "event", m: { v: 2, type: "event" } });
       process.send({ t: "frame", camera: "", jpeg: Buffer.from([1]) });
-      process.send({ t: "frame", camera: "a", jpeg: "not bytes" });
+      process.send({ t: "frame", camera: "a", jpeg: Buffer.from([0xff, 0xd8]) });
+      process.send({ t: "frame", camera: "default/a", jpeg: "not bytes" });
       process.send({ t: "what" });
       process.send({ t: "stats", m: stats });
       `,
@@ -113,23 +116,23 @@ describe("IPC feed", () => {
     const frames: [string, Buffer][] = [];
     feed.on({ stats: (m) => stats.push(m), frame: (c, jpeg) => frames.push([c, jpeg]) });
     expect(feed.ready()).toBe(false);
-    feed.watch("a", true); // before the child exists: sent to it when attached
+    feed.watch("default/a", true); // before the child exists: sent to it when attached
     const child = fork(script, [], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] });
     feed.attach(child);
     expect(feed.ready()).toBe(true);
     await waitFor("stats", async () => stats.length > 0, 10_000);
     await waitFor("the frame answering the watch", async () => frames.length > 0, 10_000);
-    expect(frames[0]![0]).toBe("a");
+    expect(frames[0]![0]).toBe("default/a");
     expect(Buffer.isBuffer(frames[0]![1])).toBe(true);
     expect([...frames[0]![1]]).toEqual([0xff, 0xd8, 1]);
-    feed.watch("a", true); // already watched: nothing new is sent
-    feed.watch("a", false);
+    feed.watch("default/a", true); // already watched: nothing new is sent
+    feed.watch("default/a", false);
     await waitFor("the unwatch answer", async () => frames.length === 2, 10_000);
     expect([...frames[1]![1]]).toEqual([0xff, 0xd8, 0]);
     expect(stats).toHaveLength(1);
     expect(stats[0]!.data.persons).toBe(1);
     const metrics = await registry.metrics();
-    expect(metricValue(metrics, "vigil_gateway_malformed_total", 'channel="ipc"')).toBe(6);
+    expect(metricValue(metrics, "vigil_gateway_malformed_total", 'channel="ipc"')).toBe(7);
     const exited = new Promise((r) => child.once("exit", r));
     child.send({ t: "bye" });
     await exited;
@@ -166,7 +169,7 @@ describe("local executor with the IPC bus", () => {
       env: { ...process.env, LOG_LEVEL: "info" },
     });
     // Someone watches before the worker runs: the worker must learn it and send frames across.
-    feed.watch("cam1", true);
+    feed.watch("default/cam1", true);
     startedAt = Date.now();
     await executor.start();
   });
@@ -177,7 +180,9 @@ describe("local executor with the IPC bus", () => {
   });
 
   it("a forked worker's stats and annotated JPEG frames reach the parent process", { timeout: 60_000 }, async () => {
-    expect(executor.workers()).toMatchObject([{ name: "local-0", pool: "local", cameras: ["cam1"], restarts: 0 }]);
+    expect(executor.workers()).toMatchObject([
+      { name: "local-0", pool: "local", cameras: ["default/cam1"], restarts: 0 },
+    ]);
     const pid = executor.workers()[0]!.pid;
     expect(pid).toBeGreaterThan(0);
     expect(pid).not.toBe(process.pid);
@@ -188,7 +193,7 @@ describe("local executor with the IPC bus", () => {
     await waitFor("stats with persons", async () => (stats.at(-1)?.data.persons ?? 0) > 0, 30_000);
     await waitFor("a JPEG frame", async () => frames.length > 0, 15_000);
     const frame = frames[0]!;
-    expect(frame.camera).toBe("cam1");
+    expect(frame.camera).toBe("default/cam1");
     expect(Buffer.isBuffer(frame.jpeg)).toBe(true);
     expect(frame.jpeg.subarray(0, 2).toString("hex")).toBe("ffd8");
     expect(frame.jpeg.length).toBeGreaterThan(5000);
@@ -259,7 +264,20 @@ describe("vigil up", () => {
     ]);
     const r2 = await run(["up", "-f", badRule]);
     expect(r2.code).toBe(1);
-    expect(r2.stderr).toContain('CameraDetection cam1: spec.rules[0] (x): zone "nowhere" is not defined');
+    expect(r2.stderr).toContain('CameraDetection default/cam1: spec.rules[0] (x): zone "nowhere" is not defined');
+    // A camera id is its namespace and name: twice the same pair is an error, and a name must be a Kubernetes one.
+    const twice = manifestFile("twice.yaml", [pool("local"), camera("cam1", "local"), camera("cam1", "local")]);
+    const r3 = await run(["up", "-f", twice]);
+    expect(r3.code).toBe(1);
+    expect(r3.stderr).toContain(
+      "document 3 (CameraDetection): metadata: CameraDetection default/cam1 is already defined in document 2",
+    );
+    const badName = manifestFile("bad-name.yaml", [pool("local"), camera("Front Door", "local")]);
+    const r4 = await run(["up", "-f", badName]);
+    expect(r4.code).toBe(1);
+    expect(r4.stderr).toContain(
+      'document 2 (CameraDetection): metadata.name "Front Door": must be a DNS-1123 subdomain',
+    );
   });
 });
 
@@ -310,11 +328,12 @@ describe("vigil up -f hack/demo/cameras.yaml", () => {
     expect(unauthorized.status).toBe(401);
     await unauthorized.text();
     const { cameras } = (await (await api("/cameras")).json()) as { cameras: { id: string; pool: string }[] };
-    expect(cameras.map((c) => c.id).sort()).toEqual(["corridor", "lobby"]);
+    // No namespace in the demo's manifests: the cameras are in "default".
+    expect(cameras.map((c) => c.id).sort()).toEqual(["default/corridor", "default/lobby"]);
     const stats = await waitFor(
       "lobby stats with persons",
       async () => {
-        const r = await api("/cameras/lobby/stats");
+        const r = await api("/cameras/default%2Flobby/stats");
         if (r.status !== 200) return void (await r.text());
         const m = (await r.json()) as StatsMessage;
         return m.data.persons > 0 ? m : undefined;
@@ -324,7 +343,9 @@ describe("vigil up -f hack/demo/cameras.yaml", () => {
     );
     const statsMs = Date.now() - startedAt;
     expect(stats.data).toMatchObject({ stream: "streaming", provider: "cpu" });
-    const lobby = (await (await api("/cameras/lobby")).json()) as { status: { phase: string; worker: string } };
+    const lobby = (await (await api("/cameras/default%2Flobby")).json()) as {
+      status: { phase: string; worker: string };
+    };
     expect(lobby.status).toMatchObject({ phase: "Running", worker: "yolov8n-0" });
     const { pools } = (await (await api("/pools")).json()) as {
       pools: { name: string; status: { workers: { name: string; pid: number; restarts: number }[] } }[];
@@ -333,7 +354,7 @@ describe("vigil up -f hack/demo/cameras.yaml", () => {
     const workerPid = pools[0]!.status.workers[0]!.pid;
 
     // The live video: the gateway watches the camera, the worker learns it over IPC and sends JPEGs back.
-    const video = await fetch(new URL(`/api/v1/cameras/lobby/video.mjpeg?access_token=${token}`, base));
+    const video = await fetch(new URL(`/api/v1/cameras/default%2Flobby/video.mjpeg?access_token=${token}`, base));
     expect(video.status).toBe(200);
     const reader = video.body!.getReader();
     let bytes = Buffer.alloc(0);

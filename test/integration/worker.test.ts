@@ -132,8 +132,8 @@ describe("vigil detect over RTSP", () => {
 
 describe("vigil worker", () => {
   it("publishes stats and rule events on Redis, in the shared schema", { timeout: 60_000 }, async () => {
-    await waitFor("stats with persons", async () => (lastStats("cam1")?.data.persons ?? 0) > 0, 30_000);
-    const s = lastStats("cam1")!;
+    await waitFor("stats with persons", async () => (lastStats("default/cam1")?.data.persons ?? 0) > 0, 30_000);
+    const s = lastStats("default/cam1")!;
     expect(s.data).toMatchObject({ provider: "cpu", stream: "streaming" });
     expect(s.data.fps).toBeGreaterThan(2);
     expect(s.data.inference_ms).toBeGreaterThan(0);
@@ -142,13 +142,13 @@ describe("vigil worker", () => {
     const entered = events.filter((e) => e.rule === "entered");
     const dwell = events.filter((e) => e.rule === "loitering");
     expect(entered.length).toBeGreaterThanOrEqual(2);
-    expect(dwell[0]).toMatchObject({ camera_id: "cam1", kind: "dwell", zone: "floor", severity: "warning" });
+    expect(dwell[0]).toMatchObject({ camera_id: "default/cam1", kind: "dwell", zone: "floor", severity: "warning" });
     expect(dwell[0]!.track_id).toBeGreaterThan(0);
     // Stable, unique ids: one event per track and rule here (cooldown 600 s).
     expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
     for (const e of dwell) expect(entered.some((p) => p.track_id === e.track_id)).toBe(true);
     const reader = new Redis(redis.port, "127.0.0.1");
-    const latest = await reader.hget(CHANNELS.latestStats, "cam1");
+    const latest = await reader.hget(CHANNELS.latestStats, "default/cam1");
     reader.disconnect();
     expect(parseMessage(statsMessage, latest ?? "").ok).toBe(true);
     expect(malformed).toEqual([]);
@@ -157,11 +157,11 @@ describe("vigil worker", () => {
   it("reports wrong credentials as the cause, keeps retrying, and never logs the password", async () => {
     await waitFor(
       "auth failure reported",
-      async () => lastStats("wrong-password")?.data.error === "authentication failed",
+      async () => lastStats("default/wrong-password")?.data.error === "authentication failed",
       20_000,
     );
-    expect(lastStats("wrong-password")!.data.stream).not.toBe("streaming");
-    expect(lastStats("cam1")!.data.stream).toBe("streaming");
+    expect(lastStats("default/wrong-password")!.data.stream).not.toBe("streaming");
+    expect(lastStats("default/cam1")!.data.stream).toBe("streaming");
     expect(logs.join("")).not.toContain(PASSWORD);
     expect(logs.join("")).not.toContain("nope@");
   });
@@ -170,7 +170,7 @@ describe("vigil worker", () => {
     const viewer = new Redis(redis.port, "127.0.0.1");
     const frames: Buffer[] = [];
     viewer.on("messageBuffer", (_c: Buffer, m: Buffer) => frames.push(m));
-    await viewer.subscribe(CHANNELS.video("cam1"));
+    await viewer.subscribe(CHANNELS.video("default/cam1"));
     await waitFor("a JPEG frame", async () => frames.length > 0, 10_000);
     expect(frames[0]!.subarray(0, 2).toString("hex")).toBe("ffd8");
     mkdirSync(join(ROOT, ".cache", "artifacts"), { recursive: true });
@@ -181,12 +181,14 @@ describe("vigil worker", () => {
   it("detects a dead RTSP server within 5 s, reconnects when it returns, without crashing", {
     timeout: 60_000,
   }, async () => {
-    const before = lastStats("cam1")!.data.reconnects;
+    const before = lastStats("default/cam1")!.data.reconnects;
     await rtsp.stop("SIGKILL");
     const killedAt = Date.now();
     await waitFor(
       "stream down",
-      async () => lastStats("cam1")?.data.stream !== "streaming" && Date.parse(lastStats("cam1")!.timestamp) > killedAt,
+      async () =>
+        lastStats("default/cam1")?.data.stream !== "streaming" &&
+        Date.parse(lastStats("default/cam1")!.timestamp) > killedAt,
       8000,
       50,
     );
@@ -194,12 +196,14 @@ describe("vigil worker", () => {
     rtsp = await startRtsp(VIDEO, { port: rtsp.port, auth: `viewer:${PASSWORD}` });
     await waitFor(
       "streaming again",
-      async () => lastStats("cam1")?.data.stream === "streaming" && (lastStats("cam1")?.data.reconnects ?? 0) > before,
+      async () =>
+        lastStats("default/cam1")?.data.stream === "streaming" &&
+        (lastStats("default/cam1")?.data.reconnects ?? 0) > before,
       40_000,
     );
     expect(worker.exitCode).toBeNull();
     const m = await (await fetch(`http://127.0.0.1:${workerPort}/metrics`)).text();
-    expect(metricValue(m, "vigil_stream_reconnects", 'camera="cam1"')).toBeGreaterThan(before);
+    expect(metricValue(m, "vigil_stream_reconnects", 'camera="default/cam1"')).toBeGreaterThan(before);
   });
 
   it("keeps detecting while Redis is down, counts what it drops, and catches up when Redis returns", {
@@ -210,8 +214,8 @@ describe("vigil worker", () => {
     const m0 = await metrics();
     await new Promise((r) => setTimeout(r, 3000));
     const m1 = await metrics();
-    expect(metricValue(m1, "vigil_inferences_total", 'camera="cam1"')).toBeGreaterThan(
-      metricValue(m0, "vigil_inferences_total", 'camera="cam1"'),
+    expect(metricValue(m1, "vigil_inferences_total", 'camera="default/cam1"')).toBeGreaterThan(
+      metricValue(m0, "vigil_inferences_total", 'camera="default/cam1"'),
     );
     expect(metricValue(m1, "vigil_bus_dropped_total")).toBeGreaterThan(metricValue(m0, "vigil_bus_dropped_total"));
     const n = stats.length;

@@ -89,3 +89,33 @@ export async function startWorker(
   for (const s of [proc.stdout, proc.stderr]) s?.on("data", (b: Buffer) => logs.push(b.toString()));
   return { proc, port, logs };
 }
+
+export type GatewayProc = { proc: ChildProcess; port: number; base: string; logs: string[] };
+
+/**
+ * `vigil gateway` as a real process on loopback (catalog from `--manifests FILE` or from the Kubernetes API at
+ * KUBECONFIG), reading the given Redis; its output goes to `logs`. Callers wait for it to be ready.
+ */
+export async function startGateway(
+  args: string[],
+  redisPort: number,
+  env: Record<string, string>,
+  logs: string[] = [],
+): Promise<GatewayProc> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "gateway", ...args], {
+    env: {
+      ...process.env,
+      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      VIGIL_PORT: String(port),
+      VIGIL_HOST: "127.0.0.1",
+      // Several gateways may run at once: the health port (default 8081) is the OS's choice, logged as healthPort.
+      VIGIL_GATEWAY_HEALTH_PORT: "0",
+      LOG_LEVEL: "info",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  for (const s of [proc.stdout, proc.stderr]) s?.on("data", (b: Buffer) => logs.push(b.toString()));
+  return { proc, port, base: `http://127.0.0.1:${port}`, logs };
+}

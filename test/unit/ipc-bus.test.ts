@@ -9,9 +9,9 @@ import { metricValue } from "../setup/operator-env.ts";
 
 describe("IPC bus (the worker's side)", () => {
   const stats = {
-    v: 1,
+    v: 2,
     type: "stats",
-    camera_id: "a",
+    camera_id: "default/a",
     timestamp: new Date().toISOString(),
     data: {
       fps: 1,
@@ -52,25 +52,25 @@ describe("IPC bus (the worker's side)", () => {
     bus.publishStats({ ...stats });
     accept = true;
     bus.publishStats({ ...stats });
-    bus.publishFrame("a", Buffer.alloc(10));
+    bus.publishFrame("default/a", Buffer.alloc(10));
     expect(sent).toHaveLength(2);
     expect(await count("vigil_bus_dropped_total", "stats")).toBe(1);
     expect(await count("vigil_bus_dropped_total", "frame")).toBe(1);
     callbacks.shift()!(null);
-    bus.publishFrame("a", Buffer.alloc(10));
+    bus.publishFrame("default/a", Buffer.alloc(10));
     expect(sent).toHaveLength(3);
-    expect(sent[2]).toMatchObject({ t: "frame", camera: "a" });
+    expect(sent[2]).toMatchObject({ t: "frame", camera: "default/a" });
     // Frames have a budget of bytes in flight: a big backlog of unwritten frames drops the next ones.
-    bus.publishFrame("a", Buffer.alloc(5 << 20));
+    bus.publishFrame("default/a", Buffer.alloc(5 << 20));
     expect(sent).toHaveLength(3);
     expect(await count("vigil_bus_dropped_total", "frame")).toBe(2);
     // Disconnected: dropped at once.
     channel.connected = false;
     bus.publishEvent({
-      v: 1,
+      v: 2,
       type: "event",
       id: "x",
-      camera_id: "a",
+      camera_id: "default/a",
       timestamp: stats.timestamp,
       rule: "r",
       kind: "presence",
@@ -85,12 +85,14 @@ describe("IPC bus (the worker's side)", () => {
     expect(await count("vigil_bus_dropped_total", "event")).toBe(1);
     expect(metricValue(await registry.metrics(), "vigil_bus_connected")).toBe(0);
     // Watches from the parent.
-    expect(bus.hasViewers("a")).toBe(false);
-    parent.emit("message", { t: "watch", camera: "a", watching: true });
+    expect(bus.hasViewers("default/a")).toBe(false);
+    parent.emit("message", { t: "watch", camera: "default/a", watching: true });
     parent.emit("message", { t: "watch", camera: 7, watching: true });
-    expect(bus.hasViewers("a")).toBe(true);
-    parent.emit("message", { t: "watch", camera: "a", watching: false });
-    expect(bus.hasViewers("a")).toBe(false);
+    parent.emit("message", { t: "watch", camera: "b", watching: true }); // not a camera id
+    expect(bus.hasViewers("default/a")).toBe(true);
+    expect(bus.hasViewers("b")).toBe(false);
+    parent.emit("message", { t: "watch", camera: "default/a", watching: false });
+    expect(bus.hasViewers("default/a")).toBe(false);
     await bus.close();
     expect(parent.listenerCount("message")).toBe(0);
   });

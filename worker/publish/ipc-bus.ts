@@ -3,6 +3,8 @@
 // Redis bus it never stalls detection: while the channel is gone or backed up, messages are dropped and counted.
 import type { Logger } from "pino";
 import { Counter, Gauge, type Registry } from "prom-client";
+import { z } from "zod";
+import { cameraIdSchema } from "./camera-id.ts";
 import type { EventMessage, StatsMessage } from "./messages.ts";
 import type { Bus } from "./redis-bus.ts";
 
@@ -13,7 +15,8 @@ export type IpcUpMessage =
   | { t: "frame"; camera: string; jpeg: Buffer };
 
 /** Parent → worker: someone started or stopped watching a camera's video. */
-export type IpcDownMessage = { t: "watch"; camera: string; watching: boolean };
+export const ipcDownMessage = z.object({ t: z.literal("watch"), camera: cameraIdSchema, watching: z.boolean() });
+export type IpcDownMessage = z.infer<typeof ipcDownMessage>;
 
 /** The part of `process` the bus uses (injectable for tests). */
 export type IpcChannel = {
@@ -51,11 +54,10 @@ export function createIpcBus(registry: Registry, log?: Logger, channel: IpcChann
 
   const watching = new Map<string, boolean>();
   const onMessage = (raw: unknown) => {
-    const m = raw as Partial<IpcDownMessage> | null;
-    if (m?.t === "watch" && typeof m.camera === "string" && typeof m.watching === "boolean") {
-      if (m.watching) watching.set(m.camera, true);
-      else watching.delete(m.camera);
-    }
+    const r = ipcDownMessage.safeParse(raw);
+    if (!r.success) return;
+    if (r.data.watching) watching.set(r.data.camera, true);
+    else watching.delete(r.data.camera);
   };
   channel.on("message", onMessage);
 

@@ -1,8 +1,12 @@
 // Every message Vigil puts on the bus, as zod schemas shared by producers (workers) and consumers (gateway,
 // dashboards). Versioned by `v`; consumers drop what does not parse, with a metric, and never crash.
+// v2: camera_id (and so the event id, the video channel and the latest-stats field) is `<namespace>/<name>`
+// (camera-id.ts), where v1 had the bare name. A v1 consumer could not tell two namespaces' `entrance` apart, nor
+// find a v2 id in its catalog, so the version changes and each side drops the other's messages with a metric.
 import { z } from "zod";
+import { cameraIdSchema } from "./camera-id.ts";
 
-export const MESSAGE_VERSION = 1;
+export const MESSAGE_VERSION = 2;
 
 export const CHANNELS = {
   stats: "hbd:stats",
@@ -19,7 +23,7 @@ const box = z.tuple([z.number(), z.number(), z.number(), z.number()]);
 export const statsMessage = z.object({
   v: z.literal(MESSAGE_VERSION),
   type: z.literal("stats"),
-  camera_id: z.string().min(1),
+  camera_id: cameraIdSchema,
   timestamp: z.string().describe("RFC 3339"),
   data: z
     .object({
@@ -43,8 +47,8 @@ export type StatsMessage = z.infer<typeof statsMessage>;
 export const eventMessage = z.object({
   v: z.literal(MESSAGE_VERSION),
   type: z.literal("event"),
-  id: z.string().min(1).describe("Stable: camera, rule, track and start time; consumers deduplicate on it."),
-  camera_id: z.string().min(1),
+  id: z.string().min(1).describe("Stable: `<camera_id>:<rule>:<track>:<start ms>`; consumers deduplicate on it."),
+  camera_id: cameraIdSchema,
   timestamp: z.string(),
   rule: z.string(),
   kind: z.enum(["presence", "dwell", "count", "ppeMissing", "sequence"]),
