@@ -6,7 +6,13 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { KubeConfig, type KubernetesObject, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import {
+  KubeConfig,
+  type KubernetesObject,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+} from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { VIGIL_JS } from "../../hack/build.ts";
 import { GROUP, VERSION } from "../../operator/api/meta.ts";
@@ -215,4 +221,18 @@ export async function getCr<T = Record<string, unknown>>(
   name: string,
 ): Promise<T> {
   return (await c.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, name })) as T;
+}
+
+/** A JSON merge patch of a custom resource (`null` deletes a key), as the operator labels cameras. */
+export async function mergePatchCr(
+  c: Clients,
+  plural: string,
+  namespace: string,
+  name: string,
+  body: Record<string, unknown>,
+): Promise<unknown> {
+  return c.custom.patchNamespacedCustomObject(
+    { group: GROUP, version: VERSION, namespace, plural, name, body },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
 }
