@@ -1,5 +1,6 @@
 // Every message Vigil puts on the bus, as zod schemas shared by producers (workers) and consumers (gateway,
-// dashboards). Versioned by `v`; consumers drop what does not parse, with a metric, and never crash.
+// dashboards). Versioned by `v`; consumers drop what does not parse, with a metric, and never crash. A new
+// optional field keeps `v` (a v1 consumer still parses the message); removing or changing a field bumps it.
 import { z } from "zod";
 
 export const MESSAGE_VERSION = 1;
@@ -34,6 +35,10 @@ export const statsMessage = z.object({
       last_frame_age_ms: z.number().min(0).nullable(),
       stream: z.string().describe("streaming, connecting, stalled, backoff, ended"),
       error: z.string().optional(),
+      model_error: z
+        .string()
+        .optional()
+        .describe("Why the model cannot run frames (its thread died, or answers nothing): the worker's liveness fails"),
     })
     // Per-class counts ("car": 2, …) sit beside the named fields, as dashboards expect.
     .catchall(z.union([z.number(), z.string(), z.null()])),
