@@ -58,7 +58,11 @@ export function watchAssignedCameras(
     const parsed = cameraDetection.safeParse({ ...obj, apiVersion: "vigil.dev/v1alpha1", kind: "CameraDetection" });
     if (!parsed.success || parsed.data.spec.paused || obj.metadata?.deletionTimestamp) return release(name);
     serving.add(name);
-    if (takeoverPatch(obj as ObservedCamera, manager)) void writeStatus(name, () => takeOver(name, obj));
+    // Once this pod has reported: a worker that let go has removed its fields by then (usually within
+    // milliseconds of the move), so what another worker still owns was left by one that died or wrote late.
+    const mine = reports.get(name);
+    if (mine && !mine.released && takeoverPatch(obj as ObservedCamera, manager))
+      void writeStatus(name, () => takeOver(name, obj));
     const spec = parsed.data.spec;
     const ref = spec.source.credentialsSecretRef;
     let credentials: CameraConfig["credentials"];
