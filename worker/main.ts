@@ -96,6 +96,11 @@ export async function runWorker(argv: string[]): Promise<void> {
     registry,
     // In a pod, ready once the assigned cameras are known: the operator's worker health reads this.
     ready: () => kube?.synced() ?? true,
+    // Liveness: the model can still run frames (infer/model-health.ts).
+    live: () => {
+      const h = detector.health?.() ?? { ok: true };
+      return h.ok ? undefined : `model ${h.state}: ${h.reason}`;
+    },
   });
   log.info(
     { port: health.port, mode: manifests ? "manifests" : `pod ${env.POD_NAMESPACE}/${env.POD_NAME}` },
@@ -103,8 +108,17 @@ export async function runWorker(argv: string[]): Promise<void> {
   );
 
   let onDisconnect: (() => void) | undefined;
+  let modelLost: string | undefined;
   await new Promise<void>((resolve) => {
     for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve());
+    // Nothing in this process can run frames again: exit non-zero, which is what a kubelet's liveness restart
+    // would come to (and how `vigil up`'s supervisor learns it), after LOST_DRAIN_MS in which /healthz fails
+    // and each camera's stats say why (model_error).
+    void detector.lost?.then((reason) => {
+      modelLost = reason;
+      log.fatal({ reason, exitInMs: LOST_DRAIN_MS }, "the model thread is dead; exiting");
+      setTimeout(resolve, LOST_DRAIN_MS);
+    });
     if (env.VIGIL_BUS === "ipc") {
       // Forked by `vigil up`: the parent going away (even SIGKILLed) ends the worker too.
       onDisconnect = () => resolve();
@@ -119,4 +133,8 @@ export async function runWorker(argv: string[]): Promise<void> {
   await detector.close();
   await new Promise((r) => health.server.close(r));
   log.info("worker stopped");
+  if (modelLost) process.exitCode = 1;
 }
+
+/** Two stats ticks (one a second per camera), so the last stats of every camera carry model_error. */
+const LOST_DRAIN_MS = 2000;

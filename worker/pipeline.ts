@@ -101,6 +101,7 @@ export function createPipeline(opts: PipelineOptions) {
         const name = detector.classNames[last.detections.classId[i] as number] ?? "unknown";
         perClass[name] = (perClass[name] ?? 0) + 1;
       }
+    const model = detector.health?.();
     const msg: StatsMessage = {
       v: MESSAGE_VERSION,
       type: "stats",
@@ -121,6 +122,7 @@ export function createPipeline(opts: PipelineOptions) {
         ...(rt.source.stats.state !== "streaming" && rt.source.stats.lastError
           ? { error: rt.source.stats.lastError }
           : {}),
+        ...(model && !model.ok ? { model_error: model.reason } : {}),
       },
     };
     bus.publishStats(msg);

@@ -6,7 +6,13 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { KubeConfig, type KubernetesObject, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import {
+  KubeConfig,
+  type KubernetesObject,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+} from "@kubernetes/client-node";
 import { parse, parseAllDocuments } from "yaml";
 import { VIGIL_JS } from "../../hack/build.ts";
 import { GROUP, VERSION } from "../../operator/api/meta.ts";
@@ -56,29 +62,40 @@ export async function serviceAccountKubeconfig(
   pod?: { name: string; uid: string },
 ): Promise<string> {
   const rbac = c.kc.makeApiClient(RbacAuthorizationV1Api);
-  await c.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: sa } } });
+  // Idempotent: several processes (worker pods) may run as one ServiceAccount, each with its own token.
+  const once = (p: Promise<unknown>) =>
+    p.catch((err) => {
+      if ((err as { code?: number }).code !== 409) throw err;
+    });
+  await once(c.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: sa } } }));
   const subjects = [{ kind: "ServiceAccount", name: sa, namespace }];
   if (files.cluster) {
     const role = `${sa}-${namespace}`;
-    await rbac.createClusterRole({ body: { metadata: { name: role }, rules: rules(files.cluster) } });
-    await rbac.createClusterRoleBinding({
-      body: {
-        metadata: { name: role },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
-        subjects,
-      },
-    });
+    await once(rbac.createClusterRole({ body: { metadata: { name: role }, rules: rules(files.cluster) } }));
+    await once(
+      rbac.createClusterRoleBinding({
+        body: {
+          metadata: { name: role },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+          subjects,
+        },
+      }),
+    );
   }
   if (files.namespace) {
-    await rbac.createNamespacedRole({ namespace, body: { metadata: { name: sa }, rules: rules(files.namespace) } });
-    await rbac.createNamespacedRoleBinding({
-      namespace,
-      body: {
-        metadata: { name: sa },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: sa },
-        subjects,
-      },
-    });
+    await once(
+      rbac.createNamespacedRole({ namespace, body: { metadata: { name: sa }, rules: rules(files.namespace) } }),
+    );
+    await once(
+      rbac.createNamespacedRoleBinding({
+        namespace,
+        body: {
+          metadata: { name: sa },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: sa },
+          subjects,
+        },
+      }),
+    );
   }
   const tr = await c.core.createNamespacedServiceAccountToken({
     name: sa,
@@ -237,4 +254,18 @@ export function workerTokenPolicy(
     .replaceAll("__WORKER_SA__", serviceAccount)
     .replaceAll("__NAME__", name);
   return parseAllDocuments(text).map((d) => d.toJS() as KubernetesObject);
+}
+
+/** A JSON merge patch of a custom resource (`null` deletes a key), as the operator labels cameras. */
+export async function mergePatchCr(
+  c: Clients,
+  plural: string,
+  namespace: string,
+  name: string,
+  body: Record<string, unknown>,
+): Promise<unknown> {
+  return c.custom.patchNamespacedCustomObject(
+    { group: GROUP, version: VERSION, namespace, plural, name, body },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
 }

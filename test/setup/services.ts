@@ -1,5 +1,6 @@
 // Real services for worker tests, started on loopback ports: Debian's redis-server and a GStreamer RTSP server.
 import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, ROOT, waitFor } from "./operator-env.ts";
 
@@ -118,4 +119,26 @@ export async function startGateway(
   });
   for (const s of [proc.stdout, proc.stderr]) s?.on("data", (b: Buffer) => logs.push(b.toString()));
   return { proc, port, base: `http://127.0.0.1:${port}`, logs };
+}
+
+/**
+ * The live child processes of `pid` with their command lines, from the OS process table (/proc): what a process
+ * really has running, whatever it believes it stopped.
+ */
+export function childProcesses(pid: number): { pid: number; cmdline: string }[] {
+  const out: { pid: number; cmdline: string }[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ")".
+      const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(ppid) !== pid || state === "Z") continue;
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ").trim();
+      out.push({ pid: Number(entry), cmdline });
+    } catch {
+      // exited while we read it
+    }
+  }
+  return out;
 }

@@ -1,12 +1,14 @@
 // The model at the I/O edge: loads a YOLO ONNX file into onnxruntime-node, picks the best execution provider
 // that really works (TensorRT → CUDA → CPU, as the pool asks), checks the model's shapes up front and turns a
 // letterboxed frame into Detections in source pixels.
+
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import ort from "onnxruntime-node";
 import { COCO_CLASSES, type Detections } from "../detections.ts";
 import { createBatcher } from "./batcher.ts";
 import { letterboxParams } from "./letterbox.ts";
+import type { ModelHealth } from "./model-health.ts";
 import { nms } from "./nms.ts";
 import { decodeYolov5, decodeYolov8, detectHead, type YoloHead } from "./yolo.ts";
 
@@ -69,6 +71,10 @@ export type Detector = Omit<ModelInfo, "outputDims"> & {
   runRaw(batch?: number): Promise<number>;
   classFilter(names: readonly string[]): Uint8Array;
   close(): Promise<void>;
+  /** Whether the model can still run frames (a detector on its own thread: the thread alive and answering). */
+  health?(): ModelHealth;
+  /** Settles, with the reason, when the model can never run again (its thread ended). */
+  readonly lost?: Promise<string>;
 };
 
 /** inferenceMs is the whole model run the frame was part of; batch is how many frames that run took. */

@@ -3,6 +3,7 @@
 // Frames and outputs sit in slots of shared memory, reused: a frame allocates nothing (measured: transferring
 // fresh 4.9 MB inputs and 2.8 MB outputs instead made V8 run a full GC every ~4 frames on the main thread).
 import { Worker } from "node:worker_threads";
+import { modelHealth } from "./model-health.ts";
 import {
   classFilterOf,
   type Detector,
@@ -28,25 +29,33 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
   let seq = 0;
   let dead: Error | undefined;
   let closed = false;
+  // For liveness (model-health.ts): the last answer, or when calls started waiting after an idle spell.
+  let quietSince = Date.now();
+  const lost = Promise.withResolvers<string>();
   thread.on("message", (m: { id: number; ok: boolean; error?: string }) => {
     const p = pending.get(m.id);
     if (!p) return;
     pending.delete(m.id);
+    quietSince = Date.now();
     m.ok ? p.resolve(m as never) : p.reject(new Error(m.error));
   });
   // However the thread ends, every call waiting on it fails (the pipeline logs it per camera) instead of hanging.
   const die = (err: Error) => {
+    const first = !dead;
     dead ??= err;
     for (const p of pending.values()) p.reject(dead);
     pending.clear();
+    if (first && !closed) lost.resolve(dead.message);
   };
-  thread.on("error", die);
+  // An uncaught error ends the thread ("exit" follows): the reason worth reporting is the error's.
+  thread.on("error", (err) => die(new Error(`the model thread exited on an uncaught error: ${err.message}`)));
   thread.on("messageerror", die);
   thread.on("exit", (code) => die(new Error(`the model thread exited (code ${code})`)));
   const call = <T>(msg: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<T> => {
     if (dead) return Promise.reject(dead);
     if (closed && msg.op !== "close") return Promise.reject(new Error("the detector is closed"));
     const id = ++seq;
+    if (pending.size === 0) quietSince = Date.now();
     return new Promise<T>((resolve, reject) => {
       pending.set(id, { resolve: resolve as (v: never) => void, reject });
       thread.postMessage({ id, ...msg }, transfer);
@@ -67,6 +76,8 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
     batchNote: info.batchNote,
     classNames: info.classNames,
     classFilter: (names) => classFilterOf(info.classNames, names),
+    health: () => modelHealth({ dead: dead?.message, waiting: pending.size, quietSince }, Date.now()),
+    lost: lost.promise,
     async detect(rgb, srcW, srcH, o) {
       let k = free.pop();
       let buffers: Slot | undefined;

@@ -4,7 +4,7 @@
 // waits 20 s; we default to 5 s).
 import type { ChildProcess } from "node:child_process";
 import type { PassThrough } from "node:stream";
-import ffmpeg from "fluent-ffmpeg";
+import ffmpeg, { type FfmpegCommand } from "fluent-ffmpeg";
 import {
   type Credentials,
   classifyFfmpegError,
@@ -64,6 +64,8 @@ export class FfmpegSource {
   private readonly opts: Required<Omit<SourceOptions, "credentials" | "ffmpegPath">> &
     Pick<SourceOptions, "credentials" | "ffmpegPath">;
   private readonly handlers: SourceHandlers;
+  /** The current connection's command; its child exists only once fluent-ffmpeg has spawned it (see connect). */
+  private cmd: FfmpegCommand | undefined;
   private proc: ChildProcess | undefined;
   private watchdog: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
@@ -112,6 +114,7 @@ export class FfmpegSource {
     this.stopped = true;
     clearTimeout(this.retry);
     clearTimeout(this.watchdog);
+    // A child not spawned yet is killed on its "start" event instead (connect checks `stopped`).
     this.proc?.kill("SIGKILL");
     this.setState("stopped");
     this.ended?.();
@@ -162,19 +165,28 @@ export class FfmpegSource {
       .on("stderr", (line: string) => {
         this.stderrTail = `${this.stderrTail}\n${redact(line, secrets)}`.slice(-2000);
       })
-      .on("error", () => this.closed(file, true))
-      .on("end", () => this.closed(file, false));
+      .on("error", () => this.closed(cmd, file, true))
+      .on("end", () => this.closed(cmd, file, false));
     if (this.opts.ffmpegPath) cmd.setFfmpegPath(this.opts.ffmpegPath);
     // With no destination, pipe() returns the PassThrough carrying ffmpeg's stdout.
     const out = cmd.pipe() as PassThrough;
     this.out = out;
     if (this.paused) out.pause();
-    // fluent-ffmpeg exposes the child only through its (untyped) ffmpegProc field.
+    // fluent-ffmpeg spawns the child asynchronously, after checking ffmpeg's capabilities (the first time it
+    // runs ffmpeg -formats, -codecs, -encoders: measured 81 orphans out of ~150 streams started and stopped in a
+    // tight loop), and exposes it only through its untyped ffmpegProc field, set just before "start". A source
+    // stopped, or a connection replaced, in that window must still end the child, or it decodes forever.
+    this.cmd = cmd;
     cmd.on("start", () => {
-      this.proc = (cmd as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
+      const proc = (cmd as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
+      if (this.stopped || this.cmd !== cmd) return void proc?.kill("SIGKILL");
+      this.proc = proc;
     });
     this.armWatchdog();
     out.on("data", (chunk: Buffer) => {
+      // Output still in the pipe after stop() (or from a replaced connection) is no frame of this camera's: it
+      // would re-arm the watchdog and reach the pipeline.
+      if (this.stopped || this.cmd !== cmd) return;
       let off = 0;
       while (off < chunk.length) {
         const n = Math.min(frameBytes - filled, chunk.length - off);
@@ -237,7 +249,8 @@ export class FfmpegSource {
     this.watchdog.unref();
   }
 
-  private closed(file: boolean, failed: boolean): void {
+  private closed(cmd: FfmpegCommand, file: boolean, failed: boolean): void {
+    if (cmd !== this.cmd) return; // a replaced connection's child, killed on its start: nothing to retry
     clearTimeout(this.watchdog);
     this.proc = undefined;
     if (this.stopped) return;

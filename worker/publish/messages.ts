@@ -3,6 +3,7 @@
 // v2: camera_id (and so the event id, the video channel and the latest-stats field) is `<namespace>/<name>`
 // (camera-id.ts), where v1 had the bare name. A v1 consumer could not tell two namespaces' `entrance` apart, nor
 // find a v2 id in its catalog, so the version changes and each side drops the other's messages with a metric.
+// A new optional field keeps `v` (a v(n) consumer still parses the message); removing or changing a field bumps it.
 import { z } from "zod";
 import { cameraIdSchema } from "./camera-id.ts";
 
@@ -38,6 +39,10 @@ export const statsMessage = z.object({
       last_frame_age_ms: z.number().min(0).nullable(),
       stream: z.string().describe("streaming, connecting, stalled, backoff, ended"),
       error: z.string().optional(),
+      model_error: z
+        .string()
+        .optional()
+        .describe("Why the model cannot run frames (its thread died, or answers nothing): the worker's liveness fails"),
     })
     // Per-class counts ("car": 2, …) sit beside the named fields, as dashboards expect.
     .catchall(z.union([z.number(), z.string(), z.null()])),
