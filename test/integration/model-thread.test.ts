@@ -108,7 +108,7 @@ describe("vigil worker", () => {
       5000,
     );
     expect(why.data.model_error).toContain("the model thread exited on an uncaught error");
-    expect(why.camera_id).toBe("hall");
+    expect(why.camera_id).toBe("default/hall");
     expect(await Promise.race([w.exited, new Promise((r) => setTimeout(() => r("still running"), 20_000))])).toBe(1);
     expect(logs.join("")).toContain("the model thread is dead; exiting");
     process.stdout.write(
@@ -178,7 +178,7 @@ describe("vigil up", () => {
     };
     type Workers = { pools: { status: { workers: { pid: number; restarts: number; phase: string }[] } }[] };
     const worker = async () => (await api<Workers>("/pools")).pools[0]!.status.workers[0]!;
-    const hallStats = () => api<StatsMessage>("/cameras/hall/stats");
+    const hallStats = () => api<StatsMessage>("/cameras/default%2Fhall/stats");
     await waitFor("inference running", async () => (await hallStats()).data.inference_ms > 0, 60_000, 250);
     const before = await worker();
     expect(before).toMatchObject({ restarts: 0, phase: "Ready" });

@@ -117,7 +117,7 @@ export async function serviceAccountKubeconfig(
     contexts: [{ name: sa, cluster: cluster.name, user: sa }],
     currentContext: sa,
   });
-  const file = join(tmpdir(), `vigil-${sa}-${namespace}.kubeconfig`);
+  const file = join(tmpdir(), `vigil-${sa}-${namespace}${pod ? `-${pod.name}` : ""}.kubeconfig`);
   writeFileSync(file, kc.exportConfig(), { mode: 0o600 });
   return file;
 }
