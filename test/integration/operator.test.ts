@@ -12,6 +12,7 @@ import {
   metricValue,
   type OperatorProc,
   operatorKubeconfig,
+  readyWorkerPod,
   startOperator,
   waitFor,
 } from "../setup/kube.ts";
@@ -40,24 +41,7 @@ const listCams = async () =>
     })) as { items: Obj[] }
   ).items;
 
-async function readyPod(name: string) {
-  await c.core.createNamespacedPod({
-    namespace: ns,
-    body: {
-      metadata: { name, labels: { "app.kubernetes.io/name": "vigil-worker", "vigil.dev/pool": POOL } },
-      spec: { containers: [{ name: "worker", image: "vigil" }] },
-    },
-  });
-  // No kubelet here: report Ready the way a kubelet would, through the status subresource.
-  await c.core.patchNamespacedPodStatus(
-    {
-      name,
-      namespace: ns,
-      body: { status: { conditions: [{ type: "Ready", status: "True", lastTransitionTime: new Date() }] } },
-    },
-    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-  );
-}
+const readyPod = (name: string) => readyWorkerPod(c, ns, POOL, name);
 
 beforeAll(async () => {
   c = admin();
@@ -235,11 +219,13 @@ describe("operator", () => {
     });
     expect(after).toHaveLength(2);
     expect(Date.now() - killedAt).toBeGreaterThanOrEqual(2000); // not before the grace period
-    const pool = await getCr<Obj>(c, "detectorpools", ns, POOL);
-    expect(pool.status.workers.find((w: Obj) => w.name === `${POOL}-worker-0`)).toMatchObject({
-      phase: "Lost",
-      cameras: 0,
+    // The pool's status is written after the cameras' labels in the same reconcile, so it can trail them a little.
+    const lost = await waitFor("the pool reports worker-0 Lost", async () => {
+      const pool = await getCr<Obj>(c, "detectorpools", ns, POOL);
+      const w = pool.status.workers.find((x: Obj) => x.name === `${POOL}-worker-0`);
+      return w?.phase === "Lost" && w;
     });
+    expect(lost).toMatchObject({ phase: "Lost", cameras: 0 });
     await waitFor("WorkerLost event", async () =>
       (await c.core.listNamespacedEvent({ namespace: ns })).items.some(
         (e) => e.reason === "WorkerLost" && e.involvedObject.name === POOL,

@@ -6,7 +6,13 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { KubeConfig, type KubernetesObject, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import {
+  KubeConfig,
+  type KubernetesObject,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+} from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { VIGIL_JS } from "../../hack/build.ts";
 import { GROUP, VERSION } from "../../operator/api/meta.ts";
@@ -97,8 +103,8 @@ export async function serviceAccountKubeconfig(
   return file;
 }
 
-export const operatorKubeconfig = (c: Clients, namespace: string) =>
-  serviceAccountKubeconfig(c, namespace, "vigil-operator", {
+export const operatorKubeconfig = (c: Clients, namespace: string, sa = "vigil-operator") =>
+  serviceAccountKubeconfig(c, namespace, sa, {
     cluster: "operator-cluster-rules.yaml",
     namespace: "operator-namespace-rules.yaml",
   });
@@ -176,6 +182,25 @@ export function metricValue(text: string, name: string, labels = ""): number {
     sum += Number(line.slice(line.lastIndexOf(" ") + 1));
   }
   return sum;
+}
+
+/** A pool's worker pod, Ready. No kubelet here: it reports Ready the way a kubelet would, through the status. */
+export async function readyWorkerPod(c: Clients, namespace: string, pool: string, name: string): Promise<void> {
+  await c.core.createNamespacedPod({
+    namespace,
+    body: {
+      metadata: { name, labels: { "app.kubernetes.io/name": "vigil-worker", "vigil.dev/pool": pool } },
+      spec: { containers: [{ name: "worker", image: "vigil" }] },
+    },
+  });
+  await c.core.patchNamespacedPodStatus(
+    {
+      name,
+      namespace,
+      body: { status: { conditions: [{ type: "Ready", status: "True", lastTransitionTime: new Date() }] } },
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
 }
 
 export const crPath = (plural: string, namespace: string, name = "") =>
