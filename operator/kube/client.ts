@@ -1,13 +1,18 @@
 // The Kubernetes clients the operator uses, built once from a KubeConfig, and error helpers.
 
 import { createHash } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import {
   ApiException,
+  type ConfigurationOptions,
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
   KubernetesObjectApi,
+  Observable,
+  type ObservableMiddleware,
+  type RequestContext,
 } from "@kubernetes/client-node";
 
 export type Clients = {
@@ -61,6 +66,41 @@ function shareDispatchers(kc: KubeConfig): void {
     ].join("|");
     if (!cache.has(key)) cache.set(key, create(cluster, opts));
     return cache.get(key);
+  };
+}
+
+function abortAlsoOn(ctx: RequestContext, signal: AbortSignal): void {
+  const own = ctx.getSignal();
+  ctx.setSignal(own && own !== signal ? AbortSignal.any([own, signal]) : signal);
+}
+
+/**
+ * Per-call options that make one request abort with `signal` (client-node 2.x has no per-request timeout, and
+ * undici waits 300 s for headers): `api.readNamespacedLease({...}, withSignal(AbortSignal.timeout(ms)))`.
+ */
+export function withSignal(signal: AbortSignal): ConfigurationOptions {
+  const middleware: ObservableMiddleware = {
+    pre: (ctx) => {
+      abortAlsoOn(ctx, signal);
+      return new Observable(Promise.resolve(ctx));
+    },
+    post: (rsp) => new Observable(Promise.resolve(rsp)),
+  };
+  return { middleware: [middleware], middlewareMergeStrategy: "append" };
+}
+
+/**
+ * From now on every request of the API clients made from `kc` also aborts when `signal` does, in flight or not yet
+ * sent: a replica that lost its lease must not land a write after that (client-go cancels the context its
+ * controllers run under). Watches are not covered; their informers stop them.
+ */
+export function abortRequestsWith(kc: KubeConfig, signal: AbortSignal): void {
+  // One abort listener per request in flight (fetch removes it when the request ends: none were left after 450).
+  setMaxListeners(0, signal);
+  const apply = kc.applySecurityAuthentication.bind(kc);
+  kc.applySecurityAuthentication = async (ctx: RequestContext) => {
+    await apply(ctx);
+    abortAlsoOn(ctx, signal);
   };
 }
 
