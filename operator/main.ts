@@ -9,7 +9,7 @@ import { type Caches, type Context, keyOf, type Placement } from "./controllers/
 import { createPoolReconciler } from "./controllers/pool-reconciler.ts";
 import { LABEL_POOL } from "./controllers/workload.ts";
 import { startHealthServer } from "./health.ts";
-import { abortRequestsWith, type Clients, loadKubeConfig, makeClients } from "./kube/client.ts";
+import { abortRequestsWith, type Clients, contextNamespace, loadKubeConfig, makeClients } from "./kube/client.ts";
 import { Controller } from "./kube/controller.ts";
 import { EventRecorder } from "./kube/events.ts";
 import { Informer, type ListResult, stripManagedFields } from "./kube/informer.ts";
@@ -119,7 +119,7 @@ export async function runOperator(env: OperatorEnv = loadOperatorEnv(), hooks: O
 
   const elector = env.VIGIL_LEADER_ELECT
     ? new LeaderElector(clients.coordination, {
-        namespace: leaseNamespace(env),
+        namespace: leaseNamespace(env, contextNamespace(kc)),
         name: env.VIGIL_LEASE_NAME,
         identity: identity(env),
         leaseDurationMs: env.VIGIL_LEASE_DURATION_MS,

@@ -2,6 +2,7 @@
 
 import { createHash } from "node:crypto";
 import { setMaxListeners } from "node:events";
+import { STATUS_CODES } from "node:http";
 import {
   ApiException,
   type ConfigurationOptions,
@@ -69,6 +70,10 @@ function shareDispatchers(kc: KubeConfig): void {
   };
 }
 
+/** The namespace the kubeconfig's current context names (in a pod: the ServiceAccount's), as kubectl would use it. */
+export const contextNamespace = (kc: KubeConfig): string | undefined =>
+  kc.getContextObject(kc.getCurrentContext())?.namespace || undefined;
+
 function abortAlsoOn(ctx: RequestContext, signal: AbortSignal): void {
   const own = ctx.getSignal();
   ctx.setSignal(own && own !== signal ? AbortSignal.any([own, signal]) : signal);
@@ -129,6 +134,29 @@ export function apiMessage(err: unknown): string {
   }
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * An API error as one readable log line: code, reason and the apiserver's message, e.g.
+ * `404 NotFound: namespaces "vigil-system" not found`. Never client-node's dump of the body and every header.
+ */
+export function apiError(err: unknown): string {
+  const code = statusCode(err);
+  if (err instanceof ApiException) {
+    const body = (typeof err.body === "string" ? safeJson(err.body) : err.body) as
+      | { reason?: string; message?: string }
+      | undefined;
+    const reason = body?.reason || STATUS_CODES[err.code] || "";
+    return oneLine(`${err.code} ${reason}${body?.message ? `: ${body.message}` : ""}`);
+  }
+  if (!(err instanceof Error)) return oneLine(String(err));
+  // A watch that was refused: client-node's Error(statusText) with statusCode.
+  if (code !== undefined) return oneLine(`${code} ${err.message}`);
+  // Network errors: fetch's "fetch failed" says little, its cause (ECONNREFUSED, a TLS error...) says what.
+  const cause = err.cause instanceof Error ? ` (${err.cause.message})` : "";
+  return oneLine(`${err.name === "Error" ? "" : `${err.name}: `}${err.message}${cause}`);
+}
+
+const oneLine = (s: string) => s.replace(/\s*\n\s*/g, " ").slice(0, 1000);
 
 function safeJson(s: string): unknown {
   try {

@@ -4,7 +4,7 @@
 // All durations are measured on the monotonic clock (performance.now()): a wall-clock step must not stretch them.
 import { type CoordinationV1Api, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { isConflict, isNotFound, withSignal } from "./client.ts";
+import { apiError, isConflict, isNotFound, withSignal } from "./client.ts";
 
 export type LeaderElectionOptions = {
   namespace: string;
@@ -51,6 +51,11 @@ export class LeaderElector {
       throw new Error("renewDeadline must be shorter than leaseDuration");
   }
 
+  /** namespace/name, for logs: where the Lease is matters when it cannot be written. */
+  private get lease(): string {
+    return `${this.opts.namespace}/${this.opts.name}`;
+  }
+
   isLeader(): boolean {
     return this.leading;
   }
@@ -61,12 +66,12 @@ export class LeaderElector {
       // One attempt may take at most the renew deadline: one stuck on a dead connection must not stall the standby.
       const attempt = AbortSignal.any([signal, AbortSignal.timeout(this.renewDeadlineMs)]);
       const wait = await this.tryAcquireOrRenew(attempt).catch((err) => {
-        if (!signal.aborted) this.opts.log?.warn({ err: String(err) }, "lease acquire failed");
+        if (!signal.aborted) this.opts.log?.warn({ lease: this.lease, err: apiError(err) }, "lease acquire failed");
         return this.retryPeriodMs;
       });
       if (wait === 0) {
         this.leading = true;
-        this.opts.log?.info({ lease: this.opts.name, identity: this.opts.identity }, "became leader");
+        this.opts.log?.info({ lease: this.lease, identity: this.opts.identity }, "became leader");
         return true;
       }
       await sleep(wait, signal);
@@ -91,7 +96,7 @@ export class LeaderElector {
       const ok = await this.tryAcquireOrRenew(AbortSignal.any([signal, AbortSignal.timeout(Math.ceil(left))])).then(
         (wait) => wait === 0,
         (err) => {
-          if (!signal.aborted) this.opts.log?.warn({ lease: this.opts.name, err: String(err) }, "lease renew failed");
+          if (!signal.aborted) this.opts.log?.warn({ lease: this.lease, err: apiError(err) }, "lease renew failed");
           return false;
         },
       );
@@ -103,7 +108,7 @@ export class LeaderElector {
   private lose(): "lost" {
     this.leading = false;
     this.opts.log?.error(
-      { lease: this.opts.name, renewDeadlineMs: this.renewDeadlineMs },
+      { lease: this.lease, renewDeadlineMs: this.renewDeadlineMs },
       "leadership lost: lease not renewed within renewDeadline",
     );
     return "lost";
@@ -122,7 +127,7 @@ export class LeaderElector {
       lease.spec = { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: new V1MicroTime() };
       await this.api.replaceNamespacedLease({ name, namespace, body: lease }, options);
     } catch (err) {
-      this.opts.log?.warn({ err: String(err) }, "lease release failed");
+      this.opts.log?.warn({ lease: this.lease, err: apiError(err) }, "lease release failed");
     }
   }
 
