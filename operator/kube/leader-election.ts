@@ -63,7 +63,7 @@ export class LeaderElector {
   /** Blocks until this replica leads (or signal aborts). Returns false if aborted first. */
   async acquire(signal: AbortSignal): Promise<boolean> {
     while (!signal.aborted) {
-      // One attempt may take at most the renew deadline: one stuck on a dead connection must not stall the standby.
+      // Bounded like a renewal: a try never waits out undici's 300 s header timeout on a dead connection.
       const attempt = AbortSignal.any([signal, AbortSignal.timeout(this.renewDeadlineMs)]);
       const wait = await this.tryAcquireOrRenew(attempt).catch((err) => {
         if (!signal.aborted) this.opts.log?.warn({ lease: this.lease, err: apiError(err) }, "lease acquire failed");
