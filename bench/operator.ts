@@ -1,15 +1,22 @@
 // 1000 CameraDetections across 10 DetectorPools to all-Scheduled, on the real apiserver from hack/cluster.sh.
 // Measures wall time, the operator's API requests (from the audit log, by its ServiceAccount) and peak RSS.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { buildDist } from "../hack/build.ts";
 import { GROUP, VERSION } from "../operator/api/meta.ts";
-import { loadKubeConfig, makeClients } from "../operator/kube/client.ts";
+import { type Clients, loadKubeConfig, makeClients } from "../operator/kube/client.ts";
 import { applyCrds } from "../operator/kube/crds.ts";
-import { freshNamespace, operatorKubeconfig, ROOT, startOperator, waitFor } from "../test/setup/operator-env.ts";
+import {
+  freshNamespace,
+  type OperatorProc,
+  operatorKubeconfig,
+  ROOT,
+  startOperator,
+  waitFor,
+} from "../test/setup/operator-env.ts";
 
 const POOLS = Number(process.env.BENCH_POOLS ?? 10);
 const CAMERAS = Number(process.env.BENCH_CAMERAS ?? 1000);
@@ -18,12 +25,22 @@ const CREATE_CONCURRENCY = 32;
 const chartNodeOptions = (): string =>
   parse(readFileSync(join(ROOT, "charts", "vigil", "values.yaml"), "utf8")).operator?.nodeOptions ?? "";
 
+const CLUSTER = join(ROOT, "hack", "cluster.sh");
+
 export async function benchOperator() {
-  const out = execFileSync("bash", [join(ROOT, "hack", "cluster.sh"), "up"], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const kubeconfig = /export KUBECONFIG=(\S+)/.exec(out)?.[1] ?? "";
+  // A control plane already up (a developer's, a test run's) is reused and left up; one this run starts, it stops,
+  // as the tests' globalSetup does (VIGIL_KEEP_CLUSTER=1 keeps it).
+  const wasUp = spawnSync("bash", [CLUSTER, "status"], { stdio: "ignore" }).status === 0;
+  const out = execFileSync("bash", [CLUSTER, "up"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    return await bench(/export KUBECONFIG=(\S+)/.exec(out)?.[1] ?? "");
+  } finally {
+    if (!wasUp && process.env.VIGIL_KEEP_CLUSTER !== "1")
+      execFileSync("bash", [CLUSTER, "down"], { stdio: ["ignore", "ignore", "inherit"] });
+  }
+}
+
+async function bench(kubeconfig: string) {
   const c = makeClients(loadKubeConfig(kubeconfig));
   await applyCrds(c.custom);
   const ns = await freshNamespace(c, "bench");
@@ -34,6 +51,14 @@ export async function benchOperator() {
     LOG_LEVEL: "warn",
     ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
   });
+  try {
+    return await measure(c, ns, op, nodeOptions);
+  } finally {
+    await op.stop();
+  }
+}
+
+async function measure(c: Clients, ns: string, op: OperatorProc, nodeOptions: string) {
   await op.port;
   await waitFor("operator ready", async () => (await fetch(`http://127.0.0.1:${await op.port}/readyz`)).ok, 30_000);
   const auditLog = join(ROOT, ".cache", "cluster", "audit.log");
@@ -122,7 +147,6 @@ export async function benchOperator() {
         .filter((l) => /^(nodejs_heap_size|nodejs_external|process_resident|nodejs_heap_space_size_used)/.test(l))
         .join("\n"),
     );
-  await op.stop();
   return {
     bench: "operator",
     cameras: CAMERAS,

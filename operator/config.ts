@@ -8,8 +8,11 @@ const ms = z.coerce.number().int().positive();
 export const operatorEnv = z.object({
   KUBECONFIG: z.string().optional(),
   VIGIL_WATCH_NAMESPACE: z.string().optional().describe("Only this namespace; all when unset."),
-  VIGIL_NAMESPACE: z.string().optional().describe("Where the leader Lease lives; POD_NAMESPACE or vigil-system."),
-  POD_NAMESPACE: z.string().optional(),
+  VIGIL_NAMESPACE: z
+    .string()
+    .optional()
+    .describe("Where the leader Lease lives. Default: POD_NAMESPACE, else the kubeconfig context's, else default."),
+  POD_NAMESPACE: z.string().optional().describe("The pod's namespace (the chart sets it from the downward API)."),
   POD_NAME: z.string().optional(),
   VIGIL_LEADER_ELECT: bool.default(true),
   VIGIL_LEASE_NAME: z.string().default("vigil-operator"),
@@ -49,5 +52,11 @@ export function loadOperatorEnv(env: NodeJS.ProcessEnv = process.env): OperatorE
   return parsed.data;
 }
 
-export const leaseNamespace = (e: OperatorEnv) => e.VIGIL_NAMESPACE ?? e.POD_NAMESPACE ?? "vigil-system";
+/**
+ * Where the leader Lease lives: VIGIL_NAMESPACE; in a cluster POD_NAMESPACE (the pod's own); out of one the namespace
+ * the kubeconfig's context names, else "default", as kubectl picks one. So `npx vigil operator` works on a fresh
+ * cluster, where no vigil-system namespace exists.
+ */
+export const leaseNamespace = (e: OperatorEnv, contextNamespace?: string) =>
+  e.VIGIL_NAMESPACE || e.POD_NAMESPACE || contextNamespace || "default";
 export const identity = (e: OperatorEnv) => e.POD_NAME ?? `${hostname()}_${process.pid}`;

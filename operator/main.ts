@@ -10,7 +10,7 @@ import { allowedImagePrefixes } from "./controllers/image-policy.ts";
 import { createPoolReconciler } from "./controllers/pool-reconciler.ts";
 import { LABEL_POOL } from "./controllers/workload.ts";
 import { startHealthServer } from "./health.ts";
-import { type Clients, loadKubeConfig, makeClients } from "./kube/client.ts";
+import { abortRequestsWith, type Clients, contextNamespace, loadKubeConfig, makeClients } from "./kube/client.ts";
 import { Controller } from "./kube/controller.ts";
 import { EventRecorder } from "./kube/events.ts";
 import { Informer, type ListResult, stripManagedFields } from "./kube/informer.ts";
@@ -58,6 +58,9 @@ export type OperatorHooks = {
 export async function runOperator(env: OperatorEnv = loadOperatorEnv(), hooks: OperatorHooks = {}): Promise<void> {
   const log = pino({ level: env.LOG_LEVEL, base: { component: "operator" } });
   const kc = loadKubeConfig(env.KUBECONFIG);
+  // Aborted the moment leadership is lost: every API request in flight or not yet sent fails at once.
+  const lost = new AbortController();
+  abortRequestsWith(kc, lost.signal);
   const clients = makeClients(kc);
   const crd = `${GROUP}/${VERSION}`;
   const workerSelector = "app.kubernetes.io/name=vigil-worker";
@@ -118,7 +121,7 @@ export async function runOperator(env: OperatorEnv = loadOperatorEnv(), hooks: O
 
   const elector = env.VIGIL_LEADER_ELECT
     ? new LeaderElector(clients.coordination, {
-        namespace: leaseNamespace(env),
+        namespace: leaseNamespace(env, contextNamespace(kc)),
         name: env.VIGIL_LEASE_NAME,
         identity: identity(env),
         leaseDurationMs: env.VIGIL_LEASE_DURATION_MS,
@@ -139,28 +142,36 @@ export async function runOperator(env: OperatorEnv = loadOperatorEnv(), hooks: O
 
   const stop = new AbortController();
   let exitCode = 0;
+  let running: Promise<unknown> | undefined;
   if (hooks.signal) hooks.signal.addEventListener("abort", () => stop.abort(), { once: true });
   else for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => stop.abort());
+  const stopped = new Promise<"aborted">((r) => stop.signal.addEventListener("abort", () => r("aborted")));
 
   const leaseName = env.VIGIL_LEASE_NAME;
   leaderStatus.set({ name: leaseName }, 0);
   if (elector && !(await elector.acquire(stop.signal))) return shutdown();
   leaderStatus.set({ name: leaseName }, 1);
+  // Renewals start now, not after the caches synced: a slow sync must not cost the lease.
+  const held = (elector ? elector.holdUntilLost(stop.signal) : stopped).then((how) => {
+    if (how === "lost") {
+      // Like controller-runtime: stop at once, no graceful drain, exit non-zero and let Kubernetes restart us clean.
+      exitCode = 1;
+      lost.abort(new Error("leadership lost"));
+      leaderStatus.set({ name: leaseName }, 0);
+      cameraCtl?.stop();
+      poolCtl?.stop();
+    }
+    return how;
+  });
 
   for (const inf of all) inf.start();
-  await Promise.race([
-    Promise.all(all.map((i) => i.waitForSync())),
-    new Promise((r) => stop.signal.addEventListener("abort", r)),
-  ]);
-  log.info({ watchNamespace: env.VIGIL_WATCH_NAMESPACE ?? "(all)" }, "caches synced; controllers starting");
-  hooks.onSynced?.(caches);
-  const running = Promise.all([cameraCtl.run(), poolCtl.run()]);
-
-  if (elector) {
-    const how = await elector.holdUntilLost(stop.signal);
-    // Like controller-runtime: a replica that lost its lease exits and lets Kubernetes restart it clean.
-    if (how === "lost") exitCode = 1;
-  } else await new Promise((r) => stop.signal.addEventListener("abort", r));
+  const synced = await Promise.race([Promise.all(all.map((i) => i.waitForSync())).then(() => true), held]);
+  if (synced === true && !stop.signal.aborted && !lost.signal.aborted) {
+    log.info({ watchNamespace: env.VIGIL_WATCH_NAMESPACE ?? "(all)" }, "caches synced; controllers starting");
+    hooks.onSynced?.(caches);
+    running = Promise.all([cameraCtl.run(), poolCtl.run()]);
+  }
+  await held;
   return shutdown();
 
   async function shutdown(): Promise<void> {

@@ -1,13 +1,19 @@
 // The Kubernetes clients the operator uses, built once from a KubeConfig, and error helpers.
 
 import { createHash } from "node:crypto";
+import { setMaxListeners } from "node:events";
+import { STATUS_CODES } from "node:http";
 import {
   ApiException,
+  type ConfigurationOptions,
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
   KubernetesObjectApi,
+  Observable,
+  type ObservableMiddleware,
+  type RequestContext,
 } from "@kubernetes/client-node";
 
 export type Clients = {
@@ -64,6 +70,45 @@ function shareDispatchers(kc: KubeConfig): void {
   };
 }
 
+/** The namespace the kubeconfig's current context names (in a pod: the ServiceAccount's), as kubectl would use it. */
+export const contextNamespace = (kc: KubeConfig): string | undefined =>
+  kc.getContextObject(kc.getCurrentContext())?.namespace || undefined;
+
+function abortAlsoOn(ctx: RequestContext, signal: AbortSignal): void {
+  const own = ctx.getSignal();
+  ctx.setSignal(own && own !== signal ? AbortSignal.any([own, signal]) : signal);
+}
+
+/**
+ * Per-call options that make one request abort with `signal` (client-node 2.x has no per-request timeout, and
+ * undici waits 300 s for headers): `api.readNamespacedLease({...}, withSignal(AbortSignal.timeout(ms)))`.
+ */
+export function withSignal(signal: AbortSignal): ConfigurationOptions {
+  const middleware: ObservableMiddleware = {
+    pre: (ctx) => {
+      abortAlsoOn(ctx, signal);
+      return new Observable(Promise.resolve(ctx));
+    },
+    post: (rsp) => new Observable(Promise.resolve(rsp)),
+  };
+  return { middleware: [middleware], middlewareMergeStrategy: "append" };
+}
+
+/**
+ * From now on every request of the API clients made from `kc` also aborts when `signal` does, in flight or not yet
+ * sent: a replica that lost its lease must not land a write after that (client-go cancels the context its
+ * controllers run under). Watches are not covered; their informers stop them.
+ */
+export function abortRequestsWith(kc: KubeConfig, signal: AbortSignal): void {
+  // One abort listener per request in flight (fetch removes it when the request ends: none were left after 450).
+  setMaxListeners(0, signal);
+  const apply = kc.applySecurityAuthentication.bind(kc);
+  kc.applySecurityAuthentication = async (ctx: RequestContext) => {
+    await apply(ctx);
+    abortAlsoOn(ctx, signal);
+  };
+}
+
 export function makeClients(kc: KubeConfig): Clients {
   return {
     kc,
@@ -89,6 +134,29 @@ export function apiMessage(err: unknown): string {
   }
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * An API error as one readable log line: code, reason and the apiserver's message, e.g.
+ * `404 NotFound: namespaces "vigil-system" not found`. Never client-node's dump of the body and every header.
+ */
+export function apiError(err: unknown): string {
+  const code = statusCode(err);
+  if (err instanceof ApiException) {
+    const body = (typeof err.body === "string" ? safeJson(err.body) : err.body) as
+      | { reason?: string; message?: string }
+      | undefined;
+    const reason = body?.reason || STATUS_CODES[err.code] || "";
+    return oneLine(`${err.code} ${reason}${body?.message ? `: ${body.message}` : ""}`);
+  }
+  if (!(err instanceof Error)) return oneLine(String(err));
+  // A watch that was refused: client-node's Error(statusText) with statusCode.
+  if (code !== undefined) return oneLine(`${code} ${err.message}`);
+  // Network errors: fetch's "fetch failed" says little, its cause (ECONNREFUSED, a TLS error...) says what.
+  const cause = err.cause instanceof Error ? ` (${err.cause.message})` : "";
+  return oneLine(`${err.name === "Error" ? "" : `${err.name}: `}${err.message}${cause}`);
+}
+
+const oneLine = (s: string) => s.replace(/\s*\n\s*/g, " ").slice(0, 1000);
 
 function safeJson(s: string): unknown {
   try {

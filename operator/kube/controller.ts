@@ -1,6 +1,6 @@
 // A named controller: a rate-limited workqueue of keys, N workers and controller-runtime's metrics around a reconcile.
 import type { Logger } from "pino";
-import { apiMessage } from "./client.ts";
+import { apiError } from "./client.ts";
 import {
   activeWorkers,
   maxConcurrent,
@@ -53,7 +53,7 @@ export class Controller {
       (key, err) => {
         reconcileTotal.inc({ controller, result: "error" });
         reconcileErrors.inc({ controller });
-        this.opts.log.warn({ controller, key, err: apiMessage(err) }, "reconcile failed");
+        this.opts.log.warn({ controller, key, err: apiError(err) }, "reconcile failed");
       },
     );
   }

@@ -2,6 +2,7 @@
 // and repeats of the same reason+message on the same object within 10 minutes bump a count instead of piling up.
 import { type CoreV1Api, type CoreV1Event, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { apiError } from "./client.ts";
 
 export type EventTarget = {
   apiVersion: string;
@@ -29,7 +30,7 @@ export class EventRecorder {
 
   emit(target: EventTarget, type: EventType, reason: string, message: string): void {
     void this.send(target, type, reason, message).catch((err) =>
-      this.log?.warn({ err: String(err), reason, object: target.metadata.name }, "event not recorded"),
+      this.log?.warn({ err: apiError(err), reason, object: target.metadata.name }, "event not recorded"),
     );
   }
 

@@ -4,6 +4,7 @@
 // after exponential backoff, and a periodic relist repairs anything a silent stall could have lost.
 import { type KubeConfig, type KubernetesObject, Watch } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { apiError } from "./client.ts";
 
 export type ListResult<T> = { items: T[]; metadata?: { resourceVersion?: string } };
 
@@ -194,7 +195,7 @@ export class Informer<T extends KubernetesObject> {
     if (this.stopped) return;
     this.stats.errors++;
     this.backoffMs = Math.min(this.backoffMs ? this.backoffMs * 2 : BACKOFF_MIN_MS, BACKOFF_MAX_MS);
-    this.opts.log?.warn({ path: this.opts.path, err: String(err), retryInMs: this.backoffMs }, "list/watch failed");
+    this.opts.log?.warn({ path: this.opts.path, err: apiError(err), retryInMs: this.backoffMs }, "list/watch failed");
     this.later(this.backoffMs * (0.8 + Math.random() * 0.4), () => void this.relist());
   }
 

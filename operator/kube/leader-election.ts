@@ -1,9 +1,10 @@
 // Lease-based leader election modelled on client-go's leaderelection package.
 // Takeover is judged on the local time at which we last saw the lease change (as client-go does), so clock
 // skew between replicas can never produce two leaders; with a 10 s lease that bounds takeover to ~12 s.
+// All durations are measured on the monotonic clock (performance.now()): a wall-clock step must not stretch them.
 import { type CoordinationV1Api, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { isConflict, isNotFound } from "./client.ts";
+import { apiError, isConflict, isNotFound, withSignal } from "./client.ts";
 
 export type LeaderElectionOptions = {
   namespace: string;
@@ -33,6 +34,8 @@ export class LeaderElector {
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
   private observed: { holder?: string; renewTime?: string; at: number } = { at: 0 };
+  /** When the attempt that last acquired or renewed the lease started: the renew deadline counts from there. */
+  private renewedAt = 0;
   private leading = false;
 
   private readonly api: CoordinationV1Api;
@@ -48,6 +51,11 @@ export class LeaderElector {
       throw new Error("renewDeadline must be shorter than leaseDuration");
   }
 
+  /** namespace/name, for logs: where the Lease is matters when it cannot be written. */
+  private get lease(): string {
+    return `${this.opts.namespace}/${this.opts.name}`;
+  }
+
   isLeader(): boolean {
     return this.leading;
   }
@@ -55,13 +63,15 @@ export class LeaderElector {
   /** Blocks until this replica leads (or signal aborts). Returns false if aborted first. */
   async acquire(signal: AbortSignal): Promise<boolean> {
     while (!signal.aborted) {
-      const wait = await this.tryAcquireOrRenew().catch((err) => {
-        this.opts.log?.warn({ err: String(err) }, "lease acquire failed");
+      // Bounded like a renewal: a try never waits out undici's 300 s header timeout on a dead connection.
+      const attempt = AbortSignal.any([signal, AbortSignal.timeout(this.renewDeadlineMs)]);
+      const wait = await this.tryAcquireOrRenew(attempt).catch((err) => {
+        if (!signal.aborted) this.opts.log?.warn({ lease: this.lease, err: apiError(err) }, "lease acquire failed");
         return this.retryPeriodMs;
       });
       if (wait === 0) {
         this.leading = true;
-        this.opts.log?.info({ lease: this.opts.name, identity: this.opts.identity }, "became leader");
+        this.opts.log?.info({ lease: this.lease, identity: this.opts.identity }, "became leader");
         return true;
       }
       await sleep(wait, signal);
@@ -69,42 +79,63 @@ export class LeaderElector {
     return false;
   }
 
-  /** Renews until renewals fail for renewDeadline or signal aborts; resolves when leadership ends. */
+  /**
+   * Renews every retryPeriod; resolves "lost" the moment renewDeadline has passed since the last successful renewal
+   * began, or "aborted" with signal. As client-go's renew loop runs each try under a context with the renew deadline,
+   * every try here is aborted at that deadline: a try that hangs (a half-open connection: undici waits 300 s for
+   * headers) must not keep us leading past it, while a standby takes over once the lease has run out.
+   */
   async holdUntilLost(signal: AbortSignal): Promise<"lost" | "aborted"> {
-    let lastRenew = Date.now();
     while (!signal.aborted) {
-      await sleep(this.retryPeriodMs, signal);
+      // After a renewal, the next one a retry period later; after a failure too, unless the deadline comes first.
+      const deadline = this.renewedAt + this.renewDeadlineMs;
+      await sleep(Math.min(this.retryPeriodMs, deadline - performance.now()), signal);
       if (signal.aborted) break;
-      const ok = await this.tryAcquireOrRenew()
-        .then((w) => w === 0)
-        .catch(() => false);
-      if (ok) lastRenew = Date.now();
-      else if (Date.now() - lastRenew > this.renewDeadlineMs) {
-        this.leading = false;
-        this.opts.log?.error({ lease: this.opts.name }, "leadership lost: lease not renewed within renewDeadline");
-        return "lost";
-      }
+      const left = deadline - performance.now();
+      if (left <= 0) return this.lose();
+      const ok = await this.tryAcquireOrRenew(AbortSignal.any([signal, AbortSignal.timeout(Math.ceil(left))])).then(
+        (wait) => wait === 0,
+        (err) => {
+          if (!signal.aborted) this.opts.log?.warn({ lease: this.lease, err: apiError(err) }, "lease renew failed");
+          return false;
+        },
+      );
+      if (!ok && !signal.aborted && performance.now() >= deadline) return this.lose();
     }
     return "aborted";
+  }
+
+  private lose(): "lost" {
+    this.leading = false;
+    this.opts.log?.error(
+      { lease: this.lease, renewDeadlineMs: this.renewDeadlineMs },
+      "leadership lost: lease not renewed within renewDeadline",
+    );
+    return "lost";
   }
 
   /** Hands the lease back so another replica takes over at once (client-go's ReleaseOnCancel). */
   async release(): Promise<void> {
     if (!this.leading) return;
     this.leading = false;
+    // Bounded like a renewal: shutting down must not hang on a dead connection (the lease then just runs out).
+    const options = withSignal(AbortSignal.timeout(this.renewDeadlineMs));
     try {
-      const lease = await this.api.readNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace });
+      const { name, namespace } = this.opts;
+      const lease = await this.api.readNamespacedLease({ name, namespace }, options);
       if (lease.spec?.holderIdentity !== this.opts.identity) return;
       lease.spec = { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: new V1MicroTime() };
-      await this.api.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body: lease });
+      await this.api.replaceNamespacedLease({ name, namespace, body: lease }, options);
     } catch (err) {
-      this.opts.log?.warn({ err: String(err) }, "lease release failed");
+      this.opts.log?.warn({ lease: this.lease, err: apiError(err) }, "lease release failed");
     }
   }
 
-  /** 0 when we hold the lease now; otherwise how long to wait before the next try. */
-  private async tryAcquireOrRenew(): Promise<number> {
+  /** 0 when we hold the lease now; otherwise how long to wait before the next try. Every request aborts with signal. */
+  private async tryAcquireOrRenew(signal: AbortSignal): Promise<number> {
     const { name, namespace, identity } = this.opts;
+    const startedAt = performance.now();
+    const options = withSignal(signal);
     const now = new V1MicroTime();
     const spec = {
       holderIdentity: identity,
@@ -113,23 +144,26 @@ export class LeaderElector {
     };
     let lease: V1Lease;
     try {
-      lease = await this.api.readNamespacedLease({ name, namespace });
+      lease = await this.api.readNamespacedLease({ name, namespace }, options);
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await this.api.createNamespacedLease({
-        namespace,
-        body: { metadata: { name, namespace }, spec: { ...spec, acquireTime: now, leaseTransitions: 0 } },
-      });
-      this.observe(identity, now);
+      await this.api.createNamespacedLease(
+        {
+          namespace,
+          body: { metadata: { name, namespace }, spec: { ...spec, acquireTime: now, leaseTransitions: 0 } },
+        },
+        options,
+      );
+      this.observe(identity, now, startedAt);
       return 0;
     }
     const holder = lease.spec?.holderIdentity;
     const renew = lease.spec?.renewTime ? new Date(lease.spec.renewTime).toISOString() : undefined;
     if (holder !== this.observed.holder || renew !== this.observed.renewTime) {
-      this.observed = { holder, renewTime: renew, at: Date.now() };
+      this.observed = { holder, renewTime: renew, at: performance.now() };
     }
     const durationMs = (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
-    const expiresIn = this.observed.at + durationMs - Date.now();
+    const expiresIn = this.observed.at + durationMs - performance.now();
     if (holder && holder !== identity && expiresIn > 0) return Math.min(this.retryPeriodMs, expiresIn + 1);
     const takingOver = holder !== identity;
     lease.spec = {
@@ -138,16 +172,17 @@ export class LeaderElector {
       ...(takingOver ? { acquireTime: now, leaseTransitions: (lease.spec?.leaseTransitions ?? 0) + 1 } : {}),
     };
     try {
-      await this.api.replaceNamespacedLease({ name, namespace, body: lease });
+      await this.api.replaceNamespacedLease({ name, namespace, body: lease }, options);
     } catch (err) {
       if (isConflict(err)) return this.retryPeriodMs; // someone else wrote first
       throw err;
     }
-    this.observe(identity, now);
+    this.observe(identity, now, startedAt);
     return 0;
   }
 
-  private observe(holder: string, renew: Date): void {
-    this.observed = { holder, renewTime: renew.toISOString(), at: Date.now() };
+  private observe(holder: string, renew: Date, startedAt: number): void {
+    this.observed = { holder, renewTime: renew.toISOString(), at: performance.now() };
+    this.renewedAt = startedAt;
   }
 }

@@ -17,7 +17,7 @@ import {
   getCr,
   mergePatchCr,
   poolManifest,
-  readyPod,
+  readyWorkerPod,
   serviceAccountKubeconfig,
 } from "../setup/kube.ts";
 import {
@@ -106,7 +106,7 @@ beforeAll(async () => {
   const pool = (await createCr(c, "detectorpools", ns, poolManifest("p"))) as DetectorPool;
   for (const [i, pod] of PODS.entries()) {
     for (const o of workerIdentity(pool, pod, ["door-creds"])) await serverSideApply(c.objects, o);
-    const bound = await readyPod(c, ns, "p", pod, { serviceAccountName: "vigil-worker" });
+    const bound = await readyWorkerPod(c, ns, "p", pod, { serviceAccountName: "vigil-worker" });
     const kubeconfig = await serviceAccountKubeconfig(
       c,
       ns,

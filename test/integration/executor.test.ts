@@ -4,7 +4,15 @@ import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { operatorEnv } from "../../operator/config.ts";
 import { createKubernetesExecutor } from "../../operator/executor.ts";
 import type { Clients } from "../../operator/kube/client.ts";
-import { admin, cameraManifest, createCr, freshNamespace, poolManifest, readyPod, waitFor } from "../setup/kube.ts";
+import {
+  admin,
+  cameraManifest,
+  createCr,
+  freshNamespace,
+  poolManifest,
+  readyWorkerPod,
+  waitFor,
+} from "../setup/kube.ts";
 
 let c: Clients;
 let ns: string;
@@ -39,7 +47,7 @@ it("places cameras on pool workers and reports them as WorkerInfo", { timeout: 3
   expect(workers.map((w) => w.name).sort()).toEqual(["p-worker-0", "p-worker-1"]);
   expect(workers.every((w) => w.pool === "p" && w.state === "starting" && w.restarts === 0)).toBe(true);
   // What the kubelet reports on the pod is what the executor says: Ready, after three restarts.
-  await readyPod(c, ns, "p", "p-worker-0", { restartCount: 3 });
+  await readyWorkerPod(c, ns, "p", "p-worker-0", { restartCount: 3 });
   const w0 = await waitFor("p-worker-0 running", async () => {
     const w = executor.workers().find((x) => x.name === "p-worker-0");
     return w?.state === "running" && w;

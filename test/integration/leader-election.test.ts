@@ -19,6 +19,7 @@ import {
 type Obj = Record<string, any>;
 let c: Clients;
 let ns: string;
+let kubeconfig: string;
 const ops: Record<string, OperatorProc> = {};
 
 const holder = async () =>
@@ -32,12 +33,33 @@ const camera = (name: string) => cameraManifest(name, "p");
 beforeAll(async () => {
   c = admin();
   ns = await freshNamespace(c, "le");
-  const kubeconfig = await operatorKubeconfig(c, ns);
+  kubeconfig = await operatorKubeconfig(c, ns);
   for (const id of ["op-a", "op-b"]) ops[id] = startOperator(kubeconfig, ns, { POD_NAME: id });
   await Promise.all(Object.values(ops).map((o) => o.port));
 });
 afterAll(async () => {
   await Promise.all(Object.values(ops).map((o) => o.stop("SIGKILL")));
+});
+
+it("a standby stopped with SIGTERM exits 0 and prints no error", async () => {
+  const leader = await waitFor("a lease holder", async () => (await holder()) || undefined);
+  const standby = startOperator(kubeconfig, ns, { POD_NAME: "op-standby" });
+  await standby.port;
+  // Up and waiting for the lease, not leading.
+  expect(metricValue(await standby.metrics(), "leader_election_master_status")).toBe(0);
+  expect(await holder()).toBe(leader);
+  const code = await standby.stop("SIGTERM");
+  expect(code).toBe(0);
+  // Every line is one of its JSON log records, none at warn or above: no stack trace, no error.
+  const records = standby.logs.map((l) => {
+    try {
+      return JSON.parse(l) as { level: number; msg: string };
+    } catch {
+      return { level: 100, msg: l };
+    }
+  });
+  expect(records.filter((r) => r.level >= 40)).toEqual([]);
+  expect(records.at(-1)?.msg).toBe("operator stopped");
 });
 
 it("exactly one replica reconciles; the other takes over within 15 s of the leader's death", async () => {

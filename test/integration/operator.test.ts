@@ -13,7 +13,7 @@ import {
   metricValue,
   type OperatorProc,
   operatorKubeconfig,
-  readyPod,
+  readyWorkerPod,
   resolveEnv,
   startOperator,
   waitFor,
@@ -278,8 +278,8 @@ describe("operator", () => {
       },
       setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
     );
-    await readyPod(c, ns, POOL, `${POOL}-worker-0`);
-    await readyPod(c, ns, POOL, `${POOL}-worker-1`);
+    await readyWorkerPod(c, ns, POOL, `${POOL}-worker-0`);
+    await readyWorkerPod(c, ns, POOL, `${POOL}-worker-1`);
     await waitFor("workers Ready", async () => {
       const p = await getCr<Obj>(c, "detectorpools", ns, POOL);
       return p.status?.readyWorkers === 2 && p.status.replicas === 3;
@@ -302,11 +302,13 @@ describe("operator", () => {
     });
     expect(after).toHaveLength(2);
     expect(Date.now() - killedAt).toBeGreaterThanOrEqual(2000); // not before the grace period
-    const pool = await getCr<Obj>(c, "detectorpools", ns, POOL);
-    expect(pool.status.workers.find((w: Obj) => w.name === `${POOL}-worker-0`)).toMatchObject({
-      phase: "Lost",
-      cameras: 0,
+    // The pool's status is written after the cameras' labels in the same reconcile, so it can trail them a little.
+    const lost = await waitFor("the pool reports worker-0 Lost", async () => {
+      const pool = await getCr<Obj>(c, "detectorpools", ns, POOL);
+      const w = pool.status.workers.find((x: Obj) => x.name === `${POOL}-worker-0`);
+      return w?.phase === "Lost" && w;
     });
+    expect(lost).toMatchObject({ phase: "Lost", cameras: 0 });
     await waitFor("WorkerLost event", async () =>
       (await c.core.listNamespacedEvent({ namespace: ns })).items.some(
         (e) => e.reason === "WorkerLost" && e.involvedObject.name === POOL,

@@ -15,7 +15,7 @@ import {
   getCr,
   type OperatorProc,
   operatorKubeconfig,
-  readyPod,
+  readyWorkerPod,
   serviceAccountKubeconfig,
   startOperator,
 } from "../setup/kube.ts";
@@ -67,7 +67,7 @@ beforeAll(async () => {
   await waitFor("camera assigned", async () => (await cam()).metadata.labels?.["vigil.dev/worker"] === "p-worker-0");
   // The pod this worker plays (no kubelet here): the process below runs as its ServiceAccount, with a token bound
   // to the pod as the kubelet's projected token is.
-  const pod = await readyPod(c, ns, "p", "p-worker-0", { serviceAccountName: "vigil-worker" });
+  const pod = await readyWorkerPod(c, ns, "p", "p-worker-0", { serviceAccountName: "vigil-worker" });
   workerKubeconfig = await serviceAccountKubeconfig(
     c,
     ns,

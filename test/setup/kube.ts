@@ -1,5 +1,4 @@
 // Integration-test access to the run's control plane (started by the globalSetup in cluster.ts).
-import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { inject } from "vitest";
 import { type Clients, loadKubeConfig, makeClients } from "../../operator/kube/client.ts";
 
@@ -34,40 +33,4 @@ export function resolveEnv(
     if (v !== undefined) out[e.name] = v;
   }
   return out;
-}
-
-/**
- * A worker pod of a pool, reported Ready the way a kubelet would (no kubelet here), through the status subresource,
- * with the worker container's restartCount.
- */
-export async function readyPod(
-  c: Clients,
-  namespace: string,
-  pool: string,
-  name: string,
-  { restartCount = 0, serviceAccountName }: { restartCount?: number; serviceAccountName?: string } = {},
-) {
-  const pod = await c.core.createNamespacedPod({
-    namespace,
-    body: {
-      metadata: { name, labels: { "app.kubernetes.io/name": "vigil-worker", "vigil.dev/pool": pool } },
-      spec: { ...(serviceAccountName ? { serviceAccountName } : {}), containers: [{ name: "worker", image: "vigil" }] },
-    },
-  });
-  await c.core.patchNamespacedPodStatus(
-    {
-      name,
-      namespace,
-      body: {
-        status: {
-          conditions: [{ type: "Ready", status: "True", lastTransitionTime: new Date() }],
-          containerStatuses: [
-            { name: "worker", image: "vigil", imageID: "", ready: true, restartCount, started: true },
-          ],
-        },
-      },
-    },
-    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-  );
-  return { name, uid: pod.metadata?.uid ?? "" };
 }

@@ -122,8 +122,8 @@ export async function serviceAccountKubeconfig(
   return file;
 }
 
-export const operatorKubeconfig = (c: Clients, namespace: string) =>
-  serviceAccountKubeconfig(c, namespace, "vigil-operator", {
+export const operatorKubeconfig = (c: Clients, namespace: string, sa = "vigil-operator") =>
+  serviceAccountKubeconfig(c, namespace, sa, {
     cluster: "operator-cluster-rules.yaml",
     namespace: "operator-namespace-rules.yaml",
   });
@@ -201,6 +201,42 @@ export function metricValue(text: string, name: string, labels = ""): number {
     sum += Number(line.slice(line.lastIndexOf(" ") + 1));
   }
   return sum;
+}
+
+/**
+ * A worker pod of a pool, reported Ready the way a kubelet would (no kubelet here), through the status subresource,
+ * with the worker container's restartCount.
+ */
+export async function readyWorkerPod(
+  c: Clients,
+  namespace: string,
+  pool: string,
+  name: string,
+  { restartCount = 0, serviceAccountName }: { restartCount?: number; serviceAccountName?: string } = {},
+) {
+  const pod = await c.core.createNamespacedPod({
+    namespace,
+    body: {
+      metadata: { name, labels: { "app.kubernetes.io/name": "vigil-worker", "vigil.dev/pool": pool } },
+      spec: { ...(serviceAccountName ? { serviceAccountName } : {}), containers: [{ name: "worker", image: "vigil" }] },
+    },
+  });
+  await c.core.patchNamespacedPodStatus(
+    {
+      name,
+      namespace,
+      body: {
+        status: {
+          conditions: [{ type: "Ready", status: "True", lastTransitionTime: new Date() }],
+          containerStatuses: [
+            { name: "worker", image: "vigil", imageID: "", ready: true, restartCount, started: true },
+          ],
+        },
+      },
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+  return { name, uid: pod.metadata?.uid ?? "" };
 }
 
 export const crPath = (plural: string, namespace: string, name = "") =>
