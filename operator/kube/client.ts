@@ -65,7 +65,7 @@ function shareDispatchers(kc: KubeConfig): void {
       opts.rejectUnauthorized,
       opts.servername,
     ].join("|");
-    if (!cache.has(key)) cache.set(key, create(cluster, opts));
+    if (!cache.has(key)) cache.set(key, http1Only(create(cluster, opts)));
     return cache.get(key);
   };
 }
@@ -107,6 +107,22 @@ export function abortRequestsWith(kc: KubeConfig, signal: AbortSignal): void {
     await apply(ctx);
     abortAlsoOn(ctx, signal);
   };
+}
+
+type Dispatch = (opts: Record<string, unknown>, handler: unknown) => boolean;
+type Composable = { compose: (interceptor: (dispatch: Dispatch) => Dispatch) => unknown };
+
+/**
+ * HTTP/1.1 only. undici 8 speaks HTTP/2 to the apiserver, which puts every request on one connection; when that
+ * connection goes silent (a half-open TCP connection, a NAT entry gone), every request after it hangs on it until
+ * undici's 300 s header timeout, because undici sends no HTTP/2 pings (client-go pings after 30 s idle). Measured
+ * through a stalling proxy: lists bounded at 5 s all timed out, and 30 s watch restarts got no data for 90 s. Over
+ * HTTP/1.1 a stalled connection holds only its own request, and the informer's watchdog replaces it.
+ */
+function http1Only(dispatcher: unknown): unknown {
+  const d = dispatcher as Partial<Composable> | undefined;
+  if (typeof d?.compose !== "function") return dispatcher;
+  return d.compose((dispatch) => (opts, handler) => dispatch({ ...opts, allowH2: false }, handler));
 }
 
 export function makeClients(kc: KubeConfig): Clients {

@@ -1,11 +1,11 @@
 // The informer's guards against real failures: a watch that stalls silently (half-open connection) and an
 // apiserver that refuses connections for a while. A TCP proxy in front of the real apiserver plays the network.
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { type Clients, makeClients } from "../../operator/kube/client.ts";
+import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { type Clients, loadKubeConfig, makeClients } from "../../operator/kube/client.ts";
 import { Informer } from "../../operator/kube/informer.ts";
 import { admin, freshNamespace, waitFor } from "../setup/kube.ts";
-import { kubeConfigVia, startTcpProxy, type TcpProxy } from "../setup/proxy.ts";
+import { kubeconfigFileVia, startTcpProxy, type TcpProxy } from "../setup/proxy.ts";
 
 let proxy: TcpProxy;
 let c: Clients;
@@ -16,7 +16,9 @@ beforeAll(async () => {
   c = admin();
   ns = await freshNamespace(c, "inf");
   proxy = await startTcpProxy(new URL(c.kc.getCurrentCluster()?.server ?? ""));
-  const kc = kubeConfigVia(c.kc, proxy.port);
+  // Loaded as the operator loads its kubeconfig (loadKubeConfig: one shared dispatcher per cluster), so the stalled
+  // connection is one the informer's next requests could be queued behind.
+  const kc = loadKubeConfig(kubeconfigFileVia(inject("kubeconfig"), proxy.port));
   const viaProxy = makeClients(kc);
   informer = new Informer<KubernetesObject>(kc, {
     path: `/api/v1/namespaces/${ns}/configmaps`,
