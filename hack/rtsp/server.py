@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """A real RTSP server for tests (GStreamer's gst-rtsp-server from Debian): serves a video file as H.264
-in real time at rtsp://127.0.0.1:PORT/PATH, optionally behind basic auth. Prints "ready" once listening.
+in real time at rtsp://127.0.0.1:PORT/PATH, optionally behind basic auth. Prints "ready PORT" once listening;
+PORT 0 lets the OS choose (the printed port is the one bound).
 Usage: server.py PORT PATH VIDEO [USER:PASSWORD]"""
 import sys
 
@@ -36,5 +37,5 @@ if len(sys.argv) > 4:
 server.get_mount_points().add_factory(path, factory)
 if server.attach(None) == 0:
     sys.exit(f"could not listen on 127.0.0.1:{port}")
-print("ready", flush=True)
+print(f"ready {server.get_bound_port()}", flush=True)
 GLib.MainLoop().run()

@@ -48,8 +48,7 @@ function kubeconfigFor(namespace: string): string {
 
 /** `npx vigil operator` as a developer runs it; only the health port (and, on this shared control plane, the
  * namespace it watches) are set. Nothing names the lease namespace unless `env` does. */
-async function npxOperator(env: Record<string, string> = {}) {
-  const port = await freePort();
+function npxOperator(env: Record<string, string> = {}) {
   const { VIGIL_NAMESPACE: _n, POD_NAMESPACE: _p, POD_NAME: _m, ...inherited } = process.env;
   const child = spawn("npx", ["vigil", "operator"], {
     cwd: ROOT,
@@ -57,7 +56,7 @@ async function npxOperator(env: Record<string, string> = {}) {
       ...inherited,
       KUBECONFIG: kubeconfig,
       VIGIL_WATCH_NAMESPACE: ns,
-      VIGIL_HEALTH_PORT: String(port),
+      VIGIL_HEALTH_PORT: "0", // the OS's choice
       VIGIL_HEALTH_HOST: "127.0.0.1",
       ...env,
     },

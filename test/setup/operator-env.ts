@@ -136,7 +136,12 @@ export type OperatorProc = {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 };
 
-/** A free loopback port (bind 0, read, release). */
+/**
+ * A loopback port nothing listens on right now (bind 0, read, release): for a client that must find no server
+ * there, and for servers that cannot be asked to bind port 0 themselves: redis-server (which then retries if it
+ * was taken meanwhile), and a Node inspector that SIGUSR1 opens later at a port the test must know beforehand.
+ * Servers that can bind 0 do, and say which port they got.
+ */
 export async function freePort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
@@ -151,41 +156,36 @@ export async function freePort(): Promise<number> {
  */
 export function startOperator(kubeconfig: string, namespace: string, env: Record<string, string> = {}): OperatorProc {
   const logs: string[] = [];
-  const port = freePort();
-  const proc = port.then((p) =>
-    spawn(process.execPath, [VIGIL_JS, "operator"], {
-      env: {
-        ...process.env,
-        KUBECONFIG: kubeconfig,
-        VIGIL_WATCH_NAMESPACE: namespace,
-        VIGIL_NAMESPACE: namespace,
-        VIGIL_HEALTH_PORT: String(p),
-        VIGIL_HEALTH_HOST: "127.0.0.1",
-        VIGIL_WORKER_GRACE_MS: "2000",
-        LOG_LEVEL: "info",
-        ...env,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    }),
-  );
-  const exited = proc.then((child) => {
-    const onData = (buf: Buffer) => logs.push(...buf.toString().split("\n").filter(Boolean));
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    return new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  const child = spawn(process.execPath, [VIGIL_JS, "operator"], {
+    env: {
+      ...process.env,
+      KUBECONFIG: kubeconfig,
+      VIGIL_WATCH_NAMESPACE: namespace,
+      VIGIL_NAMESPACE: namespace,
+      VIGIL_HEALTH_PORT: "0", // the OS's choice, read back from the "health server listening" line
+      VIGIL_HEALTH_HOST: "127.0.0.1",
+      VIGIL_WORKER_GRACE_MS: "2000",
+      LOG_LEVEL: "info",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
   });
+  const onData = (buf: Buffer) => logs.push(...buf.toString().split("\n").filter(Boolean));
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   // Ready to use once the health server answers.
-  const listening = port.then(async (p) => {
+  const listening = listeningPort(child, () => logs.join("\n"), "health server listening").then(async (p) => {
     await waitFor("operator health server", async () => (await fetch(`http://127.0.0.1:${p}/healthz`)).ok, 30_000, 50);
     return p;
   });
+  listening.catch(() => undefined); // a test that expects the process to fail need not await it
   return {
-    proc,
+    proc: Promise.resolve(child),
     port: listening,
     logs,
     metrics: async () => (await fetch(`http://127.0.0.1:${await listening}/metrics`)).text(),
     stop: async (signal = "SIGTERM") => {
-      const child = await proc;
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
@@ -304,4 +304,37 @@ export async function mergePatchCr(
     { group: GROUP, version: VERSION, namespace, plural, name, body },
     setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
   );
+}
+
+/**
+ * The port a child process, started on port 0, says it listens on: from its pino line `msg` (`"port":N`; `key`
+ * names another field, e.g. the gateway's healthPort). `text` is its output so far. Rejects if it exits first.
+ */
+export function listeningPort(proc: ChildProcess, text: () => string, msg: string, key = "port"): Promise<number> {
+  const find = () => {
+    for (const line of text().split("\n")) {
+      if (!line.includes(`"msg":"${msg}"`)) continue;
+      const m = new RegExp(`"${key}":(\\d+)`).exec(line);
+      if (m) return Number(m[1]);
+    }
+    return undefined;
+  };
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      clearInterval(timer);
+      proc.off("exit", onExit);
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`exited (${code}) before "${msg}": ${text().slice(-1500)}`));
+    };
+    // Polled: the caller's own data listeners fill `text`, in whatever order they run.
+    const timer = setInterval(() => {
+      const port = find();
+      if (port === undefined) return;
+      cleanup();
+      resolve(port);
+    }, 20);
+    proc.once("exit", onExit);
+  });
 }

@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, ROOT, waitFor } from "./operator-env.ts";
+import { freePort, listeningPort, ROOT, waitFor } from "./operator-env.ts";
 
 export type Service = {
   proc: ChildProcess;
@@ -11,6 +11,10 @@ export type Service = {
   stop: (signal?: NodeJS.Signals) => Promise<void>;
 };
 
+/**
+ * Runs a server until its output matches `ready`; the port is the one given, or the one the server printed (the
+ * first group of `ready`) when the OS chose it.
+ */
 function run(cmd: string, args: string[], port: number, ready: RegExp): Promise<Service> {
   const proc = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
   const output: string[] = [];
@@ -18,7 +22,10 @@ function run(cmd: string, args: string[], port: number, ready: RegExp): Promise<
   return new Promise((resolve, reject) => {
     const onData = (b: Buffer) => {
       output.push(b.toString());
-      if (ready.test(output.join(""))) resolve(service);
+      const m = ready.exec(output.join(""));
+      if (!m) return;
+      service.port = port || Number(m[1]);
+      resolve(service);
     };
     const service: Service = {
       proc,
@@ -37,14 +44,25 @@ function run(cmd: string, args: string[], port: number, ready: RegExp): Promise<
   });
 }
 
+/**
+ * Redis cannot be asked to choose its port (port 0 turns TCP off), so a port that was free a moment ago may be
+ * taken when it binds: then it tries another. Given a port (a restart in an outage test), it retries that one.
+ */
 export async function startRedis(port?: number): Promise<Service> {
-  const p = port ?? (await freePort());
-  return run(
-    "redis-server",
-    ["--port", String(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    p,
-    /Ready to accept connections/,
-  );
+  for (let attempt = 0; ; attempt++) {
+    const p = port ?? (await freePort());
+    try {
+      return await run(
+        "redis-server",
+        ["--port", String(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        p,
+        /Ready to accept connections/,
+      );
+    } catch (err) {
+      if (!/Address already in use/.test(String(err)) || attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
 
 /** Serves a video file at rtsp://127.0.0.1:PORT/PATH in real time, optionally behind basic auth. */
@@ -52,15 +70,15 @@ export async function startRtsp(
   video: string,
   opts: { port?: number; path?: string; auth?: string } = {},
 ): Promise<Service> {
-  const p = opts.port ?? (await freePort());
+  // Port 0: the server binds one the OS gives and prints it; a restart passes the port it had.
   const args = [
     join(ROOT, "hack", "rtsp", "server.py"),
-    String(p),
+    String(opts.port ?? 0),
     opts.path ?? "/cam1",
     video,
     ...(opts.auth ? [opts.auth] : []),
   ];
-  return run("/usr/bin/python3", args, p, /ready/);
+  return run("/usr/bin/python3", args, opts.port ?? 0, /ready (\d+)/);
 }
 
 export const FIXTURES = join(ROOT, ".cache", "fixtures");
@@ -76,19 +94,24 @@ export async function startWorker(
   env: Record<string, string> = {},
   logs: string[] = [],
 ): Promise<WorkerProc> {
-  const port = await freePort();
   const proc = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "worker", ...args], {
     env: {
       ...process.env,
       REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      VIGIL_WORKER_PORT: String(port),
+      VIGIL_WORKER_PORT: "0", // the OS's choice, read back from the "worker listening" line
       VIGIL_WORKER_HOST: "127.0.0.1",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  for (const s of [proc.stdout, proc.stderr]) s?.on("data", (b: Buffer) => logs.push(b.toString()));
-  return { proc, port, logs };
+  // Its own output apart: callers may share `logs` between processes.
+  let own = "";
+  for (const s of [proc.stdout, proc.stderr])
+    s?.on("data", (b: Buffer) => {
+      logs.push(b.toString());
+      own += b.toString();
+    });
+  return { proc, port: await listeningPort(proc, () => own, "worker listening"), logs };
 }
 
 export type GatewayProc = { proc: ChildProcess; port: number; base: string; logs: string[] };
@@ -103,12 +126,11 @@ export async function startGateway(
   env: Record<string, string>,
   logs: string[] = [],
 ): Promise<GatewayProc> {
-  const port = await freePort();
   const proc = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "gateway", ...args], {
     env: {
       ...process.env,
       REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      VIGIL_PORT: String(port),
+      VIGIL_PORT: "0", // the OS's choice, read back from the "gateway listening" line
       VIGIL_HOST: "127.0.0.1",
       // Several gateways may run at once: the health port (default 8081) is the OS's choice, logged as healthPort.
       VIGIL_GATEWAY_HEALTH_PORT: "0",
@@ -117,7 +139,13 @@ export async function startGateway(
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  for (const s of [proc.stdout, proc.stderr]) s?.on("data", (b: Buffer) => logs.push(b.toString()));
+  let own = "";
+  for (const s of [proc.stdout, proc.stderr])
+    s?.on("data", (b: Buffer) => {
+      logs.push(b.toString());
+      own += b.toString();
+    });
+  const port = await listeningPort(proc, () => own, "gateway listening");
   return { proc, port, base: `http://127.0.0.1:${port}`, logs };
 }
 
