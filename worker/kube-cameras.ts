@@ -101,7 +101,8 @@ export function watchAssignedCameras(
     // A newer state of this camera (an update, a move away, a delete) arrived while the Secret was read: it runs
     // next, and this one must not start a stream it would then have to stop, or never would.
     if (superseded()) return;
-    const fingerprint = `${obj.metadata?.generation}/${secretVersion}`;
+    // The uid too: a camera deleted and created again during a watch gap comes back as an update, at generation 1.
+    const fingerprint = `${obj.metadata?.uid}/${obj.metadata?.generation}/${secretVersion}`;
     if (running.get(name) === fingerprint) return;
     running.set(name, fingerprint);
     sink.add({ id: cameraId(namespace, name), spec, ...(credentials ? { credentials } : {}) });

@@ -3,7 +3,7 @@
 import { parseArgs } from "node:util";
 import pino from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
-import { parseWorkerEnv } from "../operator/api/worker-env.ts";
+import { MODEL_CREDENTIAL_ENV, parseWorkerEnv } from "../operator/api/worker-env.ts";
 import { startHealthServer } from "../operator/health.ts";
 import { loadKubeConfig } from "../operator/kube/client.ts";
 import { resolveModelUri } from "./infer/model-source.ts";
@@ -47,6 +47,8 @@ export async function runWorker(argv: string[]): Promise<void> {
       password: env.VIGIL_MODEL_PASSWORD,
     },
   });
+  // Used once: out of the environment, which every ffmpeg this process starts would inherit.
+  for (const k of Object.values(MODEL_CREDENTIAL_ENV)) delete process.env[k];
   const detector = await loadThreadedDetector(modelPath, {
     providers: env.VIGIL_EXECUTION_PROVIDERS.split(",") as Provider[],
     threads: env.VIGIL_THREADS,

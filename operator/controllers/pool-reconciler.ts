@@ -41,6 +41,8 @@ type Camera = KubernetesObject & {
   spec?: { poolRef?: { name?: string }; paused?: boolean; source?: { credentialsSecretRef?: { name?: string } } };
 };
 
+class IdentityConflict extends Error {}
+
 const IDENTITY_KINDS = [
   ["v1", "ServiceAccount"],
   ["rbac.authorization.k8s.io/v1", "Role"],
@@ -62,27 +64,62 @@ export function createPoolReconciler(ctx: Context) {
   // watches them, and a quiet cluster must see no writes.
   const identities = new Map<string, Map<string, string>>();
 
+  /** This pool's own object: a per-worker identity of the same name made by anyone else is never taken over. */
+  const ownedBy = (o: KubernetesObject | undefined, uid: string | undefined) =>
+    Boolean(uid) && (o?.metadata?.ownerReferences ?? []).some((r) => r.uid === uid);
+
+  const readObject = (apiVersion: string, kind: string, name: string, namespace: string) =>
+    clients.objects.read({ apiVersion, kind, metadata: { name, namespace } }).catch((err) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    });
+
   async function applyIdentity(
     poolKey: string,
-    obj: KubernetesObject & { metadata: { annotations?: Record<string, string> } },
+    poolUid: string | undefined,
+    obj: KubernetesObject & { metadata: { name: string; namespace?: string; annotations?: Record<string, string> } },
   ) {
     const applied = identities.get(poolKey) ?? new Map<string, string>();
     identities.set(poolKey, applied);
     const id = `${obj.kind}/${obj.metadata.name}`;
     const hash = obj.metadata.annotations?.[ANNOTATION_SPEC_HASH] ?? "";
     if (applied.get(id) === hash) return;
+    if (!applied.has(id)) {
+      // First write since this operator started: the name must be free or ours. A ServiceAccount of that name
+      // made by someone else could hold any permission, and the worker pod of that name may request its token.
+      const current = await readObject(
+        obj.apiVersion ?? "",
+        obj.kind ?? "",
+        obj.metadata.name,
+        obj.metadata.namespace ?? "",
+      );
+      if (current && !ownedBy(current, poolUid))
+        throw new IdentityConflict(`${obj.kind} ${obj.metadata.name} exists and does not belong to this DetectorPool`);
+    }
     await serverSideApply(clients.objects, obj);
     applied.set(id, hash);
   }
 
-  /** Removes the identities of workers that no longer exist (scaled down, or the pool deleted). */
-  async function deleteIdentities(poolKey: string, namespace: string, keep: Set<string>, known: string[]) {
+  /** Removes this pool's identities of workers that no longer exist (scaled down, refused, or the pool deleted). */
+  async function deleteIdentities(
+    poolKey: string,
+    namespace: string,
+    poolUid: string | undefined,
+    keep: Set<string>,
+    known: string[],
+  ) {
     const applied = identities.get(poolKey);
     const names = new Set([...known, ...[...(applied?.keys() ?? [])].map((id) => id.slice(id.indexOf("/") + 1))]);
     for (const name of names) {
       if (keep.has(name)) continue;
       for (const [apiVersion, kind] of IDENTITY_KINDS) {
-        await clients.objects.delete({ apiVersion, kind, metadata: { name, namespace } }).catch(ignoreNotFound);
+        const current = await readObject(apiVersion, kind, name, namespace);
+        if (current && ownedBy(current, poolUid))
+          await clients.objects
+            .delete(current, undefined, undefined, undefined, undefined, undefined, {
+              preconditions: { uid: current.metadata?.uid },
+            })
+            .catch(ignoreNotFound);
         applied?.delete(`${kind}/${name}`);
       }
     }
@@ -162,7 +199,7 @@ export function createPoolReconciler(ctx: Context) {
       if (hasFinalizer(raw)) {
         await deleteOwned(namespace, name);
         const known = ((raw as { status?: { workers?: { name: string }[] } }).status?.workers ?? []).map((w) => w.name);
-        await deleteIdentities(key, namespace, new Set(), known);
+        await deleteIdentities(key, namespace, raw.metadata?.uid, new Set(), known);
         // A stale cache can show an object we already released: 404 means the job is done.
         await removeFinalizer(clients.custom, raw, FINALIZER).catch(ignoreNotFound);
         ctx.events.emit(eventTarget(raw), "Normal", "Deleted", "worker StatefulSet and Service removed");
@@ -184,34 +221,41 @@ export function createPoolReconciler(ctx: Context) {
 
     const spec = pool.spec;
     const now = new Date();
-    const image = spec.image ?? ctx.config.workerImage;
-    if (!imageAllowed(image, ctx.config.allowedImages)) {
-      // Refused, like an invalid spec: no workload is written for it, and its cameras wait elsewhere.
-      const message = `spec.image: ${image} is not an allowed worker image (allowed: ${ctx.config.allowedImages.join(", ")}; operator setting VIGIL_ALLOWED_WORKER_IMAGES, chart value operator.allowedWorkerImages)`;
+    const knownWorkers = (pool.status?.workers ?? []).map((w) => w.name);
+    /** Refused, like an invalid spec: nothing runs for it (workload and identities go), its cameras wait. */
+    const refuse = async (reason: "ImageNotAllowed" | "IdentityConflict", message: string) => {
       await releaseAll(cams, { reason: "PoolInvalid", message }, name);
+      if (caches.statefulSets.get(keyOf(namespace, statefulSetName(name)))) await deleteOwned(namespace, name);
+      await deleteIdentities(key, namespace, pool.metadata.uid, new Set(), knownWorkers);
       const before = findCondition(pool.status?.conditions, "Accepted");
       if (before?.status !== "False" || before.message !== message)
-        ctx.events.emit(eventTarget(raw), "Warning", "ImageNotAllowed", message);
+        ctx.events.emit(eventTarget(raw), "Warning", reason, message);
       const refused = {
         observedGeneration: pool.metadata.generation,
+        replicas: 0,
+        readyWorkers: 0,
+        assignedCameras: 0,
+        workers: [],
         conditions: setConditions(
           pool.status?.conditions,
-          [
-            {
-              type: "Accepted",
-              status: "False",
-              reason: "ImageNotAllowed",
-              message,
-              observedGeneration: pool.metadata.generation,
-            },
-          ],
+          [{ type: "Accepted", status: "False", reason, message, observedGeneration: pool.metadata.generation }],
           now,
         ),
       };
-      if (!isDeepStrictEqual(stripUndefined(refused.conditions), stripUndefined(pool.status?.conditions ?? [])))
+      const was = pool.status ?? {};
+      const same =
+        isDeepStrictEqual(stripUndefined(refused.conditions), stripUndefined(was.conditions ?? [])) &&
+        (was.workers ?? []).length === 0 &&
+        (was.replicas ?? 0) === 0;
+      if (!same)
         await patchCustomStatus(clients.custom, detectorPools.plural, namespace, name, refused).catch(ignoreNotFound);
-      return;
-    }
+    };
+    const image = spec.image ?? ctx.config.workerImage;
+    if (!imageAllowed(image, ctx.config.allowedImages))
+      return void (await refuse(
+        "ImageNotAllowed",
+        `spec.image: ${image} is not an allowed worker image (allowed: ${ctx.config.allowedImages.join(", ")}; operator setting VIGIL_ALLOWED_WORKER_IMAGES, chart value operator.allowedWorkerImages)`,
+      ));
     const active = cams.filter((c) => !isDeleting(c) && !c.spec?.paused);
     const replicas = desiredReplicas(active.length, spec.camerasPerWorker, spec.minWorkers, spec.maxWorkers);
 
@@ -240,26 +284,27 @@ export function createPoolReconciler(ctx: Context) {
       workers.map((w) => ({ name: w.name, capacity: spec.camerasPerWorker, assignable: isAssignable(w.phase) })),
     );
 
-    await applyIfChanged(ctx, workerStatefulSet(pool, { ...workloadOpts(ctx), replicas }), caches.statefulSets);
-    await applyIfChanged(ctx, workerService(pool), caches.services);
-
-    // Each worker's Role names exactly the Secrets of its cameras, written before the labels: a worker can read
-    // a camera's credentials by the time it is given the camera, and no longer once the camera has moved on.
+    // Each worker's Role names exactly the Secrets of its cameras, written before the workload and the labels: a
+    // worker can read a camera's credentials by the time it is given the camera, and no longer once it moved on.
     const secretsOf = new Map<string, string[]>();
     for (const cam of active) {
       const worker = assigned.get(keyOf(namespace, cam.metadata?.name ?? ""));
       const secret = cam.spec?.source?.credentialsSecretRef?.name;
       if (worker && secret) secretsOf.set(worker, [...(secretsOf.get(worker) ?? []), secret]);
     }
-    await inBatches(workers, WRITE_PARALLELISM, async (w) => {
-      for (const obj of workerIdentity(pool, w.name, secretsOf.get(w.name) ?? [])) await applyIdentity(key, obj);
-    });
-    await deleteIdentities(
-      key,
-      namespace,
-      new Set(workers.map((w) => w.name)),
-      (pool.status?.workers ?? []).map((w) => w.name),
-    );
+    try {
+      await inBatches(workers, WRITE_PARALLELISM, async (w) => {
+        for (const obj of workerIdentity(pool, w.name, secretsOf.get(w.name) ?? []))
+          await applyIdentity(key, pool.metadata.uid, obj);
+      });
+    } catch (err) {
+      if (err instanceof IdentityConflict) return void (await refuse("IdentityConflict", err.message));
+      throw err;
+    }
+    await deleteIdentities(key, namespace, pool.metadata.uid, new Set(workers.map((w) => w.name)), knownWorkers);
+
+    await applyIfChanged(ctx, workerStatefulSet(pool, { ...workloadOpts(ctx), replicas }), caches.statefulSets);
+    await applyIfChanged(ctx, workerService(pool), caches.services);
 
     const capacity = spec.maxWorkers * spec.camerasPerWorker;
     await inBatches(cams, WRITE_PARALLELISM, async (cam) => {

@@ -387,6 +387,32 @@ describe("operator", () => {
       const p = await getCr<Obj>(c, "detectorpools", ns, "rogue");
       return cond(p, "Accepted")?.status === "True";
     });
+    // And back outside: what ran for it goes.
+    await patchPool("rogue", { image: "docker.io/library/busybox" });
+    await waitFor("rogue StatefulSet removed", async () => !(await readSts("rogue-worker").catch(() => undefined)));
+  });
+
+  it("refuses a pool whose worker identity name someone else's ServiceAccount holds, and leaves that one alone", async () => {
+    await c.core.createNamespacedServiceAccount({
+      namespace: ns,
+      body: { metadata: { name: "taken-worker-0", labels: { owner: "someone-else" } } },
+    });
+    await createCr(c, "detectorpools", ns, {
+      apiVersion: "vigil.dev/v1alpha1",
+      kind: "DetectorPool",
+      metadata: { name: "taken" },
+      spec: { model: { uri: "file:///models/yolov8n.onnx" }, minWorkers: 1, maxWorkers: 1 },
+    } as KubernetesObject);
+    const pool = await waitFor("taken refused", async () => {
+      const p = await getCr<Obj>(c, "detectorpools", ns, "taken");
+      return cond(p, "Accepted")?.status === "False" && p;
+    });
+    expect(cond(pool, "Accepted")).toMatchObject({ reason: "IdentityConflict" });
+    expect(cond(pool, "Accepted").message).toContain("ServiceAccount taken-worker-0 exists");
+    await expect(readSts("taken-worker")).rejects.toThrow();
+    const sa = await c.core.readNamespacedServiceAccount({ name: "taken-worker-0", namespace: ns });
+    expect(sa.metadata?.labels).toEqual({ owner: "someone-else" });
+    expect(sa.metadata?.ownerReferences).toBeUndefined();
   });
 
   it("finished every reconcile without an error", async () => {

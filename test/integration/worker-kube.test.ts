@@ -215,6 +215,17 @@ it("lets the worker read its own cameras' Secrets and no others (SubjectAccessRe
   const refused = await impostor.read("yard-creds").catch((e) => e);
   expect(refused.code).toBe(403);
   expect(String(refused.body)).toContain("only request a token for the ServiceAccount named like its own pod");
+  // Nor get a long-lived token of its own ServiceAccount to take away.
+  const long = await kc
+    .makeApiClient(CoreV1Api)
+    .createNamespacedServiceAccountToken({
+      name: "p-worker-0",
+      namespace: ns,
+      body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    })
+    .catch((e) => e);
+  expect(long.code).toBe(403);
+  expect(String(long.body)).toContain("at most 600 seconds");
   // Nor read a Secret as the shared ServiceAccount.
   await expect(
     kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name: "door-creds", namespace: ns }),

@@ -2,7 +2,7 @@
 // operator credentials, the operator as a real child process, metric parsing.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -174,8 +174,14 @@ export function startOperator(kubeconfig: string, namespace: string, env: Record
   child.stdout?.on("data", onData);
   child.stderr?.on("data", onData);
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  // Ready to use once the health server answers.
-  const listening = listeningPort(child, () => logs.join("\n"), "health server listening").then(async (p) => {
+  // Ready to use once the health server answers. Its port is read from the OS's socket table, not from a log line
+  // that a quieter LOG_LEVEL (the bench's warn) would leave out.
+  const listening = waitFor(
+    "operator health port",
+    async () => (child.exitCode === null ? listeningPorts(child.pid ?? -1)[0] : Promise.reject(new Error("exited"))),
+    30_000,
+    50,
+  ).then(async (p) => {
     await waitFor("operator health server", async () => (await fetch(`http://127.0.0.1:${p}/healthz`)).ok, 30_000, 50);
     return p;
   });
@@ -337,4 +343,32 @@ export function listeningPort(proc: ChildProcess, text: () => string, msg: strin
     }, 20);
     proc.once("exit", onExit);
   });
+}
+
+/** The TCP ports process `pid` listens on, from /proc: its socket inodes matched against the kernel's tables. */
+export function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m?.[1]) inodes.add(m[1]);
+      } catch {}
+    }
+  } catch {
+    return [];
+  }
+  const ports: number[] = [];
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let lines: string[] = [];
+    try {
+      lines = readFileSync(table, "utf8").split("\n").slice(1);
+    } catch {}
+    for (const line of lines) {
+      const f = line.trim().split(/\s+/);
+      // local_address is HEXIP:HEXPORT, st 0A is LISTEN, inode is the tenth field.
+      if (f[3] === "0A" && f[9] && inodes.has(f[9])) ports.push(Number.parseInt(f[1]?.split(":")[1] ?? "0", 16));
+    }
+  }
+  return ports;
 }

@@ -7,7 +7,7 @@ describe("imageAllowed", () => {
     ["ghcr.io/vigil-dev/vigil", true],
     ["ghcr.io/vigil-dev/vigil:0.2.0", true],
     ["ghcr.io/vigil-dev/vigil@sha256:abc", true],
-    ["ghcr.io/vigil-dev/vigil/cuda:1", true],
+    ["ghcr.io/vigil-dev/vigil/cuda:1", false],
     ["registry.example/ml/worker:1", true],
     ["ghcr.io/vigil-dev/vigil-evil:1", false],
     ["ghcr.io/vigil-dev/vigi", false],
