@@ -2,11 +2,13 @@
 // Secrets) but with a short-lived token of its own ServiceAccount, named like the pod, which the operator binds
 // to exactly the Secrets of the cameras assigned to this worker (operator/controllers/workload.ts workerIdentity).
 // The chart's ValidatingAdmissionPolicy lets a pod request a token only for the ServiceAccount named like itself.
-import { CoreV1Api, KubeConfig, type V1Secret } from "@kubernetes/client-node";
-import { statusCode } from "../operator/kube/client.ts";
+import { CoreV1Api, type KubeConfig, type V1Secret } from "@kubernetes/client-node";
+import { kubeConfigWithToken, statusCode, withSignal } from "../operator/kube/client.ts";
 
 /** The shortest lifetime the TokenRequest API grants; renewed after 80 % of it. */
 const TOKEN_SECONDS = 600;
+/** A read is one small object: far longer means a dead connection, which must not hold the camera's events. */
+const REQUEST_TIMEOUT_MS = 10_000;
 
 export type SecretReader = { read(name: string): Promise<V1Secret> };
 
@@ -21,22 +23,13 @@ export function createSecretReader(
   let pending: Promise<CoreV1Api> | undefined;
 
   async function mint(): Promise<CoreV1Api> {
-    const tr = await core.createNamespacedServiceAccountToken({
-      name: podName,
-      namespace,
-      body: { spec: { audiences: [], expirationSeconds: TOKEN_SECONDS } },
-    });
+    const tr = await core.createNamespacedServiceAccountToken(
+      { name: podName, namespace, body: { spec: { audiences: [], expirationSeconds: TOKEN_SECONDS } } },
+      withSignal(AbortSignal.timeout(REQUEST_TIMEOUT_MS)),
+    );
     const token = tr.status?.token;
     if (!token) throw new Error(`no token for ServiceAccount ${podName}`);
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error("kubeconfig has no current cluster");
-    const own = new KubeConfig();
-    own.loadFromOptions({
-      clusters: [cluster],
-      users: [{ name: podName, token }],
-      contexts: [{ name: podName, cluster: cluster.name, user: podName }],
-      currentContext: podName,
-    });
+    const own = kubeConfigWithToken(kc, podName, token);
     const api = own.makeApiClient(CoreV1Api);
     current = { api, renewAt: now() + TOKEN_SECONDS * 800 };
     return api;
@@ -55,7 +48,10 @@ export function createSecretReader(
       for (let attempt = 0; ; attempt++) {
         const client = await api(); // a refused token request is final: the policy or RBAC said no
         try {
-          return await client.readNamespacedSecret({ name, namespace });
+          return await client.readNamespacedSecret(
+            { name, namespace },
+            withSignal(AbortSignal.timeout(REQUEST_TIMEOUT_MS)),
+          );
         } catch (err) {
           const code = statusCode(err);
           // 401: the token was revoked (its ServiceAccount recreated): a new one. 403: the operator writes the Role

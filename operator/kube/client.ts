@@ -32,6 +32,21 @@ export function loadKubeConfig(path = process.env.KUBECONFIG): KubeConfig {
   return kc;
 }
 
+/** The same cluster as `kc`, authenticated by a bearer token instead, with the same connection handling. */
+export function kubeConfigWithToken(kc: KubeConfig, user: string, token: string): KubeConfig {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error("kubeconfig has no current cluster");
+  const out = new KubeConfig();
+  out.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: user, token }],
+    contexts: [{ name: user, cluster: cluster.name, user }],
+    currentContext: user,
+  });
+  shareDispatchers(out);
+  return out;
+}
+
 type TlsOptions = {
   ca?: unknown;
   cert?: unknown;
