@@ -86,39 +86,39 @@ export const FIXTURES = join(ROOT, ".cache", "fixtures");
 export { freePort, waitFor };
 
 export type WorkerProc = { proc: ChildProcess; port: number; logs: string[] };
+export type GatewayProc = WorkerProc & { base: string };
 
-/** `vigil worker` as a real process on loopback, publishing to the given Redis; its output goes to `logs`. */
-export async function startWorker(
+/**
+ * A `vigil` subcommand as a real process on loopback, reading the given Redis, on ports the OS chooses: resolves
+ * once its `listening` log line names its port. Its output goes to `logs` (callers may share one between processes).
+ */
+async function startVigil(
+  sub: string,
   args: string[],
   redisPort: number,
-  env: Record<string, string> = {},
-  logs: string[] = [],
+  env: Record<string, string>,
+  logs: string[],
 ): Promise<WorkerProc> {
-  const proc = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "worker", ...args], {
-    env: {
-      ...process.env,
-      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      VIGIL_WORKER_PORT: "0", // the OS's choice, read back from the "worker listening" line
-      VIGIL_WORKER_HOST: "127.0.0.1",
-      ...env,
-    },
+  const proc = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), sub, ...args], {
+    env: { ...process.env, REDIS_URL: `redis://127.0.0.1:${redisPort}`, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  // Its own output apart: callers may share `logs` between processes.
   let own = "";
   for (const s of [proc.stdout, proc.stderr])
     s?.on("data", (b: Buffer) => {
       logs.push(b.toString());
       own += b.toString();
     });
-  return { proc, port: await listeningPort(proc, () => own, "worker listening"), logs };
+  return { proc, port: await listeningPort(proc, () => own, `${sub} listening`), logs };
 }
 
-export type GatewayProc = { proc: ChildProcess; port: number; base: string; logs: string[] };
+/** `vigil worker`, publishing to the given Redis. */
+export const startWorker = (args: string[], redisPort: number, env: Record<string, string> = {}, logs: string[] = []) =>
+  startVigil("worker", args, redisPort, { VIGIL_WORKER_PORT: "0", VIGIL_WORKER_HOST: "127.0.0.1", ...env }, logs);
 
 /**
- * `vigil gateway` as a real process on loopback (catalog from `--manifests FILE` or from the Kubernetes API at
- * KUBECONFIG), reading the given Redis; its output goes to `logs`. Callers wait for it to be ready.
+ * `vigil gateway` (catalog from `--manifests FILE` or from the Kubernetes API at KUBECONFIG), reading the given
+ * Redis. Callers wait for it to be ready.
  */
 export async function startGateway(
   args: string[],
@@ -126,27 +126,15 @@ export async function startGateway(
   env: Record<string, string>,
   logs: string[] = [],
 ): Promise<GatewayProc> {
-  const proc = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "gateway", ...args], {
-    env: {
-      ...process.env,
-      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      VIGIL_PORT: "0", // the OS's choice, read back from the "gateway listening" line
-      VIGIL_HOST: "127.0.0.1",
-      // Several gateways may run at once: the health port (default 8081) is the OS's choice, logged as healthPort.
-      VIGIL_GATEWAY_HEALTH_PORT: "0",
-      LOG_LEVEL: "info",
-      ...env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let own = "";
-  for (const s of [proc.stdout, proc.stderr])
-    s?.on("data", (b: Buffer) => {
-      logs.push(b.toString());
-      own += b.toString();
-    });
-  const port = await listeningPort(proc, () => own, "gateway listening");
-  return { proc, port, base: `http://127.0.0.1:${port}`, logs };
+  const g = await startVigil(
+    "gateway",
+    args,
+    redisPort,
+    // Several gateways may run at once: the health port (default 8081) is the OS's choice too, logged as healthPort.
+    { VIGIL_PORT: "0", VIGIL_HOST: "127.0.0.1", VIGIL_GATEWAY_HEALTH_PORT: "0", LOG_LEVEL: "info", ...env },
+    logs,
+  );
+  return { ...g, base: `http://127.0.0.1:${g.port}` };
 }
 
 /**
