@@ -95,9 +95,11 @@ export function watchAssignedCameras(
           reason: "CredentialsUnavailable",
           message: `Secret ${ref.name}: unavailable`,
         });
+        retryLater(name);
         return;
       }
     }
+    clearRetry(name);
     // A newer state of this camera (an update, a move away, a delete) arrived while the Secret was read: it runs
     // next, and this one must not start a stream it would then have to stop, or never would.
     if (superseded()) return;
@@ -110,6 +112,7 @@ export function watchAssignedCameras(
 
   /** Still labelled for this pod, but not to be run (paused, being deleted, invalid): say so in its health. */
   async function release(name: string): Promise<void> {
+    clearRetry(name);
     serving.delete(name);
     const wasRunning = running.delete(name);
     if (wasRunning) sink.remove(cameraId(namespace, name));
@@ -127,6 +130,7 @@ export function watchAssignedCameras(
 
   /** No longer labelled for this pod (moved, unassigned, deleted): stop, and take this pod's report away. */
   async function gone(name: string): Promise<void> {
+    clearRetry(name);
     serving.delete(name);
     if (running.delete(name)) sink.remove(cameraId(namespace, name));
     const last = reports.get(name);
@@ -135,6 +139,28 @@ export function watchAssignedCameras(
     // An apply without a status: every field this pod's manager owns, and only those, is removed. The next
     // worker's fields are its own, so nothing of its report goes, whichever of the two writes lands first.
     await writeStatus(name, () => apply(name, undefined));
+  }
+
+  // A camera whose Secret could not be read (missing, or the Role not there yet) is tried again with backoff,
+  // 2 s → 60 s, for as long as it stays assigned here: no other event may come to retry it.
+  const retries = new Map<string, { timer: NodeJS.Timeout; attempts: number }>();
+  function retryLater(name: string): void {
+    const attempts = (retries.get(name)?.attempts ?? 0) + 1;
+    clearTimeout(retries.get(name)?.timer);
+    // The camera as the cache has it then: a newer state may have come meanwhile, and a gone one is not retried.
+    const timer = setTimeout(
+      () => {
+        const now = informer.get(`${namespace}/${name}`);
+        if (now) events.submit(name, now);
+      },
+      Math.min(60_000, 2000 * 2 ** (attempts - 1)),
+    );
+    timer.unref();
+    retries.set(name, { timer, attempts });
+  }
+  function clearRetry(name: string): void {
+    clearTimeout(retries.get(name)?.timer);
+    retries.delete(name);
   }
 
   const events = latestPerKey<KubernetesObject | undefined>(
@@ -202,7 +228,10 @@ export function watchAssignedCameras(
 
   return {
     start: () => informer.start(),
-    stop: () => informer.stop(),
+    stop: () => {
+      informer.stop();
+      for (const name of [...retries.keys()]) clearRetry(name);
+    },
     synced: () => informer.hasSynced(),
     /** Called every second by the worker with each camera's stream stats. */
     /** Called every second by the worker with each camera's stream stats (by camera id, `<namespace>/<name>`). */

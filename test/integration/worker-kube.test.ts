@@ -234,6 +234,40 @@ it("lets the worker read its own cameras' Secrets and no others (SubjectAccessRe
   });
 });
 
+it("streams a camera whose Secret only comes after it was assigned, without another change to the camera", {
+  timeout: 60_000,
+}, async () => {
+  const late = () => getCr<Obj>(c, "cameradetections", ns, "late");
+  await createCr(c, "cameradetections", ns, {
+    apiVersion: "vigil.dev/v1alpha1",
+    kind: "CameraDetection",
+    metadata: { name: "late" },
+    spec: {
+      source: { url: `rtsp://127.0.0.1:${rtsp.port}/cam1`, credentialsSecretRef: { name: "late-creds" } },
+      poolRef: { name: "p" },
+      detection: { targetFps: 5 },
+    },
+  } as KubernetesObject);
+  await waitFor(
+    "late: credentials unavailable",
+    async () => cond(await late(), "StreamHealthy")?.reason === "CredentialsUnavailable",
+    30_000,
+  );
+  await c.core.createNamespacedSecret({
+    namespace: ns,
+    body: { metadata: { name: "late-creds" }, stringData: { username: "viewer", password: PASSWORD } },
+  });
+  const running = await waitFor(
+    "late Running",
+    async () => {
+      const o = await late();
+      return o.status?.phase === "Running" && o;
+    },
+    45_000,
+  );
+  expect(running.status.fps).toBeGreaterThan(0);
+});
+
 it("turns Degraded with the cause when the stream dies, and never exposes the password", {
   timeout: 60_000,
 }, async () => {
