@@ -111,6 +111,7 @@ export async function runWorker(argv: string[]): Promise<void> {
 
   let onDisconnect: (() => void) | undefined;
   let modelLost: string | undefined;
+  let probe: NodeJS.Timeout | undefined;
   await new Promise<void>((resolve) => {
     for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve());
     // Nothing in this process can run frames again: exit non-zero, which is what a kubelet's liveness restart
@@ -122,6 +123,21 @@ export async function runWorker(argv: string[]): Promise<void> {
       setTimeout(resolve, LOST_DRAIN_MS);
     });
     if (env.VIGIL_BUS === "ipc") {
+      // Forked by `vigil up`, which has no kubelet: the worker is its own liveness probe. A model that stays
+      // stalled (infer/model-health.ts) ends the process, and the supervisor starts a new one, as a failing
+      // livenessProbe would restart the container in a pod.
+      probe = setInterval(() => {
+        const h = detector.health?.();
+        if (!h || h.ok || h.state !== "stalled") return;
+        clearInterval(probe);
+        log.fatal({ reason: h.reason, exitInMs: LOST_DRAIN_MS }, "the model thread is stalled; exiting");
+        // No clean stop: the pipeline would wait for frames the wedged thread never answers. Its ffmpegs are
+        // told to stop, then the process goes, and the thread with it.
+        setTimeout(() => {
+          void pipeline.stop();
+          setTimeout(() => process.exit(1), 500);
+        }, LOST_DRAIN_MS);
+      }, 1000);
       // Forked by `vigil up`: the parent going away (even SIGKILLed) ends the worker too.
       onDisconnect = () => resolve();
       process.once("disconnect", onDisconnect);
@@ -129,6 +145,7 @@ export async function runWorker(argv: string[]): Promise<void> {
     }
   });
   if (onDisconnect) process.off("disconnect", onDisconnect);
+  clearInterval(probe);
   kube?.stop();
   await pipeline.stop();
   await bus.close();

@@ -149,7 +149,9 @@ describe("vigil up", () => {
     if (up && up.exitCode === null && up.signalCode === null) up.kill("SIGTERM");
   });
 
-  it("restarts a worker whose model thread died, and the new one streams again", { timeout: 120_000 }, async () => {
+  it("restarts a worker whose model thread died or hangs, and the new one streams again", {
+    timeout: 240_000,
+  }, async () => {
     const inspectPort = await freePort();
     const env: NodeJS.ProcessEnv = {
       ...process.env,
@@ -210,5 +212,30 @@ describe("vigil up", () => {
     process.stdout.write(
       `[model-thread] vigil up: crash → worker restarted and inferring again in ${Date.now() - crashedAt} ms\n`,
     );
+
+    // A model thread that hangs (alive, answering nothing) is restarted too: vigil up has no kubelet, so the
+    // worker is its own liveness probe and exits once the model stalls (MODEL_STALL_MS, 30 s).
+    await hangModelThread(after.pid, inspectPort, 120_000);
+    const hungAt = Date.now();
+    const third = await waitFor(
+      "the hung worker replaced",
+      async () => {
+        const w = await worker();
+        return w.restarts === 2 && w.pid > 0 && w.pid !== after.pid ? w : undefined;
+      },
+      60_000,
+      250,
+    );
+    await waitFor(
+      "the third worker streaming",
+      async () => {
+        const s = await hallStats();
+        return Date.parse(s.timestamp) > hungAt + 30_000 && s.data.inference_ms > 0 && !s.data.model_error && s;
+      },
+      60_000,
+      250,
+    );
+    expect(third.pid).not.toBe(after.pid);
+    process.stdout.write(`[model-thread] vigil up: hang → worker replaced in ${Date.now() - hungAt} ms\n`);
   });
 });
