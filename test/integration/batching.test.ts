@@ -5,7 +5,7 @@ import type { ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { makeBatchDynamic } from "../../hack/onnx/dynamic-batch.ts";
@@ -14,9 +14,9 @@ import { COCO_CLASSES } from "../../worker/detections.ts";
 import type { Detector } from "../../worker/infer/session.ts";
 import { loadThreadedDetector } from "../../worker/infer/threaded.ts";
 import { FfmpegSource, type Frame } from "../../worker/ingest/ffmpeg-source.ts";
-import { CHANNELS, parseMessage, type StatsMessage, statsMessage } from "../../worker/publish/messages.ts";
+import type { StatsMessage } from "../../worker/publish/messages.ts";
 import { cameraManifest, metricValue } from "../setup/operator-env.ts";
-import { FIXTURES, type Service, startRedis, startWorker, waitFor } from "../setup/services.ts";
+import { FIXTURES, type Service, startRedis, startWorker, subscribeStats, waitFor } from "../setup/services.ts";
 
 const VIDEO = join(FIXTURES, "vtest.avi");
 
@@ -122,12 +122,7 @@ describe("a worker batching its cameras", () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    sub = new Redis(redis.port, "127.0.0.1");
-    await sub.subscribe(CHANNELS.stats);
-    sub.on("message", (_channel, raw) => {
-      const r = parseMessage(statsMessage, raw);
-      if (r.ok) stats.push(r.value);
-    });
+    sub = await subscribeStats(redis.port, stats);
     const file = join(tmpdir(), `vigil-batching-${process.pid}.yaml`);
     writeFileSync(
       file,

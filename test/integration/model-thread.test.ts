@@ -5,13 +5,13 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { CHANNELS, parseMessage, type StatsMessage, statsMessage } from "../../worker/publish/messages.ts";
+import type { StatsMessage } from "../../worker/publish/messages.ts";
 import { crashModelThread, hangModelThread, inspectOption } from "../setup/inspector.ts";
 import { freePort, ROOT } from "../setup/operator-env.ts";
-import { FIXTURES, type Service, startRedis, startWorker, waitFor } from "../setup/services.ts";
+import { FIXTURES, type Service, startRedis, startWorker, subscribeStats, waitFor } from "../setup/services.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "vigil-model-thread-"));
 const manifests = join(dir, "cameras.yaml");
@@ -77,12 +77,7 @@ describe("vigil worker", () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    sub = new Redis(redis.port, "127.0.0.1");
-    await sub.subscribe(CHANNELS.stats);
-    sub.on("message", (_channel, raw) => {
-      const r = parseMessage(statsMessage, raw);
-      if (r.ok) stats.push(r.value);
-    });
+    sub = await subscribeStats(redis.port, stats);
   });
 
   afterAll(async () => {

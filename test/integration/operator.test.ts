@@ -7,12 +7,14 @@ import { parseWorkerEnv, workerEnv } from "../../operator/api/worker-env.ts";
 import type { Clients } from "../../operator/kube/client.ts";
 import {
   admin,
+  cameraManifest,
   createCr,
   freshNamespace,
   getCr,
   metricValue,
   type OperatorProc,
   operatorKubeconfig,
+  poolManifest,
   readyWorkerPod,
   resolveEnv,
   startOperator,
@@ -158,15 +160,15 @@ describe("operator", () => {
       namespace: ns,
       body: { metadata: { name: "model-creds" }, stringData: { token: TOKEN } },
     });
-    await createCr(c, "detectorpools", ns, {
-      apiVersion: "vigil.dev/v1alpha1",
-      kind: "DetectorPool",
-      metadata: { name: "dl" },
-      spec: {
+    await createCr(
+      c,
+      "detectorpools",
+      ns,
+      poolManifest("dl", {
         model: { uri: "https://models.example/yolov8n.onnx", credentialsSecretRef: { name: "model-creds" } },
         image: "registry.example/ml/worker:1",
-      },
-    } as KubernetesObject);
+      }),
+    );
     const sts = await waitFor("dl StatefulSet", () => readSts("dl-worker"));
     expect(JSON.stringify(sts)).not.toContain(TOKEN);
     const ctr = sts.spec.template.spec.containers[0];
@@ -352,16 +354,8 @@ describe("operator", () => {
   });
 
   it("refuses a pool whose image is not allowed, naming spec.image, and runs nothing for it", async () => {
-    await createCr(c, "detectorpools", ns, {
-      apiVersion: "vigil.dev/v1alpha1",
-      kind: "DetectorPool",
-      metadata: { name: "rogue" },
-      spec: { model: { uri: "file:///models/yolov8n.onnx" }, image: "ghcr.io/vigil-dev/vigil-evil:1" },
-    } as KubernetesObject);
-    await createCr(c, "cameradetections", ns, {
-      ...cameraBody("on-rogue"),
-      spec: { ...cameraBody("on-rogue").spec, poolRef: { name: "rogue" } },
-    } as KubernetesObject);
+    await createCr(c, "detectorpools", ns, poolManifest("rogue", { image: "ghcr.io/vigil-dev/vigil-evil:1" }));
+    await createCr(c, "cameradetections", ns, cameraManifest("on-rogue", "rogue"));
     const pool = await waitFor("rogue refused", async () => {
       const p = await getCr<Obj>(c, "detectorpools", ns, "rogue");
       return cond(p, "Accepted")?.status === "False" && p;
@@ -397,12 +391,7 @@ describe("operator", () => {
       namespace: ns,
       body: { metadata: { name: "taken-worker-0", labels: { owner: "someone-else" } } },
     });
-    await createCr(c, "detectorpools", ns, {
-      apiVersion: "vigil.dev/v1alpha1",
-      kind: "DetectorPool",
-      metadata: { name: "taken" },
-      spec: { model: { uri: "file:///models/yolov8n.onnx" }, minWorkers: 1, maxWorkers: 1 },
-    } as KubernetesObject);
+    await createCr(c, "detectorpools", ns, poolManifest("taken", { minWorkers: 1, maxWorkers: 1 }));
     const pool = await waitFor("taken refused", async () => {
       const p = await getCr<Obj>(c, "detectorpools", ns, "taken");
       return cond(p, "Accepted")?.status === "False" && p;

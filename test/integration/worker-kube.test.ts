@@ -10,11 +10,13 @@ import type { Clients } from "../../operator/kube/client.ts";
 import { createSecretReader } from "../../worker/secret-reader.ts";
 import {
   admin,
+  cameraManifest,
   createCr,
   freshNamespace,
   getCr,
   type OperatorProc,
   operatorKubeconfig,
+  poolManifest,
   readyWorkerPod,
   serviceAccountKubeconfig,
   startOperator,
@@ -166,21 +168,15 @@ it("lets the worker read its own cameras' Secrets and no others (SubjectAccessRe
     namespace: ns,
     body: { metadata: { name: "db-password" }, stringData: { pw: "x" } },
   });
-  await createCr(c, "detectorpools", ns, {
-    apiVersion: "vigil.dev/v1alpha1",
-    kind: "DetectorPool",
-    metadata: { name: "q" },
-    spec: { model: { uri: "file:///models/yolov8n.onnx" }, maxWorkers: 1 },
-  } as KubernetesObject);
-  await createCr(c, "cameradetections", ns, {
-    apiVersion: "vigil.dev/v1alpha1",
-    kind: "CameraDetection",
-    metadata: { name: "yard" },
-    spec: {
+  await createCr(c, "detectorpools", ns, poolManifest("q", { maxWorkers: 1 }));
+  await createCr(
+    c,
+    "cameradetections",
+    ns,
+    cameraManifest("yard", "q", {
       source: { url: "rtsp://127.0.0.1:1/yard", credentialsSecretRef: { name: "yard-creds" } },
-      poolRef: { name: "q" },
-    },
-  } as KubernetesObject);
+    }),
+  );
   const authz = c.kc.makeApiClient(AuthorizationV1Api);
   const can = async (user: string, secret: string) =>
     (
@@ -238,16 +234,15 @@ it("streams a camera whose Secret only comes after it was assigned, without anot
   timeout: 60_000,
 }, async () => {
   const late = () => getCr<Obj>(c, "cameradetections", ns, "late");
-  await createCr(c, "cameradetections", ns, {
-    apiVersion: "vigil.dev/v1alpha1",
-    kind: "CameraDetection",
-    metadata: { name: "late" },
-    spec: {
+  await createCr(
+    c,
+    "cameradetections",
+    ns,
+    cameraManifest("late", "p", {
       source: { url: `rtsp://127.0.0.1:${rtsp.port}/cam1`, credentialsSecretRef: { name: "late-creds" } },
-      poolRef: { name: "p" },
       detection: { targetFps: 5 },
-    },
-  } as KubernetesObject);
+    }),
+  );
   await waitFor(
     "late: credentials unavailable",
     async () => cond(await late(), "StreamHealthy")?.reason === "CredentialsUnavailable",

@@ -2,6 +2,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { Redis } from "ioredis";
+import { CHANNELS, parseMessage, type StatsMessage, statsMessage } from "../../worker/publish/messages.ts";
 import { freePort, listeningPort, ROOT, waitFor } from "./operator-env.ts";
 
 export type Service = {
@@ -157,4 +159,15 @@ export function childProcesses(pid: number): { pid: number; cmdline: string }[] 
     }
   }
   return out;
+}
+
+/** Every valid stats message on the Redis at `port` goes into `into`, from now on; disconnect() ends it. */
+export async function subscribeStats(port: number, into: StatsMessage[]): Promise<Redis> {
+  const sub = new Redis(port, "127.0.0.1");
+  await sub.subscribe(CHANNELS.stats);
+  sub.on("message", (_channel, raw) => {
+    const r = parseMessage(statsMessage, raw);
+    if (r.ok) into.push(r.value);
+  });
+  return sub;
 }
