@@ -1,7 +1,7 @@
 // CameraDetection: one camera, what to detect in it, and what to do about it.
 // This schema is the single source of the TS type, runtime validation and crds/vigil.dev_cameradetections.yaml.
 import { z } from "zod";
-import { conditions, dnsLabel, objectMeta, secretKeyRef } from "./meta.ts";
+import { conditions, dnsLabel, objectMeta } from "./meta.ts";
 
 const cel = (rule: string, message: string, fieldPath?: string) => ({
   rule,
@@ -120,7 +120,12 @@ export const rule = z
   });
 
 export const alarm = z.object({
-  webhookSecretRef: secretKeyRef.optional().describe("Secret key holding the webhook URL (it may carry a token)."),
+  webhookSecretRef: z
+    .object({ name: dnsLabel.describe("Secret name, in the camera's namespace.") })
+    .optional()
+    .describe(
+      "Secret holding the webhook: `url` (the endpoint) and `secret` (the Standard Webhooks signing key, whsec_…).",
+    ),
   clip: z
     .object({
       preSeconds: z.number().min(0).max(120).default(10),

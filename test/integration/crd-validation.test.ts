@@ -114,9 +114,9 @@ const badCameras: [string, (o: Obj) => void, string[]][] = [
   ],
   ["a poolRef that is not a DNS label", (o) => (o.spec.poolRef.name = "Pool_A"), ["spec.poolRef.name", "should match"]],
   [
-    "a webhook Secret ref without a key",
-    (o) => delete o.spec.alarm.webhookSecretRef.key,
-    ["spec.alarm.webhookSecretRef.key", "Required"],
+    "a webhook Secret ref without a name",
+    (o) => delete o.spec.alarm.webhookSecretRef.name,
+    ["spec.alarm.webhookSecretRef.name", "Required"],
   ],
   [
     "assessment enabled without API keys",

@@ -114,7 +114,10 @@ it("reconciles crds/samples in the context's namespace, with its lease there", {
   for (const [name, data] of [
     ["camera-entrance-credentials", { username: "viewer", password: "entrance-secret" }],
     ["nvr-credentials", { username: "viewer", password: "nvr-secret" }],
-    ["alarm-webhook", { url: "https://hooks.example.internal/alarm" }],
+    [
+      "alarm-webhook",
+      { url: "https://hooks.example.internal/alarm", secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" },
+    ],
   ] as const)
     await c.core.createNamespacedSecret({ namespace: ns, body: { metadata: { name }, stringData: data } });
   const samples = readdirSync(join(ROOT, "crds", "samples")).map(
