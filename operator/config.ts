@@ -38,6 +38,12 @@ export const operatorEnv = z.object({
   VIGIL_WORKER_SERVICE_ACCOUNT: z.string().default("vigil-worker"),
   VIGIL_WORKER_ENV_SECRET: z.string().default("vigil-worker-env"),
   VIGIL_WORKER_GRACE_MS: ms.default(20_000),
+  VIGIL_ALARMS_SERVICE_ACCOUNT: z
+    .string()
+    .optional()
+    .describe(
+      "<namespace>/<name> of the alarm service's ServiceAccount; each pool gets a Role for it (alarm-access.ts).",
+    ),
   VIGIL_RELIST_MS: ms.default(10 * 60_000),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
 });

@@ -1,9 +1,11 @@
 // `vigil operator`: wires caches, controllers, leader election and the health server; stops them in reverse.
+
 import type { KubernetesObject, KubernetesObjectApi } from "@kubernetes/client-node";
 import pino from "pino";
 import { GROUP, VERSION } from "./api/meta.ts";
 import { cameraDetections, detectorPools } from "./api/resources.ts";
 import { identity, leaseNamespace, loadOperatorEnv, type OperatorEnv } from "./config.ts";
+import { parseAlarmServiceAccount } from "./controllers/alarm-access.ts";
 import { createCameraReconciler } from "./controllers/camera-reconciler.ts";
 import { type Caches, type Context, keyOf, type Placement } from "./controllers/context.ts";
 import { allowedImagePrefixes } from "./controllers/image-policy.ts";
@@ -86,6 +88,7 @@ export async function runOperator(env: OperatorEnv = loadOperatorEnv(), hooks: O
       workerServiceAccount: env.VIGIL_WORKER_SERVICE_ACCOUNT,
       workerEnvSecret: env.VIGIL_WORKER_ENV_SECRET,
       workerGraceMs: env.VIGIL_WORKER_GRACE_MS,
+      alarmServiceAccount: parseAlarmServiceAccount(env.VIGIL_ALARMS_SERVICE_ACCOUNT),
     },
     enqueueCamera: (k) => cameraCtl?.enqueue(k),
     enqueuePool: (k) => poolCtl?.enqueue(k),

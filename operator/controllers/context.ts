@@ -1,9 +1,11 @@
 // What both reconcilers share: caches, clients, the event recorder and the pool's placement decisions.
+
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Clients } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import type { Informer } from "../kube/informer.ts";
+import type { AlarmServiceAccount } from "./alarm-access.ts";
 
 export const FINALIZER = "vigil.dev/cleanup";
 
@@ -32,6 +34,8 @@ export type OperatorConfig = {
   workerServiceAccount: string;
   workerEnvSecret: string;
   workerGraceMs: number;
+  /** The alarm service's ServiceAccount: each pool gets a Role for it naming its cameras' webhook Secrets. */
+  alarmServiceAccount?: AlarmServiceAccount;
 };
 
 export type Context = {

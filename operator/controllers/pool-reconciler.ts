@@ -10,6 +10,7 @@ import { addFinalizer, mergePatch, patchCustomStatus, removeFinalizer, serverSid
 import { isNotFound } from "../kube/client.ts";
 import { type ConditionInput, findCondition, setConditions } from "../kube/conditions.ts";
 import type { ReconcileResult } from "../kube/workqueue.ts";
+import { alarmAccessName, alarmServiceAccess } from "./alarm-access.ts";
 import { assignCameras, desiredReplicas } from "./assignment.ts";
 import {
   type Context,
@@ -38,7 +39,12 @@ import {
 const WRITE_PARALLELISM = 16;
 
 type Camera = KubernetesObject & {
-  spec?: { poolRef?: { name?: string }; paused?: boolean; source?: { credentialsSecretRef?: { name?: string } } };
+  spec?: {
+    poolRef?: { name?: string };
+    paused?: boolean;
+    source?: { credentialsSecretRef?: { name?: string } };
+    alarm?: { webhookSecretRef?: { name?: string } };
+  };
 };
 
 class IdentityConflict extends Error {}
@@ -292,16 +298,27 @@ export function createPoolReconciler(ctx: Context) {
       const secret = cam.spec?.source?.credentialsSecretRef?.name;
       if (worker && secret) secretsOf.set(worker, [...(secretsOf.get(worker) ?? []), secret]);
     }
+    const alarmSa = ctx.config.alarmServiceAccount;
     try {
       await inBatches(workers, WRITE_PARALLELISM, async (w) => {
         for (const obj of workerIdentity(pool, w.name, secretsOf.get(w.name) ?? []))
           await applyIdentity(key, pool.metadata.uid, obj);
       });
+      // The alarm service reads the webhook Secrets of every camera of the pool, wherever it is placed.
+      if (alarmSa)
+        for (const obj of alarmServiceAccess(
+          pool,
+          active.map((c) => ({ name: c.metadata?.name ?? "", webhookSecret: c.spec?.alarm?.webhookSecretRef?.name })),
+          alarmSa,
+        ))
+          await applyIdentity(key, pool.metadata.uid, obj);
     } catch (err) {
       if (err instanceof IdentityConflict) return void (await refuse("IdentityConflict", err.message));
       throw err;
     }
-    await deleteIdentities(key, namespace, pool.metadata.uid, new Set(workers.map((w) => w.name)), knownWorkers);
+    const keep = new Set(workers.map((w) => w.name));
+    if (alarmSa) keep.add(alarmAccessName(name));
+    await deleteIdentities(key, namespace, pool.metadata.uid, keep, knownWorkers);
 
     await applyIfChanged(ctx, workerStatefulSet(pool, { ...workloadOpts(ctx), replicas }), caches.statefulSets);
     await applyIfChanged(ctx, workerService(pool), caches.services);

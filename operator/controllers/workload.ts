@@ -17,7 +17,7 @@ export type WorkloadOptions = { image: string; replicas: number; serviceAccountN
 
 const selectorLabels = (pool: string) => ({ "app.kubernetes.io/name": "vigil-worker", [LABEL_POOL]: pool });
 
-function ownerRef(pool: DetectorPool) {
+export function ownerRef(pool: DetectorPool) {
   return {
     apiVersion: API_VERSION,
     kind: "DetectorPool",
@@ -29,7 +29,7 @@ function ownerRef(pool: DetectorPool) {
 }
 
 /** Adds a hash of the manifest so an unchanged apply can be skipped without a request. */
-function stamped<T extends { metadata: { name: string; annotations?: Record<string, string> } }>(
+export function stamped<T extends { metadata: { name: string; annotations?: Record<string, string> } }>(
   obj: T,
 ): T & { metadata: { annotations: Record<string, string> } } {
   const hash = createHash("sha256").update(JSON.stringify(obj)).digest("hex").slice(0, 16);

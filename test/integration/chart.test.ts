@@ -31,6 +31,8 @@ let c: Clients;
 let ns: string; // also the release name, so the cluster-scoped objects are this test's own
 let objects: Obj[];
 const byKind = (kind: string) => objects.filter((o) => o.kind === kind);
+const deployment = (component: string) =>
+  byKind("Deployment").find((d) => d.metadata?.name === `${ns}-${component}`) as V1Deployment & Obj;
 const one = (kind: string) => {
   const all = byKind(kind);
   expect(all, kind).toHaveLength(1);
@@ -66,6 +68,10 @@ describe("charts/vigil", () => {
         `ClusterRole/${ns}-operator`,
         `ClusterRoleBinding/${ns}-operator`,
         `Deployment/${ns}-operator`,
+        `Deployment/${ns}-alarms`,
+        `Service/${ns}-alarms-metrics`,
+        `ServiceAccount/${ns}-alarms`,
+        `PersistentVolumeClaim/${ns}-clips`,
         `Role/${ns}-operator`,
         `RoleBinding/${ns}-operator`,
         "Role/vigil-worker",
@@ -106,7 +112,7 @@ describe("charts/vigil", () => {
     );
 
     // The bindings reach the operator's ServiceAccount: ask the apiserver's authorizer.
-    const sa = one("Deployment").spec.template.spec.serviceAccountName;
+    const sa = deployment("operator").spec?.template.spec?.serviceAccountName;
     expect(sa).toBe(`${ns}-operator`);
     const authz = c.kc.makeApiClient(AuthorizationV1Api);
     const can = async (verb: string, group: string, resource: string, namespace?: string) =>
@@ -147,7 +153,7 @@ describe("charts/vigil", () => {
   });
 
   it("sets an environment operator/config.ts accepts, naming the rendered worker ServiceAccount", async () => {
-    const pod = (one("Deployment") as V1Deployment).spec!.template.spec!;
+    const pod = deployment("operator").spec!.template.spec!;
     const container = pod.containers[0]!;
     expect(container.args).toEqual(["operator"]);
     const env = Object.fromEntries(
@@ -166,49 +172,74 @@ describe("charts/vigil", () => {
     expect(cfg.VIGIL_WORKER_GRACE_MS).toBe(20_000);
     // Pools may run the chart's own repository's images, nothing else by default.
     expect(cfg.VIGIL_ALLOWED_WORKER_IMAGES).toEqual(["ghcr.io/vigil-dev/vigil"]);
+    // The alarm service's ServiceAccount gets, per pool, a Role naming its webhook Secrets (alarm-access.ts).
+    expect(cfg.VIGIL_ALARMS_SERVICE_ACCOUNT).toBe(`${ns}/${ns}-alarms`);
     // NODE_OPTIONS only takes an allow-list of V8 flags; this Node must start with it.
     await run(process.execPath, ["-e", ""], { env: { ...process.env, NODE_OPTIONS: env.NODE_OPTIONS } });
   });
 
-  it("runs its operator pod under the restricted Pod Security Standard (PodSecurity admission)", async () => {
-    const nsObj = await c.core.readNamespace({ name: ns });
-    nsObj.metadata!.labels = { ...nsObj.metadata!.labels, "pod-security.kubernetes.io/enforce": "restricted" };
-    await c.core.replaceNamespace({ name: ns, body: nsObj });
+  it.each(["operator", "alarms"])(
+    "runs its %s pod under the restricted Pod Security Standard (PodSecurity admission)",
+    async (component) => {
+      const nsObj = await c.core.readNamespace({ name: ns });
+      nsObj.metadata!.labels = { ...nsObj.metadata!.labels, "pod-security.kubernetes.io/enforce": "restricted" };
+      await c.core.replaceNamespace({ name: ns, body: nsObj });
 
-    const template = (one("Deployment") as V1Deployment).spec!.template;
-    let seq = 0;
-    const pod = (mutate: (p: V1Pod) => void = () => {}): V1Pod => {
-      const p: V1Pod = structuredClone({
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { name: `operator-pod-${seq++}`, namespace: ns, labels: template.metadata?.labels },
-        spec: template.spec,
+      const template = deployment(component).spec!.template;
+      let seq = 0;
+      const pod = (mutate: (p: V1Pod) => void = () => {}): V1Pod => {
+        const p: V1Pod = structuredClone({
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: `${component}-pod-${seq++}`, namespace: ns, labels: template.metadata?.labels },
+          spec: template.spec,
+        });
+        mutate(p);
+        return p;
+      };
+      const create = async (p: V1Pod, dryRun?: string) => {
+        try {
+          await c.objects.create(p, undefined, dryRun);
+          return "accepted";
+        } catch (err) {
+          return apiMessage(err);
+        }
+      };
+
+      // The check can fail: without runAsNonRoot the same pod is refused (retried until the label is seen).
+      const noNonRoot = (p: V1Pod) => delete p.spec!.securityContext!.runAsNonRoot;
+      const refused = await waitFor("PodSecurity to enforce restricted", async () => {
+        const r = await create(pod(noNonRoot), "All");
+        return r === "accepted" ? undefined : r;
       });
-      mutate(p);
-      return p;
-    };
-    const create = async (p: V1Pod, dryRun?: string) => {
-      try {
-        await c.objects.create(p, undefined, dryRun);
-        return "accepted";
-      } catch (err) {
-        return apiMessage(err);
-      }
-    };
+      expect(refused).toMatch(/violates PodSecurity "restricted:latest": runAsNonRoot != true/);
 
-    // The check can fail: without runAsNonRoot the same pod is refused (retried until the label is seen).
-    const noNonRoot = (p: V1Pod) => delete p.spec!.securityContext!.runAsNonRoot;
-    const refused = await waitFor("PodSecurity to enforce restricted", async () => {
-      const r = await create(pod(noNonRoot), "All");
-      return r === "accepted" ? undefined : r;
-    });
-    expect(refused).toMatch(/violates PodSecurity "restricted:latest": runAsNonRoot != true/);
+      const good = pod();
+      expect(await create(good)).toBe("accepted");
+      const stored = await c.core.readNamespacedPod({ name: good.metadata!.name!, namespace: ns });
+      expect(stored.spec?.securityContext?.runAsNonRoot).toBe(true);
+      expect(stored.spec?.containers[0]?.securityContext?.readOnlyRootFilesystem).toBe(true);
+    },
+  );
 
-    const good = pod();
-    expect(await create(good)).toBe("accepted");
-    const stored = await c.core.readNamespacedPod({ name: good.metadata!.name!, namespace: ns });
-    expect(stored.spec?.securityContext?.runAsNonRoot).toBe(true);
-    expect(stored.spec?.containers[0]?.securityContext?.readOnlyRootFilesystem).toBe(true);
+  it("gives the alarm service its connections from Secrets only, the clip volume, and no permission of its own", () => {
+    const d = deployment("alarms");
+    expect(d.spec?.replicas).toBe(2);
+    const pod = d.spec!.template.spec!;
+    expect(pod.serviceAccountName).toBe(`${ns}-alarms`);
+    const container = pod.containers[0]!;
+    expect(container.args).toEqual(["alarms"]);
+    const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e]));
+    // URLs carry passwords: never a value in the manifest.
+    expect(env.RABBITMQ_URL?.valueFrom?.secretKeyRef).toEqual({ name: "vigil-rabbitmq", key: "url" });
+    expect(env.MYSQL_URL?.valueFrom?.secretKeyRef).toEqual({ name: "vigil-mysql", key: "url" });
+    expect(env.VIGIL_CLIP_DIR?.value).toBe("/var/lib/vigil/clips");
+    const clips = pod.volumes?.find((v) => v.name === "clips");
+    expect(clips?.persistentVolumeClaim?.claimName).toBe(`${ns}-clips`);
+    expect(one("PersistentVolumeClaim").spec.accessModes).toEqual(["ReadWriteMany"]);
+    // No Role or binding names it in the chart: the operator writes one per pool, naming Secrets.
+    const subjects = [...byKind("RoleBinding"), ...byKind("ClusterRoleBinding")].flatMap((b) => b.subjects ?? []);
+    expect(subjects.map((s: Obj) => s.name)).not.toContain(`${ns}-alarms`);
   });
 
   it("ships the generated CRDs, byte for byte", () => {

@@ -1,7 +1,7 @@
 // The operator against a real apiserver, as a real process with the chart's least-privilege RBAC.
 
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { AuthorizationV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseWorkerEnv, workerEnv } from "../../operator/api/worker-env.ts";
 import type { Clients } from "../../operator/kube/client.ts";
@@ -58,6 +58,7 @@ beforeAll(async () => {
   ns = await freshNamespace(c, "op");
   op = startOperator(await operatorKubeconfig(c, ns), ns, {
     VIGIL_ALLOWED_WORKER_IMAGES: "ghcr.io/vigil-dev/vigil, registry.example/ml/",
+    VIGIL_ALARMS_SERVICE_ACCOUNT: `${ns}/vigil-alarms`,
   });
   await op.port;
 });
@@ -402,6 +403,67 @@ describe("operator", () => {
     const sa = await c.core.readNamespacedServiceAccount({ name: "taken-worker-0", namespace: ns });
     expect(sa.metadata?.labels).toEqual({ owner: "someone-else" });
     expect(sa.metadata?.ownerReferences).toBeUndefined();
+  });
+
+  it("lets the alarm service read exactly its pool's webhook Secrets, and follows the cameras", async () => {
+    await createCr(c, "detectorpools", ns, poolManifest("alarmed", { minWorkers: 1, maxWorkers: 1 }));
+    const withHook = (name: string, secret: string) =>
+      cameraManifest(name, "alarmed", { alarm: { webhookSecretRef: { name: secret } } });
+    await createCr(c, "cameradetections", ns, withHook("gate", "hook-gate"));
+    await createCr(c, "cameradetections", ns, withHook("dock", "hook-dock"));
+    await createCr(c, "cameradetections", ns, cameraManifest("yard", "alarmed"));
+    const rbac = (kind: "Role" | "RoleBinding") =>
+      c.objects
+        .read({ apiVersion: "rbac.authorization.k8s.io/v1", kind, metadata: { name: "alarmed-alarms", namespace: ns } })
+        .catch(() => undefined) as Promise<Obj | undefined>;
+    const secretsRule = (r: Obj | undefined) => r?.rules?.find((x: Obj) => x.resources?.includes("secrets"));
+    const role = await waitFor("the alarm service's Role", async () => {
+      const r = await rbac("Role");
+      return secretsRule(r)?.resourceNames?.length === 2 && r;
+    });
+    expect(secretsRule(role)).toEqual({
+      apiGroups: [""],
+      resources: ["secrets"],
+      verbs: ["get"],
+      resourceNames: ["hook-dock", "hook-gate"],
+    });
+    expect((await rbac("RoleBinding"))?.subjects).toEqual([
+      { kind: "ServiceAccount", name: "vigil-alarms", namespace: ns },
+    ]);
+    // Ask the apiserver's authorizer what that ServiceAccount may do with Secrets here.
+    const authz = c.kc.makeApiClient(AuthorizationV1Api);
+    const can = async (verb: string, name?: string) =>
+      (
+        await authz.createSubjectAccessReview({
+          body: {
+            spec: {
+              user: `system:serviceaccount:${ns}:vigil-alarms`,
+              resourceAttributes: { verb, resource: "secrets", namespace: ns, ...(name ? { name } : {}) },
+            },
+          },
+        })
+      ).status?.allowed ?? false;
+    await waitFor("the binding to take effect", () => can("get", "hook-gate"));
+    expect(await can("get", "hook-dock")).toBe(true);
+    expect(await can("get", "camera-credentials")).toBe(false);
+    expect(await can("list")).toBe(false);
+
+    // A camera that drops its alarm takes its Secret out of the Role.
+    await c.custom.patchNamespacedCustomObject(
+      {
+        group: "vigil.dev",
+        version: "v1alpha1",
+        namespace: ns,
+        plural: "cameradetections",
+        name: "dock",
+        body: [{ op: "remove", path: "/spec/alarm" }],
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
+    );
+    await waitFor("hook-dock out of the Role", async () => {
+      const names = secretsRule(await rbac("Role"))?.resourceNames;
+      return names?.length === 1 && names[0] === "hook-gate";
+    });
   });
 
   it("finished every reconcile without an error", async () => {

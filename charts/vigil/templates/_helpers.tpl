@@ -70,3 +70,32 @@ app.kubernetes.io/name: {{ include "vigil.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
 {{- end }}
+
+{{/*
+The alarm service (`vigil alarms`): its objects' name, ServiceAccount, labels and selector.
+*/}}
+{{- define "vigil.alarmsName" -}}
+{{- printf "%s-alarms" (include "vigil.fullname" .) }}
+{{- end }}
+
+{{- define "vigil.alarmsServiceAccountName" -}}
+{{- default (include "vigil.alarmsName" .) .Values.alarms.serviceAccount.name }}
+{{- end }}
+
+{{- define "vigil.alarmsLabels" -}}
+{{ include "vigil.labels" . }}
+app.kubernetes.io/component: alarms
+{{- end }}
+
+{{- define "vigil.alarmsSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "vigil.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: alarms
+{{- end }}
+
+{{/*
+The clip volume's claim: an existing one, or the one this chart creates.
+*/}}
+{{- define "vigil.clipsClaim" -}}
+{{- default (printf "%s-clips" (include "vigil.fullname" .)) .Values.clips.persistence.existingClaim }}
+{{- end }}
