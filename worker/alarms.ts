@@ -238,7 +238,10 @@ export function createAlarmStage(opts: AlarmStageOptions) {
     addCamera(camera: AlarmCamera): void {
       if (!camera.spec.alarm) return;
       if (!publisher) {
-        log.warn({ camera: camera.id }, "spec.alarm is set but alarms are off in this worker (no RABBITMQ_URL)");
+        log.warn(
+          { camera: camera.id },
+          "spec.alarm is set but alarms are off in this worker (no RABBITMQ_URL, no VIGIL_ALARM_QUEUE)",
+        );
         return;
       }
       if (!store) log.warn({ camera: camera.id }, "no clip store (VIGIL_CLIP_DIR): alarms go without snapshot or clip");

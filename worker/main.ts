@@ -7,6 +7,7 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import { createAmqpAlarmPublisher } from "../alarms/amqp-publisher.ts";
 import { createFsClipStore } from "../alarms/clips/fs-store.ts";
 import type { AlarmPublisher } from "../alarms/queue.ts";
+import { createSqliteAlarmPublisher } from "../alarms/sqlite-queue.ts";
 import { MODEL_CREDENTIAL_ENV, parseWorkerEnv, type WorkerEnv } from "../operator/api/worker-env.ts";
 import { startHealthServer } from "../operator/health.ts";
 import { loadKubeConfig } from "../operator/kube/client.ts";
@@ -174,10 +175,18 @@ export async function runWorker(argv: string[]): Promise<void> {
   if (modelLost) process.exitCode = 1;
 }
 
-/** RabbitMQ when RABBITMQ_URL is set; otherwise none, and cameras with spec.alarm say that alarms are off. */
+/**
+ * RabbitMQ when RABBITMQ_URL is set; else the embedded queue file (VIGIL_ALARM_QUEUE, `vigil up`); otherwise none,
+ * and cameras with spec.alarm say that alarms are off.
+ */
 function alarmPublisher(env: WorkerEnv, registry: Registry, log: Logger): AlarmPublisher | undefined {
   if (env.RABBITMQ_URL)
     return createAmqpAlarmPublisher({ url: env.RABBITMQ_URL, registry, log, outboxMax: env.VIGIL_ALARM_OUTBOX_MAX });
+  if (env.VIGIL_ALARM_QUEUE)
+    return createSqliteAlarmPublisher(env.VIGIL_ALARM_QUEUE, registry, {
+      outboxLimit: env.VIGIL_ALARM_OUTBOX_MAX,
+      log,
+    });
   return undefined;
 }
 
