@@ -35,6 +35,8 @@ export const alarmsEnv = z
     VIGIL_ALARMS_PORT: z.coerce.number().int().min(0).max(65535).default(8083),
     VIGIL_ALARMS_HOST: z.string().min(1).default("0.0.0.0"),
     VIGIL_ALARMS_PREFETCH: z.coerce.number().int().min(1).max(10_000).default(64),
+    /** The embedded queue's lease: a crashed service's alarms come back after this (renewed every third of it). */
+    VIGIL_ALARMS_LEASE_MS: z.coerce.number().int().min(100).default(30_000),
     VIGIL_ALARMS_CLIP_GRACE_MS: ms(DEFAULT_SERVICE_CONFIG.clipGraceMs),
     VIGIL_ALARMS_CLIP_POLL_MS: z.coerce.number().int().min(10).default(DEFAULT_SERVICE_CONFIG.clipPollMs),
     VIGIL_ALARMS_SECRET_RECHECK_MS: z.coerce.number().int().min(10).default(DEFAULT_SERVICE_CONFIG.secretRecheckMs),
@@ -87,7 +89,11 @@ export async function runAlarms(argv: string[]): Promise<void> {
 
   const consumer: AlarmConsumer & { connected?: () => boolean } = env.RABBITMQ_URL
     ? createAmqpAlarmConsumer(env.RABBITMQ_URL, { prefetch: env.VIGIL_ALARMS_PREFETCH, log })
-    : createSqliteAlarmConsumer(env.VIGIL_ALARM_QUEUE as string, { prefetch: env.VIGIL_ALARMS_PREFETCH, log });
+    : createSqliteAlarmConsumer(env.VIGIL_ALARM_QUEUE as string, {
+        prefetch: env.VIGIL_ALARMS_PREFETCH,
+        leaseMs: env.VIGIL_ALARMS_LEASE_MS,
+        log,
+      });
   const recordsUrl = env.MYSQL_URL ?? (env.VIGIL_ALARMS_DB as string);
   const records = openRecords(recordsUrl);
   const store = createFsClipStore(env.VIGIL_CLIP_DIR);

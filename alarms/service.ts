@@ -273,7 +273,7 @@ export function createAlarmService(deps: AlarmServiceDeps): AlarmService {
       throw new Dead("endpoint disabled (410)", "endpoint_disabled");
     }
     throw new Dead(
-      `${type} not delivered after ${r.attempts} attempt${r.attempts === 1 ? "" : "s"}${r.exhaustedBy ? ` (${r.exhaustedBy})` : ""}: ${r.lastError ?? "no answer"}`,
+      `${type} not delivered (${r.exhaustedBy ?? `${r.attempts} attempts`}): ${r.lastError ?? "no answer"}`,
       "delivery_failed",
     );
   }
@@ -390,10 +390,12 @@ export function createAlarmService(deps: AlarmServiceDeps): AlarmService {
     const m = parsed.value;
     const ctx: Ctx = { m, d, holdUntil: Date.now() + cfg.holdMs };
     const before = running.get(m.id);
-    const mine = (before ?? Promise.resolve()).catch(() => {}).then(() => {
-      ctx.holdUntil = Date.now() + cfg.holdMs;
-      return run(ctx);
-    });
+    const mine = (before ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => {
+        ctx.holdUntil = Date.now() + cfg.holdMs;
+        return run(ctx);
+      });
     running.set(m.id, mine);
     metrics.inflight.inc();
     try {

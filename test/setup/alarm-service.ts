@@ -122,7 +122,12 @@ export async function alarmQueueClient(url: string) {
           id = (JSON.parse(body) as { id?: string }).id;
         } catch {}
         const h = m.properties.headers ?? {};
-        dead.push({ id, body, reason: String(h[DEAD_HEADERS.reason] ?? ""), failedAt: String(h[DEAD_HEADERS.failedAt]) });
+        dead.push({
+          id,
+          body,
+          reason: String(h[DEAD_HEADERS.reason] ?? ""),
+          failedAt: String(h[DEAD_HEADERS.failedAt]),
+        });
       }
       return dead;
     },
