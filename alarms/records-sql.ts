@@ -68,7 +68,9 @@ function attemptOf(row: Row): DeliveryAttempt {
 }
 
 export function sqlRecords(d: SqlDriver): AlarmRecords {
-  const bump = `updated_ms = ${d.greatest}(updated_ms, ?)`;
+  // Every change moves updated_ms forward, by 1 ms at least (two changes in one ms, or a replica whose clock is
+  // behind): changedSince then sees each change as a later updated_ms, and the gateway's live feed misses none.
+  const bump = `updated_ms = ${d.greatest}(updated_ms + 1, ?)`;
   let lastPurge = 0;
 
   const mustExist = async (tx: SqlTx, id: string, changes: number) => {

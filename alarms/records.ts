@@ -87,7 +87,10 @@ export interface AlarmRecords {
   get(id: string): Promise<AlarmRecord | undefined>;
   attempts(alarmId: string): Promise<DeliveryAttempt[]>;
   list(filter: AlarmFilter): Promise<{ items: AlarmRecord[]; next: string | null }>;
-  /** Records changed after `sinceMs` (updated_ms), oldest first: the gateway's live alarm feed polls this. */
+  /**
+   * Records changed after `sinceMs` (updated_ms), oldest first: the gateway's live alarm feed polls this. Every
+   * change moves a record's updated_ms forward (by at least 1 ms), so a later change is always a later updated_ms.
+   */
   changedSince(sinceMs: number, limit: number): Promise<AlarmRecord[]>;
   /** A webhook endpoint that answered 410 Gone, by a key of (Secret, url); cleared when the url changes. */
   disableEndpoint(key: string, reason: string, atMs: number): Promise<void>;

@@ -216,7 +216,8 @@ describe.each([mariadb, sqlite])("alarm records in $name", (backend) => {
       clip_delivered_ms: T0 + 507_012,
       completed_ms: T0 + 507_020,
       status: "delivered",
-      updated_ms: T0 + 507_500,
+      // The last change (completed) came after the attempt at 507 500: each change moves updated_ms on by 1 ms.
+      updated_ms: T0 + 507_503,
     });
     const attempts = await records.attempts(m.id);
     expect(attempts.map((a) => [a.id, a.type, a.status_code, a.latency_ms, a.error, a.finished_ms])).toEqual([
