@@ -177,7 +177,7 @@ type Row = { seq: number; body: Uint8Array; deliveries: number; alarm_id: string
 /** The `vigil alarms` end under `vigil up`. */
 export function createSqliteAlarmConsumer(path: string, opts: SqliteConsumerOptions = {}): AlarmConsumer {
   const prefetch = opts.prefetch ?? 64;
-  const leaseMs = opts.leaseMs ?? 60_000;
+  const leaseMs = opts.leaseMs ?? 30_000;
   const limit = opts.deliveryLimit ?? ALARM_TOPOLOGY.deliveryLimit;
   const pollMs = opts.pollMs ?? 100;
   const token = randomUUID();

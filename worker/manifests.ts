@@ -24,6 +24,8 @@ export type LocalManifests = {
   pools: z.infer<typeof detectorPool>[];
   /** Per pool with spec.model.credentialsSecretRef: the Secret's keys, as the pod would get them. */
   modelCredentials?: Map<string, ModelCredentials>;
+  /** Every Secret in the file, decoded, by `<namespace>/<name>` (the alarm service's webhook Secrets). */
+  secrets?: Map<string, Record<string, string>>;
 };
 
 /** A namespaced object's key; objects without a namespace are in "default". */
@@ -95,5 +97,5 @@ export function loadManifests(file: string): LocalManifests {
       );
     modelCredentials.set(p.metadata.name, { token: s.token, username: s.username, password: s.password });
   }
-  return { cameras, pools, modelCredentials };
+  return { cameras, pools, modelCredentials, secrets };
 }

@@ -317,6 +317,53 @@ export function createClipService(opts: ClipServiceOptions): ClipService {
     stopping.add(done);
   }
 
+  async function request(req: ClipRequest): Promise<{ startMs: number; durationS: number }> {
+    const cam = cameras.get(req.cameraId);
+    const fail = (result: ClipResult, message: string) => {
+      clips.inc({ result });
+      log.warn({ camera: req.cameraId, key: req.key, result, reason: message }, "no replay clip");
+      return Promise.reject(new ClipError(result, message));
+    };
+    if (stopped) return fail("cancelled", `clip ${req.key}: the clip service is stopped`);
+    if (!cam) return fail("not_recorded", `clip ${req.key}: camera ${req.cameraId} is not recorded`);
+    const bad = [
+      !Number.isFinite(req.eventMs) && "eventMs must be a finite number of milliseconds",
+      !(req.preSeconds >= 0) && "preSeconds must be ≥ 0",
+      !(req.postSeconds >= 0) && "postSeconds must be ≥ 0",
+      !(req.preSeconds + req.postSeconds > 0) && "preSeconds + postSeconds must be > 0",
+    ].find(Boolean);
+    if (bad) return fail("invalid", `clip ${req.key}: ${bad}`);
+    const window = clipWindow(req, margins);
+    if (window.toMs - window.fromMs > (bufferSeconds - 2 * segmentSeconds) * 1000)
+      return fail(
+        "invalid",
+        `clip ${req.key}: ${req.preSeconds} + ${req.postSeconds} s does not fit the ${bufferSeconds} s buffer`,
+      );
+    // The store refuses a malformed key now rather than after the post-roll (stat validates it).
+    try {
+      await store.stat(req.key);
+    } catch (err) {
+      return fail("invalid", `clip ${req.key}: ${(err as Error).message}`);
+    }
+    return new Promise((resolve, reject) => {
+      const p: Pending = {
+        req,
+        window,
+        deadlineMs: req.eventMs + req.postSeconds * 1000 + waitMs,
+        timer: undefined,
+        cutting: false,
+        resolve,
+        reject,
+      };
+      p.timer = setTimeout(() => evaluate(cam), Math.max(0, p.deadlineMs - Date.now()) + 10);
+      p.timer.unref();
+      cam.pending.add(p);
+      evaluate(cam);
+    });
+  }
+
+  const byKey = new Map<string, Promise<{ startMs: number; durationS: number }>>();
+
   return {
     addCamera(id, source) {
       if (stopped) throw new Error("the clip service is stopped");
@@ -346,42 +393,16 @@ export function createClipService(opts: ClipServiceOptions): ClipService {
     removeCamera,
 
     requestClip(req) {
-      const cam = cameras.get(req.cameraId);
-      const fail = (result: ClipResult, message: string) => {
-        clips.inc({ result });
-        log.warn({ camera: req.cameraId, key: req.key, result, reason: message }, "no replay clip");
-        return Promise.reject(new ClipError(result, message));
+      // The same clip asked for again while the first request waits (a redelivered event): one cut, one answer.
+      const same = byKey.get(req.key);
+      if (same) return same;
+      const answer = request(req);
+      byKey.set(req.key, answer);
+      const forget = () => {
+        if (byKey.get(req.key) === answer) byKey.delete(req.key);
       };
-      if (stopped) return fail("cancelled", `clip ${req.key}: the clip service is stopped`);
-      if (!cam) return fail("not_recorded", `clip ${req.key}: camera ${req.cameraId} is not recorded`);
-      const bad = [
-        !Number.isFinite(req.eventMs) && "eventMs must be a finite number of milliseconds",
-        !(req.preSeconds >= 0) && "preSeconds must be ≥ 0",
-        !(req.postSeconds >= 0) && "postSeconds must be ≥ 0",
-        !(req.preSeconds + req.postSeconds > 0) && "preSeconds + postSeconds must be > 0",
-      ].find(Boolean);
-      if (bad) return fail("invalid", `clip ${req.key}: ${bad}`);
-      const window = clipWindow(req, margins);
-      if (window.toMs - window.fromMs > (bufferSeconds - 2 * segmentSeconds) * 1000)
-        return fail(
-          "invalid",
-          `clip ${req.key}: ${req.preSeconds} + ${req.postSeconds} s does not fit the ${bufferSeconds} s buffer`,
-        );
-      return new Promise((resolve, reject) => {
-        const p: Pending = {
-          req,
-          window,
-          deadlineMs: req.eventMs + req.postSeconds * 1000 + waitMs,
-          timer: undefined,
-          cutting: false,
-          resolve,
-          reject,
-        };
-        p.timer = setTimeout(() => evaluate(cam), Math.max(0, p.deadlineMs - Date.now()) + 10);
-        p.timer.unref();
-        cam.pending.add(p);
-        evaluate(cam);
-      });
+      answer.then(forget, forget);
+      return answer;
     },
 
     async stop() {

@@ -105,6 +105,7 @@ export class Recorder {
   private poll: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
   private stall: NodeJS.Timeout | undefined;
+  private probing: ChildProcess | undefined;
 
   constructor(opts: RecorderOptions) {
     this.opts = {
@@ -164,6 +165,7 @@ export class Recorder {
     clearTimeout(this.stall);
     clearInterval(this.poll);
     this.watcher?.close();
+    this.probing?.kill("SIGKILL");
     const run = this.current;
     if (run) {
       run.proc.kill("SIGKILL");
@@ -295,7 +297,8 @@ export class Recorder {
       input,
     ];
     return new Promise((resolve, reject) => {
-      execFile(this.opts.ffprobePath ?? "ffprobe", args, { timeout: 20_000 }, (err, stdout, stderr) => {
+      this.probing = execFile(this.opts.ffprobePath ?? "ffprobe", args, { timeout: 20_000 }, (err, stdout, stderr) => {
+        this.probing = undefined;
         const codec = String(stdout).trim().split(/\s+/)[0];
         if (err || !codec) {
           const text = redact(String(stderr), this.secrets);

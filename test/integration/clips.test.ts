@@ -167,8 +167,11 @@ describe("replay clips", () => {
     const t = Date.now();
     firstEventMs = t;
     const key = "default/door/entered_1_first.mp4";
-    const r = await clips.requestClip({ key, cameraId: RTSP_CAM, eventMs: t, preSeconds: 4, postSeconds: 4 });
+    const ask = () => clips.requestClip({ key, cameraId: RTSP_CAM, eventMs: t, preSeconds: 4, postSeconds: 4 });
+    // The same clip asked for twice (a redelivered event) is cut once.
+    const [r, again] = await Promise.all([ask(), ask()]);
     const lagMs = Date.now() - (t + 4000);
+    expect(again).toBe(r);
     expect((await store.stat(key))?.size).toBeGreaterThan(0);
     const file = join(storeDir, key);
     const probe = await probeClip(file);
@@ -282,6 +285,9 @@ describe("replay clips", () => {
       result: "not_recorded",
       message: expect.stringMatching(/default\/nope is not recorded/),
     });
+    await expect(
+      clips.requestClip({ key: "../x.mp4", cameraId: RTSP_CAM, eventMs: Date.now(), preSeconds: 1, postSeconds: 1 }),
+    ).rejects.toMatchObject({ result: "invalid", message: expect.stringMatching(/clip store key/) });
   });
 
   it("counts results and lag, keeps credentials out of every log line, and cleans its scratch on stop", async () => {
@@ -290,6 +296,7 @@ describe("replay clips", () => {
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="gap"')).toBe(1);
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="gone"')).toBe(1);
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="not_recorded"')).toBe(1);
+    expect(metricValue(text, "vigil_alarm_clips_total", 'result="invalid"')).toBe(1);
     expect(metricValue(text, "vigil_alarm_clip_lag_seconds_count")).toBe(3);
     const all = logs.join("");
     expect(all).toContain("rtsp://***@127.0.0.1"); // the recorder's argv is logged, redacted

@@ -139,9 +139,9 @@ export async function startRabbitMQ(): Promise<Broker & { ctl(...args: string[])
     output,
     stop,
     start: launch,
-    /** rabbitmqctl against this node (policies, queue listings); throws with its output when it fails. */
+    /** rabbitmqctl against this node (e.g. `list_queues name messages_unacknowledged`); throws on failure. */
     ctl(...args: string[]) {
-      const r = spawnSync("/usr/lib/rabbitmq/bin/rabbitmqctl", ["-n", node, ...args], { env, encoding: "utf8" });
+      const r = spawnSync("/usr/lib/rabbitmq/bin/rabbitmqctl", ["-n", node, "-q", ...args], { env, encoding: "utf8" });
       if (r.status !== 0) throw new Error(`rabbitmqctl ${args.join(" ")}: ${r.stderr || r.stdout}`);
       return r.stdout;
     },
