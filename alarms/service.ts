@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { parseCameraId } from "../worker/publish/camera-id.ts";
 import type { CameraEvents } from "./camera-events.ts";
-import { type ClipStore, readClipMeta } from "./clips/store.ts";
+import { type ClipStore, clipFailureKey, readClipFailure, readClipMeta } from "./clips/store.ts";
 import { ALARM_TOPOLOGY, type AlarmMessage, alarmMessage, type DeliveryType } from "./messages.ts";
 import type { AlarmMetrics, DeadCategory } from "./metrics.ts";
 import type { Delivery, Outcome } from "./queue.ts";
@@ -288,6 +288,7 @@ export function createAlarmService(deps: AlarmServiceDeps): AlarmService {
       await pause(Math.max(0, Math.min(cfg.clipPollMs, until - Date.now())));
       if (await clipPresent(key)) return;
       if (Date.now() >= until) return;
+      if (await store.stat(clipFailureKey(key)).catch(() => undefined)) return; // the next action dead-letters it
     }
   }
 
@@ -339,10 +340,12 @@ export function createAlarmService(deps: AlarmServiceDeps): AlarmService {
       let rec = (await db(ctx, "get", () => records.get(m.id))) ?? admitted.record;
       for (;;) {
         const waiting = rec.raised_delivered_ms !== null && rec.clip_ready_ms === null;
+        const present = waiting && (await clipPresent(rec.clip_key));
         const a = nextAction(rec, {
           nowMs: Date.now(),
-          clipPresent: waiting && (await clipPresent(rec.clip_key)),
+          clipPresent: present,
           clipGraceMs: cfg.clipGraceMs,
+          clipFailure: waiting && !present ? await readClipFailure(store, rec.clip_key) : undefined,
         });
         try {
           switch (a.kind) {

@@ -14,6 +14,8 @@ export type AlarmFacts = {
   clipPresent: boolean;
   /** How long after the end of the clip window (event time + post-roll) to wait for it before giving up. */
   clipGraceMs: number;
+  /** Why the clip will never come, when its worker said so (store.ts clipFailureKey). */
+  clipFailure?: string | undefined;
 };
 
 export type AlarmAction =
@@ -53,6 +55,7 @@ export function nextAction(r: AlarmSteps, f: AlarmFacts): AlarmAction {
   if (r.raised_delivered_ms === null) return { kind: "deliver-raised" };
   if (r.clip_ready_ms === null) {
     if (f.clipPresent) return { kind: "clip-ready" };
+    if (f.clipFailure) return { kind: "dead", reason: `clip unavailable: ${f.clipFailure}` };
     const deadline = clipDeadline(r, f.clipGraceMs);
     if (f.nowMs >= deadline)
       return {

@@ -7,7 +7,7 @@
 import type { Logger } from "pino";
 import { Counter, type Registry } from "prom-client";
 import { ClipError, type ClipService } from "../alarms/clips/clip-service.ts";
-import { alarmObjectKeys, type ClipStore } from "../alarms/clips/store.ts";
+import { alarmObjectKeys, type ClipStore, clipFailureKey } from "../alarms/clips/store.ts";
 import { type AlarmMessage, alarmMessage } from "../alarms/messages.ts";
 import type { AlarmPublisher } from "../alarms/queue.ts";
 import type { CameraDetectionSpec } from "../operator/api/camera-detection.ts";
@@ -162,6 +162,14 @@ export function createAlarmStage(opts: AlarmStageOptions) {
       pending = Promise.reject(err);
     }
     pending.catch((err: Error) => {
+      // The clip will never come: say why beside its key, so the alarm service stops waiting for it at once.
+      store
+        ?.put(
+          clipFailureKey(m.clip.key),
+          { bytes: Buffer.from(JSON.stringify({ reason: err?.message })) },
+          "application/json",
+        )
+        .catch((e: Error) => log.warn({ alarm: m.id, err: e.message }, "could not record why the clip failed"));
       if (err instanceof ClipError) return; // counted and logged by the clip service, with its reason
       clipErrors.inc();
       log.error({ alarm: m.id, key: m.clip.key, err: err?.message }, "alarm clip request failed");

@@ -51,3 +51,22 @@ export async function readClipMeta(store: ClipStore, clipKey: string): Promise<C
     return undefined;
   }
 }
+
+/**
+ * Why a clip will never come, stored under `<clip key>.failed.json` by the worker that was to cut it (its buffer
+ * no longer covered the window, the stream had a gap, ffmpeg failed): the alarm service dead-letters the alarm
+ * with that reason at once instead of waiting out its clip deadline.
+ */
+export const clipFailureKey = (clipKey: string) => `${clipKey}.failed.json`;
+
+export async function readClipFailure(store: ClipStore, clipKey: string): Promise<string | undefined> {
+  if (!(await store.stat(clipFailureKey(clipKey)).catch(() => undefined))) return undefined;
+  try {
+    const chunks: Buffer[] = [];
+    for await (const c of store.read(clipFailureKey(clipKey))) chunks.push(c as Buffer);
+    const m = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { reason?: unknown };
+    return typeof m.reason === "string" && m.reason ? m.reason : "the worker could not cut it";
+  } catch {
+    return "the worker could not cut it";
+  }
+}

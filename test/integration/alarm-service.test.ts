@@ -15,6 +15,7 @@ import mysql from "mysql2/promise";
 import { Registry } from "prom-client";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { createFsClipStore } from "../../alarms/clips/fs-store.ts";
+import { clipFailureKey } from "../../alarms/clips/store.ts";
 import { type AlarmMessage, DELIVERY_TYPES, type DeliveryType } from "../../alarms/messages.ts";
 import { createSqliteAlarmPublisher } from "../../alarms/sqlite-queue.ts";
 import { webhookId } from "../../alarms/webhook/sign.ts";
@@ -403,6 +404,26 @@ describe("vigil alarms", () => {
     expect(row?.status).toBe("dead");
     expect(row?.raised_delivered_ms).not.toBeNull();
     expect(await s.metric("vigil_alarms_dead_lettered_total", 'reason="clip_never_ready"')).toBe(1);
+    await expectQueueDrained(s);
+  });
+
+  it("a clip its worker could not cut: dead-lettered at once with the worker's reason, not after the deadline", async () => {
+    const { receiver, args } = await receiverFor("cutfail");
+    // A deadline far away: only the worker's note can end the wait within this test.
+    const s = await service(baseEnv({ VIGIL_ALARMS_CLIP_GRACE_MS: "600000" }), args);
+    const m = alarmFixture("cutfail", 1, { post: 1 });
+    await q.publish(m);
+    await waitFor("alarm.raised", async () => accepted(receiver, m.id, "alarm.raised"));
+    const reason = "the recorder's buffer no longer covers the window";
+    await store().put(
+      clipFailureKey(m.clip.key),
+      { bytes: Buffer.from(JSON.stringify({ reason })) },
+      "application/json",
+    );
+    const dead = await waitFor("dead-lettered", async () => (await q.deadLettered()).find((d) => d.id === m.id));
+    expect(dead.reason).toBe(`clip unavailable: ${reason}`);
+    expect(receipts(receiver, m.id, "alarm.clip")).toEqual([]);
+    expect((await rows([m.id]))[0]?.status).toBe("dead");
     await expectQueueDrained(s);
   });
 

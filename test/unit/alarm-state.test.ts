@@ -79,3 +79,26 @@ describe("alarm state machine", () => {
     expect(isRepeat([{ finished_ms: 1, status_code: 204 }])).toBe(true); // succeeded, step not recorded
   });
 });
+
+describe("a clip its worker could not cut", () => {
+  it("is dead at once with the worker's reason, not after the deadline", () => {
+    const r = {
+      event_ms: 1_000_000,
+      post_seconds: 5,
+      raised_delivered_ms: 1_000_100,
+      clip_ready_ms: null,
+      clip_delivered_ms: null,
+      completed_ms: null,
+      status: "open" as const,
+      dead_reason: null,
+    };
+    const facts = { nowMs: 1_001_000, clipPresent: false, clipGraceMs: 90_000 };
+    expect(nextAction(r, facts).kind).toBe("wait-clip");
+    expect(nextAction(r, { ...facts, clipFailure: "the buffer no longer covers the window" })).toEqual({
+      kind: "dead",
+      reason: "clip unavailable: the buffer no longer covers the window",
+    });
+    // A clip that is there wins over a stale failure note.
+    expect(nextAction(r, { ...facts, clipPresent: true, clipFailure: "x" }).kind).toBe("clip-ready");
+  });
+});
