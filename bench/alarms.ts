@@ -32,6 +32,7 @@ import { startMariaDB, startRabbitMQ } from "../test/setup/brokers.ts";
 import { ROOT, waitFor } from "../test/setup/operator-env.ts";
 import { FIXTURES } from "../test/setup/services.ts";
 import { type Received, startWebhookReceiver, type WebhookReceiver } from "../test/setup/webhook-receiver.ts";
+import { benchClips } from "./alarms-clips.ts";
 
 const N = Number(process.env.BENCH_ALARMS ?? 1000);
 const REPLICAS = Number(process.env.BENCH_ALARMS_REPLICAS ?? 2);
@@ -458,9 +459,9 @@ export async function benchAlarms() {
     out.queue_left = await q.ready();
 
     if (PHASES.has("clips")) {
-      // The clip phase needs the worker-side clip service (alarms/clips/clip-service.ts), not on this branch yet.
-      out.clips = { missing: "alarms/clips/clip-service.ts is not on this branch: no clip-lag measurement" };
-      progress("clips: skipped, the clip service is not on this branch");
+      progress("clips: the clip service recording vtest.avi over RTSP");
+      out.clips = await benchClips({ store, scratchDir: join(dir, "scratch"), progress });
+      progress(`clips: ${JSON.stringify(out.clips)}`);
     }
   } finally {
     await Promise.all(services.map((s) => s?.stop("SIGKILL")));
