@@ -14,6 +14,12 @@
 // 5. clips: the worker-side clip service (alarms/clips/clip-service.ts) recording vtest.avi over RTSP; the lag
 //    from the end of each clip's post-roll to the clip being in the store, against the segment length.
 // The machine is shared and small: the load average and the CPU seconds of each part are in the output.
+// Knobs (env): BENCH_ALARMS (alarms in the direct and throughput phases, 1000), BENCH_ALARMS_RATE (the steady
+// rate, per s; default a third of the measured throughput), BENCH_ALARMS_LATENCY_SECONDS (20),
+// BENCH_ALARMS_KILL_SECONDS (60), BENCH_ALARMS_KILL_EVERY_SECONDS (10), BENCH_ALARMS_REPLICAS (2),
+// BENCH_ALARMS_LOG_LEVEL (the replicas', info), BENCH_ALARMS_PHASES (direct,throughput,latency,kill,clips),
+// BENCH_ALARMS_CLIPS (10), BENCH_ALARMS_SEGMENT_SECONDS (2), BENCH_ALARMS_CLIP_SPACING_MS (1500); any
+// VIGIL_ALARMS_* variable reaches the replicas (VIGIL_ALARMS_PREFETCH, 64, also sets the direct concurrency).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { link } from "node:fs/promises";
