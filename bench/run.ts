@@ -3,6 +3,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   operator: async () => (await import("./operator.ts")).benchOperator(),
   worker: async () => (await import("./worker.ts")).benchWorker(),
   gateway: async () => (await import("./gateway.ts")).benchGateway(),
+  alarms: async () => (await import("./alarms.ts")).benchAlarms(),
 };
 
 const name = process.argv[2];
