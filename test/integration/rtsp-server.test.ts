@@ -1,0 +1,71 @@
+// The test RTSP server (hack/rtsp/server.py) shares one encode between its clients, as a camera does: a client that
+// joins or leaves must not disturb the stream the others receive. It used to: every ffmpeg PLAY asks for the range
+// npt=0.000-, and the shared media seeked there for everyone, so a watching client was thrown back to the file's
+// start (its timestamps went back and its ffmpeg dropped frames for seconds).
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { type Service, startRtsp, waitFor } from "../setup/services.ts";
+
+const run = promisify(execFile);
+const tmp = mkdtempSync(join(tmpdir(), "vigil-rtsp-"));
+let rtsp: Service;
+let url: string;
+
+/** A client reading the stream's video packets without decoding them: their timestamps (90 kHz), as they come. */
+function packets(extra: string[] = []): { proc: ChildProcess; pts: number[]; exited: Promise<number | null> } {
+  const proc = spawn("ffprobe", [
+    ...["-v", "error", "-rtsp_transport", "tcp", ...extra, "-select_streams", "v"],
+    ...["-show_entries", "packet=pts", "-of", "compact=p=0:nk=1", url],
+  ]);
+  const pts: number[] = [];
+  let rest = "";
+  proc.stdout.on("data", (b: Buffer) => {
+    const lines = (rest + b.toString()).split("\n");
+    rest = lines.pop() ?? "";
+    for (const line of lines) {
+      const m = /^(\d+)/.exec(line); // "N/A" for the first packet, before the clock is known
+      if (m) pts.push(Number(m[1]));
+    }
+  });
+  const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
+  return { proc, pts, exited };
+}
+
+beforeAll(async () => {
+  // 10 s of 160×120 at 10 fps: 100 frames.
+  const video = join(tmp, "ten.mp4");
+  await run("ffmpeg", [
+    ...["-v", "error", "-f", "lavfi", "-i", "testsrc=s=160x120:r=10:d=10"],
+    ...["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", video],
+  ]);
+  rtsp = await startRtsp(video);
+  url = `rtsp://127.0.0.1:${rtsp.port}/cam1`;
+});
+
+afterAll(async () => {
+  await rtsp?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+it("a second client joining and leaving leaves the first one's stream going on, to the file's end", async () => {
+  const a = packets();
+  try {
+    // Past the connection's first burst, so the shared stream is well into the file when B joins.
+    await waitFor("A receiving", async () => a.pts.length >= 30, 30_000);
+    const b = packets(["-read_intervals", "%+2"]);
+    expect(await b.exited).toBe(0);
+    expect(b.pts.length).toBeGreaterThan(0);
+    // The file still ends: A's stream stops by itself, once.
+    expect(await a.exited).toBe(0);
+  } finally {
+    a.proc.kill();
+  }
+  const backwards = a.pts.flatMap((p, i) => (i > 0 && p <= (a.pts[i - 1] ?? 0) ? [`${a.pts[i - 1]} → ${p}`] : []));
+  expect(backwards).toEqual([]);
+  expect(a.pts.length).toBeGreaterThan(90);
+  expect(a.pts.length).toBeLessThanOrEqual(100);
+}, 60_000);
