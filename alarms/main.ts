@@ -14,6 +14,7 @@ import { loadManifests } from "../worker/manifests.ts";
 import { createAmqpAlarmConsumer } from "./amqp-consumer.ts";
 import { type CameraEvents, kubeCameraEvents, logCameraEvents } from "./camera-events.ts";
 import { createFsClipStore } from "./clips/fs-store.ts";
+import { startClipRetention } from "./clips/retention.ts";
 import { createAlarmMetrics } from "./metrics.ts";
 import type { AlarmConsumer } from "./queue.ts";
 import { describeRecordsUrl, openRecords } from "./records-open.ts";
@@ -32,6 +33,14 @@ export const alarmsEnv = z
     VIGIL_CLIP_DIR: z.string({ error: "is required: the clip store directory (shared with the workers)" }).min(1),
     /** Not used: dedup is a unique key in the records. Accepted so one environment serves every process. */
     REDIS_URL: z.string().optional(),
+    /** Clip-store retention (the chart's clips.retention): by age, then total size. */
+    VIGIL_CLIP_MAX_AGE_HOURS: z.coerce.number().positive().default(168),
+    VIGIL_CLIP_MAX_GIB: z.coerce.number().positive().default(45),
+    VIGIL_CLIP_SWEEP_MS: z.coerce
+      .number()
+      .int()
+      .min(1000)
+      .default(10 * 60_000),
     VIGIL_ALARMS_PORT: z.coerce.number().int().min(0).max(65535).default(8083),
     VIGIL_ALARMS_HOST: z.string().min(1).default("0.0.0.0"),
     VIGIL_ALARMS_PREFETCH: z.coerce.number().int().min(1).max(10_000).default(64),
@@ -187,6 +196,11 @@ export async function runAlarms(argv: string[]): Promise<void> {
     }
   }
   if (migrated) await consumer.start((d) => service.handle(d));
+  const retention = startClipRetention(
+    store,
+    { maxAgeMs: env.VIGIL_CLIP_MAX_AGE_HOURS * 3_600_000, maxBytes: env.VIGIL_CLIP_MAX_GIB * 2 ** 30 },
+    { log, registry, everyMs: env.VIGIL_CLIP_SWEEP_MS },
+  );
 
   const signal = await signalled;
   log.info({ signal }, "shutting down");
@@ -195,6 +209,7 @@ export async function runAlarms(argv: string[]): Promise<void> {
     process.exit(1);
   }, env.VIGIL_ALARMS_SHUTDOWN_TIMEOUT_MS);
   deadline.unref();
+  retention.stop();
   service.stop(); // every wait ends; unfinished alarms are left unsettled
   await consumer.close();
   await records.close();

@@ -10,6 +10,7 @@ import { type ConditionInput, findCondition, setConditions } from "../kube/condi
 import type { ReconcileResult } from "../kube/workqueue.ts";
 import { type Context, FINALIZER, hasFinalizer, isDeleting, keyOf, type Placement, splitKey } from "./context.ts";
 import { eventTarget } from "./pool-reconciler.ts";
+import { createWebhookCheck, WEBHOOK_RECHECK_MS } from "./webhook-check.ts";
 
 type Camera = import("@kubernetes/client-node").KubernetesObject & {
   spec?: unknown;
@@ -23,6 +24,7 @@ const OWN_WRITE_TRUST_MS = 10_000;
 
 export function createCameraReconciler(ctx: Context) {
   const { caches, clients } = ctx;
+  const webhooks = createWebhookCheck(clients.core);
   // Per uid as well as name: a camera created again under the same name starts with no status of ours.
   const written = new Map<string, { uid: string | undefined; owned: OwnedStatus; at: number }>();
   const currentStatus = (key: string, cam: Camera): CameraDetectionStatus => {
@@ -122,13 +124,29 @@ export function createCameraReconciler(ctx: Context) {
       (ready.status === "True" || wasReady.status === "True")
     )
       ctx.events.emit(eventTarget(cam), ready.status === "True" ? "Normal" : "Warning", ready.reason, ready.message);
-    await writeStatus(cam, { phase, pool: poolName, worker: placement.worker }, [scheduled, ready]);
-    return;
+    // The alarm webhook's Secret: a camera whose Secret is missing or unusable says so (its alarms wait).
+    const webhook = await webhooks.condition(namespace, parsed.data.alarm?.webhookSecretRef?.name);
+    const wasWebhook = findCondition(current.conditions, "WebhookReady");
+    if (
+      webhook &&
+      webhook.status === "False" &&
+      (wasWebhook?.status !== "False" || wasWebhook.reason !== webhook.reason)
+    )
+      ctx.events.emit(eventTarget(cam), "Warning", webhook.reason, webhook.message);
+    await writeStatus(
+      cam,
+      { phase, pool: poolName, worker: placement.worker },
+      webhook ? [scheduled, ready, webhook] : [scheduled, ready],
+      webhook ? [] : ["WebhookReady"],
+    );
+    // The operator does not watch Secrets: one not ready yet is looked at again.
+    return webhook && webhook.status !== "True" ? { requeueAfterMs: WEBHOOK_RECHECK_MS } : undefined;
 
     async function writeStatus(
       c: Camera,
       fields: Omit<OwnedStatus, "conditions" | "observedGeneration">,
       conds: ConditionInput[],
+      drop: string[] = [],
     ) {
       const prev = ownedPart(currentStatus(key, c));
       const owned: OwnedStatus = JSON.parse(
@@ -139,7 +157,7 @@ export function createCameraReconciler(ctx: Context) {
             prev.conditions,
             conds.map((x) => ({ ...x, observedGeneration: generation })),
             now,
-          ).filter((x) => OWNED_CONDITIONS.includes(x.type)),
+          ).filter((x) => OWNED_CONDITIONS.includes(x.type) && !drop.includes(x.type)),
         }),
       );
       if (isDeepStrictEqual(owned, prev)) return;
@@ -153,7 +171,7 @@ export function createCameraReconciler(ctx: Context) {
 
 // The operator's part of a camera's status. StreamHealthy, fps, lastFrameTime and reconnects belong to the worker
 // serving the camera; server-side apply with separate field managers keeps the two writers from clobbering.
-const OWNED_CONDITIONS = ["Scheduled", "Ready"];
+const OWNED_CONDITIONS = ["Scheduled", "Ready", "WebhookReady"];
 type OwnedStatus = Pick<CameraDetectionStatus, "observedGeneration" | "phase" | "pool" | "worker"> & {
   conditions: Condition[];
 };

@@ -427,6 +427,31 @@ describe("vigil alarms", () => {
     await expectQueueDrained(s);
   });
 
+  it("sweeps the clip store by age, then by total size, and counts what it removed", async () => {
+    const clips = join(dir, "retention");
+    const st = createFsClipStore(clips);
+    const mb = Buffer.alloc(1 << 20, 1);
+    await st.put("ns/cam/old_1_1.mp4", { bytes: mb }, "video/mp4");
+    await new Promise((r) => setTimeout(r, 1500));
+    for (const k of ["ns/cam/a_1_2.mp4", "ns/cam/b_1_3.mp4", "ns/cam/c_1_4.mp4"]) {
+      await st.put(k, { bytes: mb }, "video/mp4");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Age limit 1 s (the first is 1.5 s old), size limit 2 MiB (of the 3 young ones, the oldest goes too).
+    const s = await service(
+      baseEnv({
+        VIGIL_CLIP_DIR: clips,
+        VIGIL_CLIP_MAX_AGE_HOURS: String(1 / 3600),
+        VIGIL_CLIP_MAX_GIB: String(2 / 1024),
+      }),
+    );
+    await waitFor("the sweep", async () => (await s.metric("vigil_clip_store_swept_total")) === 2);
+    expect(await st.stat("ns/cam/old_1_1.mp4")).toBeUndefined();
+    expect(await st.stat("ns/cam/a_1_2.mp4")).toBeUndefined();
+    expect(await st.stat("ns/cam/b_1_3.mp4")).toBeDefined();
+    expect(await st.stat("ns/cam/c_1_4.mp4")).toBeDefined();
+  });
+
   it("two replicas: competing consumers, no alarm delivered by both, the same event published twice is one alarm", async () => {
     const { receiver, args } = await receiverFor("pair");
     const env = baseEnv({ VIGIL_ALARMS_PREFETCH: "2" });

@@ -11,15 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { stringify } from "yaml";
 import { createFsClipStore } from "../../alarms/clips/fs-store.ts";
-import { alarmObjectKeys, type ClipStore } from "../../alarms/clips/store.ts";
-import { ALARM_MESSAGE_VERSION, type AlarmMessage, type DeliveryType } from "../../alarms/messages.ts";
+import type { ClipStore } from "../../alarms/clips/store.ts";
+import type { DeliveryType } from "../../alarms/messages.ts";
 import type { AlarmRecords } from "../../alarms/records.ts";
 import { openRecords } from "../../alarms/records-open.ts";
 import { buildGateway } from "../../gateway/app.ts";
 import { memoryCatalog } from "../../gateway/catalog-static.ts";
-import type { CameraSummary } from "../../gateway/feed.ts";
 import { createIpcFeed } from "../../gateway/ipc-feed.ts";
-import { cutClip, snapshotJpeg } from "../setup/alarm-media.ts";
+import { alarmAt, bareSummary, cutClip, snapshotJpeg } from "../setup/alarm-media.ts";
 import { metricValue } from "../setup/operator-env.ts";
 import { startGateway, waitFor } from "../setup/services.ts";
 
@@ -38,45 +37,9 @@ let base: string;
 let mp4: Buffer;
 let jpeg: Buffer;
 
-const summary = (id: string): CameraSummary => {
-  const [namespace, name] = id.split("/") as [string, string];
-  return {
-    id,
-    name,
-    namespace,
-    pool: "local",
-    source: "rtsp://127.0.0.1/cam",
-    targetFps: 5,
-    zones: [],
-    rules: [],
-    paused: false,
-    status: {},
-  };
-};
+const summary = bareSummary;
 
-function msg(o: { camera: string; rule: string; severity: AlarmMessage["severity"]; t: number; track?: number }) {
-  const id = `${o.camera}:${o.rule}:${o.track ?? 1}:${o.t}`;
-  const keys = alarmObjectKeys(id);
-  const m: AlarmMessage = {
-    v: ALARM_MESSAGE_VERSION,
-    type: "alarm",
-    id,
-    camera_id: o.camera,
-    rule: o.rule,
-    kind: "presence",
-    severity: o.severity,
-    track_id: o.track ?? 1,
-    zone: "floor",
-    box: [100, 80, 220, 400],
-    timestamp: new Date(o.t).toISOString(),
-    detail: "person in floor",
-    snapshot_key: keys.snapshot,
-    clip: { key: keys.clip, pre_seconds: 3, post_seconds: 3 },
-    dedup_window_seconds: 0,
-    webhook_secret: "hook",
-  };
-  return m;
-}
+const msg = alarmAt;
 
 const A1 = msg({ camera: "shop/entrance", rule: "door", severity: "critical", t: T0 });
 const A2 = {

@@ -11,15 +11,14 @@ import type { Browser, BrowserContext } from "playwright-core";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createFsClipStore } from "../../alarms/clips/fs-store.ts";
-import { alarmObjectKeys, type ClipStore } from "../../alarms/clips/store.ts";
-import { ALARM_MESSAGE_VERSION, type AlarmMessage } from "../../alarms/messages.ts";
+import type { ClipStore } from "../../alarms/clips/store.ts";
+import type { AlarmMessage } from "../../alarms/messages.ts";
 import type { AlarmRecords } from "../../alarms/records.ts";
 import { openRecords } from "../../alarms/records-open.ts";
 import { buildGateway } from "../../gateway/app.ts";
 import { memoryCatalog } from "../../gateway/catalog-static.ts";
-import type { CameraSummary } from "../../gateway/feed.ts";
 import { createIpcFeed } from "../../gateway/ipc-feed.ts";
-import { cutClip, probeDuration, snapshotJpeg } from "../setup/alarm-media.ts";
+import { alarmAt, bareSummary, cutClip, probeDuration, snapshotJpeg } from "../setup/alarm-media.ts";
 import { launchChromium } from "../setup/browser.ts";
 import { ROOT } from "../setup/operator-env.ts";
 import { waitFor } from "../setup/services.ts";
@@ -40,44 +39,10 @@ let clipSeconds: number;
 /** Every request the gateway answered for a clip: its Range header and status. */
 const clipRequests: { range: string | undefined; status: number }[] = [];
 
-const summary = (id: string): CameraSummary => {
-  const [namespace, name] = id.split("/") as [string, string];
-  return {
-    id,
-    name,
-    namespace,
-    pool: "local",
-    source: "rtsp://127.0.0.1/cam",
-    targetFps: 5,
-    zones: [],
-    rules: [],
-    paused: false,
-    status: {},
-  };
-};
+const summary = bareSummary;
 
-function msg(camera: string, rule: string, severity: AlarmMessage["severity"], t: number): AlarmMessage {
-  const id = `${camera}:${rule}:1:${t}`;
-  const keys = alarmObjectKeys(id);
-  return {
-    v: ALARM_MESSAGE_VERSION,
-    type: "alarm",
-    id,
-    camera_id: camera,
-    rule,
-    kind: "presence",
-    severity,
-    track_id: 1,
-    zone: "floor",
-    box: [100, 80, 220, 400],
-    timestamp: new Date(t).toISOString(),
-    detail: "person in floor",
-    snapshot_key: keys.snapshot,
-    clip: { key: keys.clip, pre_seconds: 3, post_seconds: 5 },
-    dedup_window_seconds: 0,
-    webhook_secret: "hook",
-  };
-}
+const msg = (camera: string, rule: string, severity: AlarmMessage["severity"], t: number) =>
+  alarmAt({ camera, rule, severity, t, pre: 3, post: 5 });
 
 const DONE = msg("default/lobby", "entered", "critical", T0);
 const WAITING = msg("default/corridor", "loitering", "warning", T0 + 5000);

@@ -466,6 +466,64 @@ describe("operator", () => {
     });
   });
 
+  it("says on the camera when its webhook Secret is missing or unusable, and when it is fixed", {
+    timeout: 90_000,
+  }, async () => {
+    await createCr(c, "detectorpools", ns, poolManifest("hooked", { minWorkers: 1, maxWorkers: 1 }));
+    await createCr(
+      c,
+      "cameradetections",
+      ns,
+      cameraManifest("porch", "hooked", { alarm: { webhookSecretRef: { name: "porch-hook" } } }),
+    );
+    const webhook = async () => cond(await cam("porch"), "WebhookReady");
+    const missing = await waitFor("WebhookReady=False", async () => {
+      const w = await webhook();
+      return w?.status === "False" && w;
+    });
+    expect(missing).toMatchObject({ reason: "WebhookSecretMissing" });
+    expect(missing.message).toContain(`Secret ${ns}/porch-hook (alarm.webhookSecretRef) does not exist`);
+    const events = async () =>
+      (await c.core.listNamespacedEvent({ namespace: ns })).items.filter(
+        (e) => e.involvedObject?.name === "porch" && e.reason?.startsWith("WebhookSecret"),
+      );
+    await waitFor("a Warning Event", async () => (await events()).some((e) => e.type === "Warning"));
+
+    // A Secret without a proper signing key: still not ready, and the message never quotes the value.
+    await c.core.createNamespacedSecret({
+      namespace: ns,
+      body: {
+        metadata: { name: "porch-hook" },
+        stringData: { url: "https://hooks.example/a?token=t0p", secret: "hunter2" },
+      },
+    });
+    const invalid = await waitFor(
+      "WebhookSecretInvalid",
+      async () => {
+        const w = await webhook();
+        return w?.reason === "WebhookSecretInvalid" && w;
+      },
+      45_000,
+    );
+    expect(invalid.message).toContain('key "secret"');
+    expect(JSON.stringify(await cam("porch"))).not.toMatch(/hunter2|t0p/);
+
+    // Fixed: found without touching the camera (the operator looks again, it does not watch Secrets).
+    await c.core.patchNamespacedSecret(
+      { name: "porch-hook", namespace: ns, body: { stringData: { secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    const ok = await waitFor(
+      "WebhookReady=True",
+      async () => {
+        const w = await webhook();
+        return w?.status === "True" && w;
+      },
+      45_000,
+    );
+    expect(ok).toMatchObject({ reason: "SecretFound" });
+  });
+
   it("finished every reconcile without an error", async () => {
     const m = await op.metrics();
     expect(op.logs.filter((l) => l.includes("reconcile failed"))).toEqual([]);

@@ -1,7 +1,11 @@
 // Real media for the alarm tests: an H.264 MP4 replay clip cut from vtest.avi with ffmpeg (libx264, +faststart,
-// as a browser plays it), a JPEG snapshot of one frame, and ffprobe's duration of the clip.
+// as a browser plays it), a JPEG snapshot of one frame, and ffprobe's duration of the clip; and the alarm messages
+// and camera summaries the records-side tests (gateway, dashboard) write and serve.
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
+import { alarmObjectKeys } from "../../alarms/clips/store.ts";
+import { ALARM_MESSAGE_VERSION, type AlarmMessage } from "../../alarms/messages.ts";
+import type { CameraSummary } from "../../gateway/feed.ts";
 import { FIXTURES } from "./services.ts";
 
 export const VTEST = join(FIXTURES, "vtest.avi");
@@ -40,4 +44,53 @@ export function probeDuration(file: string): number {
   const d = Number.parseFloat(out.trim());
   if (!Number.isFinite(d)) throw new Error(`ffprobe: no duration for ${file}: ${out}`);
   return d;
+}
+
+/** An alarm message of `camera` as a worker sends it (presence in zone floor), for records-side tests. */
+export function alarmAt(o: {
+  camera: string;
+  rule: string;
+  severity: AlarmMessage["severity"];
+  t: number;
+  track?: number;
+  pre?: number;
+  post?: number;
+}): AlarmMessage {
+  const id = `${o.camera}:${o.rule}:${o.track ?? 1}:${o.t}`;
+  const keys = alarmObjectKeys(id);
+  return {
+    v: ALARM_MESSAGE_VERSION,
+    type: "alarm",
+    id,
+    camera_id: o.camera,
+    rule: o.rule,
+    kind: "presence",
+    severity: o.severity,
+    track_id: o.track ?? 1,
+    zone: "floor",
+    box: [100, 80, 220, 400],
+    timestamp: new Date(o.t).toISOString(),
+    detail: "person in floor",
+    snapshot_key: keys.snapshot,
+    clip: { key: keys.clip, pre_seconds: o.pre ?? 3, post_seconds: o.post ?? 3 },
+    dedup_window_seconds: 0,
+    webhook_secret: "hook",
+  };
+}
+
+/** The gateway's summary of a camera `<ns>/<name>` with nothing configured, for a memory catalog. */
+export function bareSummary(id: string): CameraSummary {
+  const [namespace, name] = id.split("/") as [string, string];
+  return {
+    id,
+    name,
+    namespace,
+    pool: "local",
+    source: "rtsp://127.0.0.1/cam",
+    targetFps: 5,
+    zones: [],
+    rules: [],
+    paused: false,
+    status: {},
+  };
 }
