@@ -29,7 +29,12 @@ export type Outcome =
   /** To the dead-letter queue with the reason (a header there), then acked. */
   | { kind: "dead"; reason: string }
   /** Back to the queue for another try (counts toward the delivery limit). */
-  | { kind: "requeue" };
+  | { kind: "requeue" }
+  /**
+   * Left unsettled (shutting down mid-step): the queue gives it back when this consumer goes (RabbitMQ when the
+   * channel closes, the embedded queue when the lease is released or expires), with no ack and no requeue-nack.
+   */
+  | { kind: "abandon" };
 
 export interface AlarmConsumer {
   /** Runs `handle` for each delivery, up to `prefetch` at once; the outcome settles the message. */

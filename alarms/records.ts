@@ -87,10 +87,21 @@ export interface AlarmRecords {
   get(id: string): Promise<AlarmRecord | undefined>;
   attempts(alarmId: string): Promise<DeliveryAttempt[]>;
   list(filter: AlarmFilter): Promise<{ items: AlarmRecord[]; next: string | null }>;
-  /** Records changed after `sinceMs` (updated_ms), oldest first: the gateway's live alarm feed polls this. */
+  /**
+   * Records changed after `sinceMs` (updated_ms), oldest first: the gateway's live alarm feed polls this. Every
+   * change moves a record's updated_ms forward (by at least 1 ms), so a later change is always a later updated_ms.
+   */
   changedSince(sinceMs: number, limit: number): Promise<AlarmRecord[]>;
   /** A webhook endpoint that answered 410 Gone, by a key of (Secret, url); cleared when the url changes. */
   disableEndpoint(key: string, reason: string, atMs: number): Promise<void>;
   endpointDisabled(key: string): Promise<string | undefined>;
+  /**
+   * Takes (or renews) the alarm for `owner` until nowMs + leaseMs, when nobody holds it or the holder's lease has
+   * run out: two replicas that each got a copy of the same alarm (published twice) do not both deliver it. False
+   * when another owner holds a live lease. Optional: added by the records backends (records-sql.ts).
+   */
+  claim?(id: string, owner: string, nowMs: number, leaseMs: number): Promise<boolean>;
+  /** Gives the claim up (only the owner's). */
+  release?(id: string, owner: string): Promise<void>;
   close(): Promise<void>;
 }

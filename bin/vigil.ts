@@ -8,6 +8,7 @@ commands:
   gateway    serve the REST/live API over Redis and the cameras (VIGIL_API_TOKEN; vigil gateway [--manifests FILE])
   detect     run the detection pipeline once over a file, image or stream (vigil detect --help)
   up         run cameras, workers and the dashboard on this host, no Kubernetes (vigil up -f cameras.yaml)
+  alarms     deliver alarms from the queue as signed webhooks, recorded (RABBITMQ_URL, MYSQL_URL, VIGIL_CLIP_DIR; [--manifests FILE])
 `;
 
 const [command] = process.argv.slice(2);
@@ -48,6 +49,16 @@ switch (command) {
       process.exitCode = await runUp(process.argv.slice(3));
     } catch (err) {
       process.stderr.write(`vigil up: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
+    break;
+  }
+  case "alarms": {
+    const { runAlarms } = await import("../alarms/main.ts");
+    try {
+      await runAlarms(process.argv.slice(3));
+    } catch (err) {
+      process.stderr.write(`vigil alarms: ${err instanceof Error ? err.message : String(err)}\n`);
       process.exitCode = 1;
     }
     break;

@@ -16,8 +16,9 @@ import {
 import { Registry } from "prom-client";
 import { authHook, redactUrl } from "./auth.ts";
 import { type CacheOptions, FeedCache } from "./cache.ts";
-import type { GatewayContext } from "./context.ts";
+import type { AlarmSources, GatewayContext } from "./context.ts";
 import type { BusFeed, CameraCatalog } from "./feed.ts";
+import { alarmsLiveRoutes } from "./live/alarms-live.ts";
 import { mjpegRoutes } from "./live/mjpeg.ts";
 import { sseRoutes } from "./live/sse.ts";
 import { VideoHub } from "./live/video-hub.ts";
@@ -51,6 +52,8 @@ export type GatewayOptions = {
    * would otherwise wait out for its headersTimeout (60 s). Default 3000.
    */
   closeGraceMs?: number;
+  /** The alarm records and clip store (GET /api/v1/alarms…); without them those routes answer 503 saying so. */
+  alarms?: AlarmSources;
 };
 
 export const API_PREFIX = "/api/v1";
@@ -91,6 +94,7 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
     frameBufferFrames: opts.frameBufferFrames ?? 2,
     eventBufferBytes: opts.eventBufferBytes ?? 1 << 20,
     streams: new Set(),
+    alarms: opts.alarms ?? {},
   };
 
   const app = Fastify({
@@ -106,7 +110,9 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
         }
       : {}),
     trustProxy: opts.trustProxy ?? false,
-    routerOptions: { ignoreTrailingSlash: true },
+    // Alarm ids (and camera ids) are one encoded path segment each, up to ~400 characters: past find-my-way's
+    // default of 100 a route would not match at all.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1200 },
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -145,7 +151,7 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
         title: "Vigil gateway",
         version: "0.1.0",
         description:
-          "Cameras, stats and events of Vigil, live events (SSE, WebSocket) and annotated video (WebSocket, MJPEG). Send `Authorization: Bearer <token>`; where a browser cannot (EventSource, <img>, WebSocket), `?access_token=<token>`.",
+          "Cameras, stats and events of Vigil, live events (SSE, WebSocket) and annotated video (WebSocket, MJPEG), alarms with their snapshots, replay clips and delivery attempts. Send `Authorization: Bearer <token>`; where a browser cannot (EventSource, <img>, WebSocket), `?access_token=<token>`.",
       },
       components: {
         securitySchemes: {
@@ -182,6 +188,7 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
   app.register(sseRoutes, { prefix: API_PREFIX, ctx });
   app.register(wsRoutes, { prefix: API_PREFIX, ctx });
   app.register(mjpegRoutes, { prefix: API_PREFIX, ctx });
+  app.register(alarmsLiveRoutes, { prefix: API_PREFIX, ctx });
   app.register(dashboardRoutes);
   return app;
 }

@@ -1,9 +1,21 @@
 // What the gateway's encapsulated plugins share, handed to each as a plugin option.
 import type { FastifyReply } from "fastify";
+import type { ClipStore } from "../alarms/clips/store.ts";
+import type { AlarmRecords } from "../alarms/records.ts";
 import type { FeedCache } from "./cache.ts";
 import type { BusFeed, CameraCatalog } from "./feed.ts";
 import type { VideoHub } from "./live/video-hub.ts";
 import type { GatewayMetrics } from "./metrics.ts";
+
+/** Where the alarm routes read from; either may be unset, and then those routes answer 503 saying what to set. */
+export type AlarmSources = {
+  /** The alarm records (MySQL/MariaDB, or node:sqlite under `vigil up`). */
+  records?: AlarmRecords;
+  /** Snapshots and clips. */
+  clips?: ClipStore;
+  /** How often the live alarm streams poll the records for changes (default 1000 ms). */
+  pollMs?: number;
+};
 
 export type GatewayContext = {
   feed: BusFeed;
@@ -19,6 +31,7 @@ export type GatewayContext = {
   eventBufferBytes: number;
   /** Live HTTP streams to end when the server closes (WebSockets are closed by @fastify/websocket). */
   streams: Set<() => void>;
+  alarms: AlarmSources;
 };
 
 export type WithContext = { ctx: GatewayContext };

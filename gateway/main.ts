@@ -5,6 +5,8 @@ import { parseArgs } from "node:util";
 import pino from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { z } from "zod";
+import { createFsClipStore } from "../alarms/clips/fs-store.ts";
+import { describeRecordsUrl, openRecords } from "../alarms/records-open.ts";
 import { loadKubeConfig } from "../operator/kube/client.ts";
 import { buildGateway } from "./app.ts";
 import { createKubeCatalog } from "./catalog-kube.ts";
@@ -39,6 +41,17 @@ export const gatewayEnv = z.object({
   VIGIL_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(6000),
   VIGIL_TRUST_PROXY: z.enum(["true", "false"]).default("false"),
   VIGIL_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  MYSQL_URL: z
+    .string()
+    .regex(/^mysql:\/\//i, "must be a mysql:// URL")
+    .optional()
+    .describe("The alarm records (MySQL/MariaDB), for /api/v1/alarms."),
+  VIGIL_ALARMS_DB: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("The alarm records in a sqlite file, when MYSQL_URL is unset."),
+  VIGIL_CLIP_DIR: z.string().min(1).optional().describe("The clip store directory: alarm snapshots and clips."),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
 });
 export type GatewayEnv = z.infer<typeof gatewayEnv>;
@@ -70,6 +83,14 @@ export async function runGateway(argv: string[]): Promise<void> {
         log,
       });
   const feed = createRedisFeed(env.REDIS_URL, { registry, log });
+  const recordsUrl = env.MYSQL_URL ?? env.VIGIL_ALARMS_DB;
+  const records = recordsUrl ? openRecords(recordsUrl) : undefined;
+  // The alarm service applies the migrations too; a gateway whose database user may not create tables still
+  // serves alarms once it has.
+  records
+    ?.migrate()
+    .catch((err: Error) => log.warn({ err: err.message }, "alarm records: migrations not applied here"));
+  const clips = env.VIGIL_CLIP_DIR ? createFsClipStore(env.VIGIL_CLIP_DIR) : undefined;
   const cors = env.VIGIL_CORS_ORIGINS;
   const app = buildGateway({
     feed,
@@ -79,6 +100,7 @@ export async function runGateway(argv: string[]): Promise<void> {
     logger: log,
     rateLimitPerMinute: env.VIGIL_RATE_LIMIT_PER_MINUTE,
     trustProxy: env.VIGIL_TRUST_PROXY === "true",
+    alarms: { ...(records ? { records } : {}), ...(clips ? { clips } : {}) },
     ...(cors ? { corsOrigins: cors.trim() === "*" ? (true as const) : list(cors) } : {}),
   });
   const health = buildHealthServer({ feed, catalog, registry, logger: log });
@@ -87,7 +109,7 @@ export async function runGateway(argv: string[]): Promise<void> {
     await health.listen({ host: env.VIGIL_HOST, port: env.VIGIL_GATEWAY_HEALTH_PORT });
   } catch (err) {
     // A port in use: nothing may keep the process alive after the error is reported.
-    await Promise.allSettled([app.close(), health.close(), feed.close(), catalog.close()]);
+    await Promise.allSettled([app.close(), health.close(), feed.close(), catalog.close(), records?.close()]);
     throw err;
   }
   const portOf = (a: ReturnType<typeof app.server.address>) => (typeof a === "object" && a ? a.port : undefined);
@@ -97,6 +119,10 @@ export async function runGateway(argv: string[]): Promise<void> {
         ? `manifests ${values.manifests}`
         : `kubernetes ${env.VIGIL_WATCH_NAMESPACE ?? "(all namespaces)"}`,
       tokens: env.VIGIL_API_TOKEN.length,
+      alarms: recordsUrl
+        ? `${describeRecordsUrl(recordsUrl).kind} ${describeRecordsUrl(recordsUrl).where}`
+        : "off (set MYSQL_URL or VIGIL_ALARMS_DB)",
+      clips: env.VIGIL_CLIP_DIR ?? "off (set VIGIL_CLIP_DIR)",
       port: portOf(app.server.address()),
       healthPort: portOf(health.server.address()),
     },
@@ -116,6 +142,7 @@ export async function runGateway(argv: string[]): Promise<void> {
   await health.close();
   await feed.close();
   await catalog.close();
+  await records?.close();
   clearTimeout(deadline);
   log.info("gateway stopped");
 }

@@ -44,6 +44,19 @@ export const operatorEnv = z.object({
     .describe(
       "<namespace>/<name> of the alarm service's ServiceAccount; each pool gets a Role for it (alarm-access.ts).",
     ),
+  VIGIL_RABBITMQ_SECRET: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("Secret in each pool's namespace whose key (VIGIL_RABBITMQ_SECRET_KEY) is the workers' RABBITMQ_URL."),
+  VIGIL_RABBITMQ_SECRET_KEY: z.string().min(1).default("url"),
+  VIGIL_CLIP_PVC: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "PersistentVolumeClaim in each pool's namespace: the clip store the workers write snapshots and clips to.",
+    ),
   VIGIL_RELIST_MS: ms.default(10 * 60_000),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
 });

@@ -89,6 +89,10 @@ export async function runOperator(env: OperatorEnv = loadOperatorEnv(), hooks: O
       workerEnvSecret: env.VIGIL_WORKER_ENV_SECRET,
       workerGraceMs: env.VIGIL_WORKER_GRACE_MS,
       alarmServiceAccount: parseAlarmServiceAccount(env.VIGIL_ALARMS_SERVICE_ACCOUNT),
+      ...(env.VIGIL_RABBITMQ_SECRET
+        ? { rabbitmqSecret: { name: env.VIGIL_RABBITMQ_SECRET, key: env.VIGIL_RABBITMQ_SECRET_KEY } }
+        : {}),
+      ...(env.VIGIL_CLIP_PVC ? { clipClaim: env.VIGIL_CLIP_PVC } : {}),
     },
     enqueueCamera: (k) => cameraCtl?.enqueue(k),
     enqueuePool: (k) => poolCtl?.enqueue(k),

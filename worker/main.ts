@@ -1,11 +1,17 @@
 // `vigil worker`: loads the model, then runs its cameras (from manifests in single-host mode) through the
 // pipeline, publishing on Redis. Health and metrics on one port; stops cleanly on SIGTERM.
 import { parseArgs } from "node:util";
+import type { Logger } from "pino";
 import pino from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
-import { MODEL_CREDENTIAL_ENV, parseWorkerEnv } from "../operator/api/worker-env.ts";
+import { createAmqpAlarmPublisher } from "../alarms/amqp-publisher.ts";
+import { createFsClipStore } from "../alarms/clips/fs-store.ts";
+import type { AlarmPublisher } from "../alarms/queue.ts";
+import { createSqliteAlarmPublisher } from "../alarms/sqlite-queue.ts";
+import { MODEL_CREDENTIAL_ENV, parseWorkerEnv, type WorkerEnv } from "../operator/api/worker-env.ts";
 import { startHealthServer } from "../operator/health.ts";
 import { loadKubeConfig } from "../operator/kube/client.ts";
+import { createAlarmStage } from "./alarms.ts";
 import { resolveModelUri } from "./infer/model-source.ts";
 import type { Provider } from "./infer/session.ts";
 import { loadThreadedDetector } from "./infer/threaded.ts";
@@ -71,6 +77,16 @@ export async function runWorker(argv: string[]): Promise<void> {
     "model loaded",
   );
   const bus = env.VIGIL_BUS === "ipc" ? createIpcBus(registry, log) : createRedisBus(env.REDIS_URL, registry, log);
+  // The alarm path's edges, built before the pipeline and stopped after it, in reverse order.
+  const store = env.VIGIL_CLIP_DIR ? createFsClipStore(env.VIGIL_CLIP_DIR) : undefined;
+  const publisher = alarmPublisher(env, registry, log);
+  const alarms = createAlarmStage({
+    publisher,
+    store,
+    realtimeFiles: env.VIGIL_REALTIME_FILES === "true",
+    registry,
+    log,
+  });
   let kube: ReturnType<typeof watchAssignedCameras> | undefined;
   const pipeline = createPipeline({
     detector,
@@ -80,6 +96,7 @@ export async function runWorker(argv: string[]): Promise<void> {
     stallTimeoutMs: env.VIGIL_STALL_TIMEOUT_MS,
     realtimeFiles: env.VIGIL_REALTIME_FILES === "true",
     onStats: (id, stats, fps) => void kube?.reportHealth(id, stats, fps),
+    alarms,
   });
   if (manifests) for (const cam of manifests.cameras) pipeline.add(cam);
   else {
@@ -148,12 +165,33 @@ export async function runWorker(argv: string[]): Promise<void> {
   clearInterval(probe);
   kube?.stop();
   await pipeline.stop();
+  // Alarms still writing their snapshot reach the outbox, and the outbox gets a while to reach the broker.
+  await alarms.idle();
+  await publisher?.close(ALARM_DRAIN_MS);
   await bus.close();
   await detector.close();
   await new Promise((r) => health.server.close(r));
   log.info("worker stopped");
   if (modelLost) process.exitCode = 1;
 }
+
+/**
+ * RabbitMQ when RABBITMQ_URL is set; else the embedded queue file (VIGIL_ALARM_QUEUE, `vigil up`); otherwise none,
+ * and cameras with spec.alarm say that alarms are off.
+ */
+function alarmPublisher(env: WorkerEnv, registry: Registry, log: Logger): AlarmPublisher | undefined {
+  if (env.RABBITMQ_URL)
+    return createAmqpAlarmPublisher({ url: env.RABBITMQ_URL, registry, log, outboxMax: env.VIGIL_ALARM_OUTBOX_MAX });
+  if (env.VIGIL_ALARM_QUEUE)
+    return createSqliteAlarmPublisher(env.VIGIL_ALARM_QUEUE, registry, {
+      outboxLimit: env.VIGIL_ALARM_OUTBOX_MAX,
+      log,
+    });
+  return undefined;
+}
+
+/** Of the pod's 30 s grace period: time for unconfirmed alarms to reach a broker that is up (well under 1 s). */
+const ALARM_DRAIN_MS = 10_000;
 
 /** Two stats ticks (one a second per camera), so the last stats of every camera carry model_error. */
 const LOST_DRAIN_MS = 2000;

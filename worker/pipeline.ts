@@ -3,13 +3,15 @@
 import type { Logger } from "pino";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { CameraDetectionSpec } from "../operator/api/camera-detection.ts";
+import type { AlarmStage } from "./alarms.ts";
 import { createCameraProcessor, type FrameResult } from "./camera.ts";
+import { emptyDetections } from "./detections.ts";
 import { schedulerForModel } from "./infer/scheduler.ts";
 import type { Detector } from "./infer/session.ts";
 import { FfmpegSource, type Frame, type SourceStats } from "./ingest/ffmpeg-source.ts";
 import { type Credentials, redact } from "./ingest/source-url.ts";
 import { renderAnnotated } from "./publish/annotate.ts";
-import { MESSAGE_VERSION, type StatsMessage } from "./publish/messages.ts";
+import { type EventMessage, MESSAGE_VERSION, type StatsMessage } from "./publish/messages.ts";
 import type { Bus } from "./publish/redis-bus.ts";
 import type { RuleEvent } from "./rules/engine.ts";
 
@@ -28,6 +30,8 @@ export type PipelineOptions = {
   realtimeFiles?: boolean;
   /** Each camera's stream stats and processed fps, once a second (the Kubernetes health report). */
   onStats?: (cameraId: string, stats: SourceStats, fps: number) => void;
+  /** Turns events of cameras with spec.alarm into alarms (worker/alarms.ts); absent, none are raised. */
+  alarms?: AlarmStage;
 };
 
 type CameraRuntime = {
@@ -130,10 +134,19 @@ export function createPipeline(opts: PipelineOptions) {
     rt.window = { frames: 0, inferences: 0, inferenceMs: 0, batched: 0, since: now };
   }
 
-  function publishEvents(rt: CameraRuntime, list: RuleEvent[]): void {
+  /**
+   * `drawn`: the detections to draw on an alarm's snapshot, this frame's or, on a still frame, the last ones (nothing
+   * moved since, so their boxes still fit).
+   */
+  function publishEvents(
+    rt: CameraRuntime,
+    list: RuleEvent[],
+    frame: Frame,
+    drawn: Pick<FrameResult, "detections" | "width" | "height"> | undefined,
+  ): void {
     for (const e of list) {
       events.inc({ camera: rt.config.id, rule: e.rule });
-      bus.publishEvent({
+      const msg: EventMessage = {
         v: MESSAGE_VERSION,
         type: "event",
         id: `${rt.config.id}:${e.id}`,
@@ -147,7 +160,17 @@ export function createPipeline(opts: PipelineOptions) {
         box: e.box ? [e.box[0], e.box[1], e.box[2], e.box[3]] : null,
         snapshot_key: null,
         detail: e.detail,
-      });
+      };
+      const alarms = opts.alarms;
+      if (!alarms?.wants(rt.config.spec, e)) {
+        bus.publishEvent(msg);
+        continue;
+      }
+      // An alarm: the bus event waits for its snapshot (an encode and a write, ~10–30 ms) so both carry its key.
+      const shown = drawn ?? { detections: emptyDetections(), width: frame.width, height: frame.height };
+      const render = () =>
+        renderAnnotated(frame.data, detector.size, shown, rt.config.spec.zones, detector.classNames, SNAPSHOT_QUALITY);
+      void alarms.raise(rt.config, msg.id, e, render).then((key) => bus.publishEvent({ ...msg, snapshot_key: key }));
     }
   }
 
@@ -193,6 +216,7 @@ export function createPipeline(opts: PipelineOptions) {
     rt.statsTimer.unref();
     cameras.set(id, rt);
     rt.source.start();
+    opts.alarms?.addCamera(config);
   }
 
   function onFrame(rt: CameraRuntime, frame: Frame): void {
@@ -202,7 +226,7 @@ export function createPipeline(opts: PipelineOptions) {
     rt.window.frames++;
     if (!processor.wantsInference(frame)) {
       skipped.inc({ camera: id });
-      publishEvents(rt, processor.still(frame));
+      publishEvents(rt, processor.still(frame), frame, rt.last);
       return;
     }
     scheduler.submit(id, {
@@ -218,7 +242,7 @@ export function createPipeline(opts: PipelineOptions) {
           inferred.inc({ camera: id });
           latency.observe(r.inferenceMs / 1000);
           batchSize.observe(r.batch);
-          publishEvents(rt, r.events);
+          publishEvents(rt, r.events, frame, r);
           maybeVideo(rt, frame, r);
         } catch (err) {
           log.error({ camera: id, err: (err as Error).message }, "inference failed");
@@ -243,6 +267,7 @@ export function createPipeline(opts: PipelineOptions) {
     cameras.delete(id);
     clearInterval(rt.statsTimer);
     rt.source.stop();
+    opts.alarms?.removeCamera(id);
   }
 
   return {
@@ -258,3 +283,6 @@ export function createPipeline(opts: PipelineOptions) {
   };
 }
 export type Pipeline = ReturnType<typeof createPipeline>;
+
+/** Snapshots are kept and sent to people: a little better than live view's 70 (~40 KB at 768×576 on vtest.avi). */
+const SNAPSHOT_QUALITY = 80;

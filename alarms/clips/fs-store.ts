@@ -3,12 +3,13 @@
 // reader sees an object whole or not at all, across processes and pods (rename is atomic on one filesystem).
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { copyFile, mkdir, readdir, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, open, readdir, rename, rm, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import type { ClipObject, ClipStore } from "./store.ts";
 
 const TMP = ".tmp-";
+const ABANDONED_MS = 3_600_000;
 
 export function createFsClipStore(root: string): ClipStore {
   const base = resolve(root);
@@ -19,7 +20,7 @@ export function createFsClipStore(root: string): ClipStore {
     return join(base, ...key.split("/"));
   };
 
-  async function list(dir = base): Promise<ClipObject[]> {
+  async function list(dir = base, withTemporary = false): Promise<ClipObject[]> {
     const out: ClipObject[] = [];
     let entries: import("node:fs").Dirent[];
     try {
@@ -29,8 +30,8 @@ export function createFsClipStore(root: string): ClipStore {
     }
     for (const e of entries) {
       const p = join(dir, e.name);
-      if (e.isDirectory()) out.push(...(await list(p)));
-      else if (e.isFile() && !e.name.startsWith(TMP)) {
+      if (e.isDirectory()) out.push(...(await list(p, withTemporary)));
+      else if (e.isFile() && (withTemporary || !e.name.startsWith(TMP))) {
         const s = await stat(p).catch(() => undefined);
         if (s) out.push({ key: relative(base, p).split(sep).join("/"), size: s.size, modifiedMs: s.mtimeMs });
       }
@@ -41,20 +42,39 @@ export function createFsClipStore(root: string): ClipStore {
   return {
     async put(key, from) {
       const target = pathOf(key);
-      await mkdir(dirname(target), { recursive: true });
-      const tmp = join(dirname(target), `${TMP}${randomBytes(6).toString("hex")}`);
+      const dir = dirname(target);
+      await mkdir(dir, { recursive: true });
+      const tmp = join(dir, `${TMP}${randomBytes(6).toString("hex")}`);
+      const source = "file" in from ? from.file : undefined;
+      let moved = false;
+      let copied = false;
       try {
-        if ("bytes" in from) await writeFile(tmp, from.bytes);
+        if (source === undefined) await writeFile(tmp, (from as { bytes: Buffer }).bytes);
         else
-          await rename(from.file, tmp).catch(async (err: NodeJS.ErrnoException) => {
-            // Another filesystem (a worker's scratch dir beside a shared volume): copy, then drop the original.
-            if (err.code !== "EXDEV") throw err;
-            await copyFile(from.file, tmp);
-            await unlink(from.file);
-          });
+          await rename(source, tmp).then(
+            () => {
+              moved = true;
+            },
+            async (err: NodeJS.ErrnoException) => {
+              // Another filesystem (a worker's scratch dir beside a shared volume): copy; the original goes only
+              // once the copy is in place, so a failed put leaves the caller's file where it was.
+              if (err.code !== "EXDEV") throw err;
+              await copyFile(source, tmp);
+              copied = true;
+            },
+          );
+        // Retention counts age in the store, not since the file was written (a moved file keeps its mtime).
+        const now = new Date();
+        await utimes(tmp, now, now);
+        // Data before name: without the fsync a crash after the rename can leave the key naming an empty file
+        // (ext4 and xfs flush a renamed file's blocks lazily), and the alarm that points at it would lie.
+        await fsyncPath(tmp);
         await rename(tmp, target);
+        await fsyncPath(dir);
+        if (copied && source) await unlink(source);
       } catch (err) {
-        await rm(tmp, { force: true });
+        if (moved && source) await rename(tmp, source).catch(() => rm(tmp, { force: true }));
+        else await rm(tmp, { force: true });
         throw err;
       }
     },
@@ -69,6 +89,10 @@ export function createFsClipStore(root: string): ClipStore {
       await rm(pathOf(key), { force: true });
     },
     async sweep({ maxAgeMs, maxBytes }, nowMs = Date.now()) {
+      // A temporary file older than an hour is a put that died midway (a crash, kill -9): nothing will rename it.
+      for (const t of await list(base, true))
+        if (t.key.split("/").at(-1)?.startsWith(TMP) && nowMs - t.modifiedMs > ABANDONED_MS)
+          await rm(join(base, ...t.key.split("/")), { force: true });
       const all = (await list()).sort((a, b) => a.modifiedMs - b.modifiedMs);
       const removed: string[] = [];
       let total = all.reduce((n, o) => n + o.size, 0);
@@ -81,4 +105,14 @@ export function createFsClipStore(root: string): ClipStore {
       return removed;
     },
   };
+}
+
+/** fsync of a file or a directory (a directory's fsync makes a rename inside it durable). */
+async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }

@@ -20,7 +20,7 @@ const upgradeRequired = async (_req: FastifyRequest, reply: FastifyReply) =>
     .send({ error: "upgrade_required", message: "this endpoint is a WebSocket; connect with a WebSocket client" });
 
 /** Pings every 30 s and drops a peer that did not answer the previous ping (half-open TCP, vanished proxies). */
-function keepAlive(socket: WebSocket): () => void {
+export function keepAlive(socket: WebSocket): () => void {
   let alive = true;
   socket.on("pong", () => {
     alive = true;

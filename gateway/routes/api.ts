@@ -17,6 +17,7 @@ import {
   poolSummary,
   statsMessage,
 } from "../schemas.ts";
+import { alarmRoutes } from "./alarms.ts";
 
 export type ApiOptions = WithContext & { rateLimitPerMinute: number };
 
@@ -135,4 +136,7 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, r
     },
     async () => ({ pools: ctx.catalog.pools() }),
   );
+
+  // Inside this plugin: the alarm routes share its rate limit.
+  await app.register(alarmRoutes, { ctx });
 };

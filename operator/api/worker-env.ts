@@ -44,6 +44,16 @@ export const workerEnv = z.object({
   VIGIL_WORKER_HOST: z.string().default("0.0.0.0"),
   VIGIL_STALL_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
   VIGIL_REALTIME_FILES: z.enum(["true", "false"]).default("false"),
+  // Alarms (worker/alarms.ts) go to RabbitMQ when set; else to the embedded queue file of `vigil up`
+  // (alarms/sqlite-queue.ts); with neither, alarms are off.
+  RABBITMQ_URL: z.string().min(1).optional(),
+  VIGIL_ALARM_QUEUE: z.string().min(1).optional(),
+  // Unconfirmed alarms kept while the broker is away; more are dropped and counted.
+  VIGIL_ALARM_OUTBOX_MAX: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  // The clip store's root (a volume shared with the alarm service in a cluster), and where the rolling segment
+  // buffers are recorded (local disk; a fresh temporary directory when unset).
+  VIGIL_CLIP_DIR: z.string().min(1).optional(),
+  VIGIL_CLIP_SCRATCH_DIR: z.string().min(1).optional(),
   POD_NAME: z.string().optional(),
   POD_NAMESPACE: z.string().optional(),
   KUBECONFIG: z.string().optional(),

@@ -34,6 +34,10 @@ export type OperatorConfig = {
   workerServiceAccount: string;
   workerEnvSecret: string;
   workerGraceMs: number;
+  /** Secret (and key) in each pool's namespace holding the workers' RABBITMQ_URL; unset, workers get none. */
+  rabbitmqSecret?: { name: string; key: string };
+  /** The clip store's claim in each pool's namespace; unset, workers have no clip store. */
+  clipClaim?: string;
   /** The alarm service's ServiceAccount: each pool gets a Role for it naming its cameras' webhook Secrets. */
   alarmServiceAccount?: AlarmServiceAccount;
 };

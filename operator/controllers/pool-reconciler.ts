@@ -427,6 +427,8 @@ function workloadOpts(ctx: Context) {
     image: ctx.config.workerImage,
     serviceAccountName: ctx.config.workerServiceAccount,
     workerEnvSecret: ctx.config.workerEnvSecret,
+    rabbitmqSecret: ctx.config.rabbitmqSecret,
+    clipClaim: ctx.config.clipClaim,
   };
 }
 

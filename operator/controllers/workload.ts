@@ -13,7 +13,16 @@ export const statefulSetName = (pool: string) => `${pool}-worker`;
 export const serviceName = (pool: string) => `${pool}-workers`;
 export const workerName = (pool: string, ordinal: number) => `${statefulSetName(pool)}-${ordinal}`;
 
-export type WorkloadOptions = { image: string; replicas: number; serviceAccountName: string; workerEnvSecret: string };
+export type WorkloadOptions = {
+  image: string;
+  replicas: number;
+  serviceAccountName: string;
+  workerEnvSecret: string;
+  /** The workers' RABBITMQ_URL, from this Secret's key in the pool's namespace (alarms). */
+  rabbitmqSecret?: { name: string; key: string } | undefined;
+  /** The clip store's PersistentVolumeClaim in the pool's namespace, mounted at CLIP_DIR. */
+  clipClaim?: string | undefined;
+};
 
 const selectorLabels = (pool: string) => ({ "app.kubernetes.io/name": "vigil-worker", [LABEL_POOL]: pool });
 
@@ -38,6 +47,9 @@ export function stamped<T extends { metadata: { name: string; annotations?: Reco
 }
 
 const MODEL_DIR = "/var/cache/vigil/models";
+export const CLIP_DIR = "/var/lib/vigil/clips";
+/** The clip recorder's rolling segment buffers: local disk, not the shared volume (written every second). */
+const CLIP_SCRATCH_DIR = "/var/lib/vigil/clip-scratch";
 
 export function workerStatefulSet(pool: DetectorPool, o: WorkloadOptions) {
   const name = pool.metadata.name;
@@ -62,6 +74,21 @@ export function workerStatefulSet(pool: DetectorPool, o: WorkloadOptions) {
           name: envName,
           valueFrom: { secretKeyRef: { name: credentials.name, key, optional: true } },
         }))
+      : []),
+    // Optional: a worker whose Secret is missing still detects, and its alarm cameras log that alarms are off.
+    ...(o.rabbitmqSecret
+      ? [
+          {
+            name: "RABBITMQ_URL",
+            valueFrom: { secretKeyRef: { name: o.rabbitmqSecret.name, key: o.rabbitmqSecret.key, optional: true } },
+          },
+        ]
+      : []),
+    ...(o.clipClaim
+      ? [
+          { name: "VIGIL_CLIP_DIR", value: CLIP_DIR },
+          { name: "VIGIL_CLIP_SCRATCH_DIR", value: CLIP_SCRATCH_DIR },
+        ]
       : []),
   ];
   return stamped({
@@ -119,12 +146,25 @@ export function workerStatefulSet(pool: DetectorPool, o: WorkloadOptions) {
                 // user mounts (e.g. /models), which this does not cover.
                 { name: "model-cache", mountPath: MODEL_DIR },
                 { name: "tmp", mountPath: "/tmp" },
+                ...(o.clipClaim
+                  ? [
+                      { name: "clips", mountPath: CLIP_DIR },
+                      { name: "clip-scratch", mountPath: CLIP_SCRATCH_DIR },
+                    ]
+                  : []),
               ],
             },
           ],
           volumes: [
             { name: "model-cache", emptyDir: { sizeLimit: "2Gi" } },
             { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "512Mi" } },
+            ...(o.clipClaim
+              ? [
+                  { name: "clips", persistentVolumeClaim: { claimName: o.clipClaim } },
+                  // On disk, not in memory like /tmp: a rolling buffer per alarm camera (tens of MB each).
+                  { name: "clip-scratch", emptyDir: { sizeLimit: "4Gi" } },
+                ]
+              : []),
           ],
         },
       },

@@ -66,7 +66,7 @@ function capture(proc: ChildProcess, output: string[]) {
  * RabbitMQ 3.10 (Debian) as a plain process: its own node name, AMQP, distribution and epmd ports, and a
  * temporary HOME (the Erlang cookie), mnesia and log directory. Ready when an AMQP connection opens (~5 s).
  */
-export async function startRabbitMQ(): Promise<Broker> {
+export async function startRabbitMQ(): Promise<Broker & { ctl(...args: string[]): string }> {
   const dir = mkdtempSync(join(tmpdir(), "vigil-rabbitmq-"));
   writeFileSync(join(dir, "enabled_plugins"), "[].\n");
   writeFileSync(join(dir, "rabbitmq.conf"), "loopback_users.guest = true\n");
@@ -139,6 +139,12 @@ export async function startRabbitMQ(): Promise<Broker> {
     output,
     stop,
     start: launch,
+    /** rabbitmqctl against this node (e.g. `list_queues name messages_unacknowledged`); throws on failure. */
+    ctl(...args: string[]) {
+      const r = spawnSync("/usr/lib/rabbitmq/bin/rabbitmqctl", ["-n", node, "-q", ...args], { env, encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`rabbitmqctl ${args.join(" ")}: ${r.stderr || r.stdout}`);
+      return r.stdout;
+    },
     async destroy() {
       await stop("SIGKILL");
       // The epmd daemon the node started outlives it; stop it by its port.

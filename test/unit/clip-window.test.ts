@@ -1,0 +1,187 @@
+import { describe, expect, it } from "vitest";
+import { concatScript, parsePackets } from "../../alarms/clips/cut.ts";
+import { backoffMs } from "../../alarms/clips/recorder.ts";
+import {
+  clipDurationBounds,
+  clipWindow,
+  keyframeAtOrBefore,
+  newRunClock,
+  observeSegment,
+  planClip,
+  type RecordedSegment,
+  type RunClock,
+  runOffsetMs,
+  toWall,
+  type WallSegment,
+} from "../../alarms/clips/window.ts";
+
+const T0 = 1_800_000_000_000;
+
+/** Segments of one run every `len` seconds from media time `from`, placed at wall T0 + offset. */
+function run(n: number, opts: { run?: number; from?: number; len?: number; offsetMs?: number } = {}): WallSegment[] {
+  const { run = 1, from = 0, len = 2, offsetMs = 0 } = opts;
+  return Array.from({ length: n }, (_, i) => {
+    const startS = from + i * len;
+    const endS = startS + len;
+    return {
+      file: `r${run}-${i}.ts`,
+      path: `/scratch/r${run}-${i}.ts`,
+      run,
+      startS,
+      endS,
+      observedMs: T0 + offsetMs + endS * 1000,
+      startMs: T0 + offsetMs + startS * 1000,
+      endMs: T0 + offsetMs + endS * 1000,
+    };
+  });
+}
+
+describe("a recorder run's clock", () => {
+  const seg = (startS: number, endS: number) => ({ file: "x.ts", startS, endS });
+
+  it("is the smallest observed − end over trustworthy segments, leaving out the first and bursts", () => {
+    let c: RunClock = newRunClock();
+    // Measured shape: the first segment is observed ~600 ms late (ffmpeg still probing), the rest within ms.
+    c = observeSegment(c, seg(0, 2.9), T0 + 2900 + 600);
+    expect(runOffsetMs(c)).toBeUndefined(); // not settled on the first segment alone
+    c = observeSegment(c, seg(2.9, 4.9), T0 + 4900 + 3);
+    expect(runOffsetMs(c)).toBe(T0 + 3);
+    c = observeSegment(c, seg(4.9, 6.9), T0 + 6900 + 1);
+    c = observeSegment(c, seg(6.9, 8.9), T0 + 8900 + 21);
+    expect(runOffsetMs(c)).toBe(T0 + 1);
+    // Two segments closing 50 ms apart were queued behind a stall: the second is late and must not count.
+    let b = observeSegment(newRunClock(), seg(0, 2), T0 + 2000);
+    b = observeSegment(b, seg(2, 4), T0 + 5000);
+    b = observeSegment(b, seg(4, 6), T0 + 5050);
+    expect(runOffsetMs(b)).toBe(T0 + 1000);
+  });
+
+  it("forgets old segments, so it follows a clock that drifts", () => {
+    let c = observeSegment(newRunClock(), seg(0, 2), T0);
+    for (let i = 1; i <= 40; i++) c = observeSegment(c, seg(2 * i, 2 * i + 2), T0 + (2 * i + 2) * 1000 + i); // +1 ms/segment
+    expect(runOffsetMs(c)).toBe(T0 + 9); // the minimum of the last 32 (i = 9 … 40)
+  });
+
+  it("places only settled runs on the wall clock, sorted by start", () => {
+    const recorded: RecordedSegment[] = [
+      { file: "r2-0.ts", path: "/s/r2-0.ts", run: 2, startS: 0, endS: 2, observedMs: 0 },
+      { file: "r1-0.ts", path: "/s/r1-0.ts", run: 1, startS: 10, endS: 12, observedMs: 0 },
+      { file: "r1-1.ts", path: "/s/r1-1.ts", run: 1, startS: 12, endS: 14, observedMs: 0 },
+    ];
+    const clocks = new Map<number, RunClock>([
+      [1, { seen: 3, lastObservedMs: 0, offsets: [T0, T0 + 5] }],
+      [2, { seen: 1, lastObservedMs: 0, offsets: [] }],
+    ]);
+    const wall = toWall(recorded, clocks);
+    expect(wall.map((s) => [s.file, s.startMs, s.endMs])).toEqual([
+      ["r1-0.ts", T0 + 10_000, T0 + 12_000],
+      ["r1-1.ts", T0 + 12_000, T0 + 14_000],
+    ]);
+  });
+});
+
+describe("the clip window", () => {
+  it("widens [t − pre, t + post] by the margins", () => {
+    const w = clipWindow({ eventMs: T0, preSeconds: 4, postSeconds: 4 }, { startMarginMs: 1000, endMarginMs: 200 });
+    expect(w).toEqual({ fromMs: T0 - 5000, toMs: T0 + 4200 });
+  });
+
+  it("bounds a clip's duration: never under pre + post, over it by at most a GOP, the margins and a frame", () => {
+    const b = clipDurationBounds({ preSeconds: 4, postSeconds: 4 }, 1, 0.1, { startMarginMs: 1000, endMarginMs: 200 });
+    expect(b.minS).toBe(8);
+    expect(b.maxS).toBeCloseTo(10.3, 9);
+  });
+
+  it("cuts inside the first and last segments it needs", () => {
+    const segs = run(10); // wall T0 … T0+20 s
+    const plan = planClip(segs, { fromMs: T0 + 3500, toMs: T0 + 9200 });
+    expect(plan.kind).toBe("ready");
+    if (plan.kind !== "ready") return;
+    expect(plan.segments.map((s) => s.file)).toEqual(["r1-1.ts", "r1-2.ts", "r1-3.ts", "r1-4.ts"]);
+    expect(plan.inS).toBeCloseTo(1.5, 9);
+    expect(plan.outS).toBeCloseTo(1.2, 9);
+  });
+
+  it("does not take a segment that only touches the window", () => {
+    const plan = planClip(run(10), { fromMs: T0 + 4000, toMs: T0 + 8000 });
+    expect(plan.kind === "ready" && plan.segments.map((s) => s.file)).toEqual(["r1-2.ts", "r1-3.ts"]);
+  });
+
+  it("waits while the post-roll is still being recorded", () => {
+    const plan = planClip(run(5), { fromMs: T0 + 3000, toMs: T0 + 10_001 });
+    expect(plan).toEqual({ kind: "wait", reason: expect.stringMatching(/no finished segment reaches/) });
+    expect(planClip([], { fromMs: T0, toMs: T0 + 1 }).kind).toBe("wait");
+  });
+
+  it("is gone once the buffer no longer reaches back to its start", () => {
+    const plan = planClip(run(5, { from: 10 }), { fromMs: T0 + 9999, toMs: T0 + 14_000 });
+    expect(plan.kind).toBe("gone");
+    expect(plan.kind === "gone" && plan.reason).toMatch(/buffer no longer covers the window start/);
+  });
+
+  it("refuses a window across a recorder restart, or into the hole it left", () => {
+    const before = run(5); // T0 … T0+10 s
+    const after = run(5, { run: 2, offsetMs: 13_000 }); // T0+13 s … T0+23 s: the open segment and 3 s lost
+    const all = [...before, ...after];
+    const across = planClip(all, { fromMs: T0 + 8000, toMs: T0 + 15_000 });
+    expect(across.kind).toBe("gap");
+    expect(across.kind === "gap" && across.reason).toMatch(/recorder restarted/);
+    expect(planClip(all, { fromMs: T0 + 10_500, toMs: T0 + 12_000 }).kind).toBe("gap");
+    expect(planClip(all, { fromMs: T0 + 13_500, toMs: T0 + 19_000 }).kind).toBe("ready");
+    // A jump in one run's timeline is a gap too; a few ms of rounding is not.
+    const jumped = [...run(2), ...run(2, { from: 6 })];
+    expect(planClip(jumped, { fromMs: T0 + 1000, toMs: T0 + 7000 }).kind).toBe("gap");
+    const rounded = [...run(2), ...run(2, { from: 4.004 })];
+    expect(planClip(rounded, { fromMs: T0 + 1000, toMs: T0 + 7000 }).kind).toBe("ready");
+  });
+
+  it("backs the in point off to the keyframe at or before it", () => {
+    expect(keyframeAtOrBefore([1.4, 2.4], 2.3)).toBe(1.4);
+    expect(keyframeAtOrBefore([1.4, 2.4], 2.4)).toBe(2.4);
+    expect(keyframeAtOrBefore([1.4, 2.4], 2.3999999)).toBe(2.4); // ffprobe's six decimals
+    expect(keyframeAtOrBefore([2.4, 1.4], 9)).toBe(2.4);
+    expect(keyframeAtOrBefore([1.4], 1.0)).toBeUndefined();
+  });
+});
+
+describe("the cut", () => {
+  it("reads ffprobe's packet list", () => {
+    expect(parsePackets("1.400000,K_,\n\n1.500000,__,\nN/A,__\n2.400000,K_\n")).toEqual([
+      { ptsS: 1.4, key: true },
+      { ptsS: 1.5, key: false },
+      { ptsS: 2.4, key: true },
+    ]);
+  });
+
+  it("writes in and out points in each file's own timestamps, and every other file's exact duration", () => {
+    const segs = [
+      { path: "/j/0.ts", startS: 4.9, endS: 6.9 },
+      { path: "/j/1.ts", startS: 6.9, endS: 8.9 },
+      { path: "/j/it's.ts", startS: 8.9, endS: 10.9 },
+    ];
+    expect(concatScript(segs, { fileStartS: 1.4, inpointS: 2.4 }, { fileStartS: 1.4, outpointS: 2.15 })).toBe(
+      [
+        "ffconcat version 1.0",
+        "file '/j/0.ts'",
+        "inpoint 2.400000",
+        "duration 1.000000",
+        "file '/j/1.ts'",
+        "duration 2.000000",
+        "file '/j/it'\\''s.ts'",
+        "outpoint 2.150000",
+        "",
+      ].join("\n"),
+    );
+    const one = concatScript([segs[0]!], { fileStartS: 1.4, inpointS: 1.4 }, { fileStartS: 1.4, outpointS: 3.0 });
+    expect(one).toBe("ffconcat version 1.0\nfile '/j/0.ts'\ninpoint 1.400000\noutpoint 3.000000\n");
+  });
+});
+
+describe("the recorder's restart backoff", () => {
+  it("doubles from the minimum up to the cap, with ±20 % jitter", () => {
+    const mid = () => 0.5;
+    expect([0, 1, 2, 3, 10].map((f) => backoffMs(f, 500, 30_000, mid))).toEqual([500, 1000, 2000, 4000, 30_000]);
+    expect(backoffMs(0, 500, 30_000, () => 0)).toBe(400);
+    expect(backoffMs(0, 500, 30_000, () => 0.999_999)).toBeCloseTo(600, 3);
+  });
+});
