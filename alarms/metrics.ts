@@ -87,6 +87,11 @@ export function createAlarmMetrics(registry: Registry, depth?: () => Promise<{ r
       labelNames: ["reason"] as const,
       registers,
     }),
+    requeued: new Counter({
+      name: "vigil_alarms_requeued_total",
+      help: "Deliveries handed back to the queue after a long hold (database down, webhook Secret missing)",
+      registers,
+    }),
     dbRetries: new Counter({
       name: "vigil_alarms_record_retries_total",
       help: "Record operations tried again after a database error",

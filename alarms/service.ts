@@ -157,6 +157,7 @@ export function createAlarmService(deps: AlarmServiceDeps): AlarmService {
     if (category && ctx.d.deliveryCount + 1 >= cfg.deliveryLimit)
       throw new Dead(`${why}, through ${cfg.deliveryLimit} deliveries`, category);
     log.warn({ alarm: ctx.m.id, why }, "alarm held too long; requeued");
+    metrics.requeued.inc();
     throw new Settle({ kind: "requeue" });
   };
 

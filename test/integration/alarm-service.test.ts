@@ -386,6 +386,25 @@ describe("vigil alarms", () => {
     await expectQueueDrained(s);
   });
 
+  it("a clip that never appears: dead-lettered past its window and grace, with the reason", async () => {
+    const { receiver, args } = await receiverFor("noclip");
+    const s = await service(baseEnv({ VIGIL_ALARMS_CLIP_GRACE_MS: "1500" }), args);
+    const m = alarmFixture("noclip", 1, { post: 1 });
+    await q.publish(m);
+    const dead = await waitFor("dead-lettered", async () => (await q.deadLettered()).find((d) => d.id === m.id));
+    expect(dead.reason).toMatch(
+      /^clip never ready: not in the store \d+ s after the event \(post-roll 1 s \+ 2 s grace\)$/,
+    );
+    // alarm.raised went out; alarm.clip never did.
+    expect(accepted(receiver, m.id, "alarm.raised")).toBe(true);
+    expect(receipts(receiver, m.id, "alarm.clip")).toEqual([]);
+    const [row] = await rows([m.id]);
+    expect(row?.status).toBe("dead");
+    expect(row?.raised_delivered_ms).not.toBeNull();
+    expect(await s.metric("vigil_alarms_dead_lettered_total", 'reason="clip_never_ready"')).toBe(1);
+    await expectQueueDrained(s);
+  });
+
   it("two replicas: competing consumers, no alarm delivered by both, the same event published twice is one alarm", async () => {
     const { receiver, args } = await receiverFor("pair");
     const env = baseEnv({ VIGIL_ALARMS_PREFETCH: "2" });
@@ -485,7 +504,8 @@ describe("vigil alarms", () => {
       await createCr(c, "cameradetections", ns, cameraManifest("cam", "pool"));
       const receiver = await startWebhookReceiver();
       receivers.push(receiver);
-      const s = await service(kubeEnv());
+      // A short hold: the waiting alarms go back to the queue every 3 s and wait again, none lost.
+      const s = await service({ ...kubeEnv(), VIGIL_ALARMS_HOLD_MS: "3000" });
       const ms = [1, 2].map((t) => alarmFixture(ns, t));
       for (const m of ms) await putClip(m);
       await q.publish(...ms);
@@ -502,6 +522,9 @@ describe("vigil alarms", () => {
       expect((await q.deadLettered()).filter((d) => d.id?.startsWith(ns))).toEqual([]);
       // One Event for both alarms (repeats fold into its count), never one per alarm per re-check.
       expect((await events(ns, "WebhookSecretMissing")).length).toBe(1);
+
+      await waitFor("requeued after the hold", async () => (await s.metric("vigil_alarms_requeued_total")) >= 2);
+      expect((await q.deadLettered()).filter((d) => d.id?.startsWith(ns))).toEqual([]);
 
       await webhookSecret(ns, receiver);
       await waitFor("every alarm complete", allDelivered(receiver, ms), 40_000);
