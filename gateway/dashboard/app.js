@@ -1,7 +1,9 @@
 // Vigil's dashboard: a live grid of cameras, the event feed and one camera's detail, all from the gateway's API.
 // Plain browser JavaScript, no build step. The page holds no data: it takes the token from its own URL
 // (?access_token=), keeps it in memory and sends it as an Authorization header on fetch, and as ?access_token=
-// where a browser cannot send headers (EventSource, the MJPEG <img>, WebSocket).
+// where a browser cannot send headers (EventSource, the MJPEG <img>, WebSocket). The alarms view is alarms.js.
+
+import { createAlarms } from "./alarms.js";
 
 const API = "/api/v1";
 const REFRESH_MS = 1000;
@@ -24,6 +26,8 @@ const state = {
   detail: null,
   events: null,
   stopped: false,
+  /** cameras, camera, alarms or alarm: what the hash shows */
+  page: "cameras",
 };
 /** img → function that stops its stream */
 const videos = new Map();
@@ -58,7 +62,8 @@ async function api(path) {
     throw new Error("unauthorized");
   }
   if (!r.ok) {
-    const err = new Error(`HTTP ${r.status}`);
+    const body = await r.json().catch(() => ({}));
+    const err = new Error(typeof body.message === "string" ? body.message : `HTTP ${r.status}`);
     err.status = r.status;
     throw err;
   }
@@ -165,7 +170,8 @@ function setVideo(img, want) {
 
 /** Plays what is on screen: the detail's video, or the grid's; nothing while the tab is hidden. */
 function applyVideo() {
-  const off = state.stopped || document.hidden;
+  // The alarms' pages show no live video: their clip needs the connections the MJPEG tiles would hold.
+  const off = state.stopped || document.hidden || state.page === "alarms" || state.page === "alarm";
   const detail = state.detail?.id;
   const socket = state.cameras.size > MJPEG_TILES;
   for (const [id, c] of state.cameras) setVideo(c.refs.img, off || detail ? null : { id, socket });
@@ -274,6 +280,7 @@ async function refresh() {
     const { cameras } = await api("/cameras");
     if (state.stopped) return;
     render(cameras);
+    alarms.fillCameras(cameras.map((c) => c.id));
     $("reach").textContent = "";
   } catch (err) {
     if (!state.stopped) $("reach").textContent = `Gateway unreachable (${err.message}); retrying…`;
@@ -481,8 +488,20 @@ function closeDetail() {
 function route() {
   if (state.stopped) return;
   const m = /^#\/camera\/(.+)$/.exec(location.hash);
+  const alarm = /^#\/alarm\/(.+)$/.exec(location.hash);
+  state.page = m ? "camera" : alarm ? "alarm" : location.hash === "#/alarms" ? "alarms" : "cameras";
   if (m) openDetail(decodeURIComponent(m[1]));
   else closeDetail();
+  $("overview").hidden = state.page !== "cameras";
+  $("detail").hidden = state.page !== "camera";
+  alarms.show(state.page, alarm ? decodeURIComponent(alarm[1]) : undefined);
+  for (const a of document.querySelectorAll("nav.views a"))
+    a.setAttribute(
+      "aria-current",
+      a.dataset.view === (state.page === "alarm" ? "alarms" : state.page === "camera" ? "cameras" : state.page)
+        ? "page"
+        : "false",
+    );
   applyVideo();
 }
 
@@ -493,7 +512,8 @@ function fatal(message) {
   state.events?.close();
   setLive("off");
   applyVideo();
-  for (const id of ["overview", "detail", "feed", "live"]) $(id).hidden = true;
+  for (const id of ["overview", "detail", "feed", "live", "alarms", "alarm", "views"]) $(id).hidden = true;
+  alarms.show("none");
   $("fatal").textContent = message;
   $("fatal").hidden = false;
 }
@@ -504,7 +524,8 @@ function start() {
     $("notoken").hidden = false;
     return;
   }
-  for (const id of ["overview", "feed", "live"]) $(id).hidden = false;
+  for (const id of ["overview", "feed", "live", "views"]) $(id).hidden = false;
+  alarms.start();
   const detailVideo = $("detail-video");
   markFrames(detailVideo, $("detail-frame"));
   detailVideo.addEventListener("load", () => {
@@ -520,6 +541,7 @@ function start() {
   });
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && state.detail) $("back").click();
+    else if (e.key === "Escape" && state.page === "alarm") $("alarm-back").click();
   });
   document.addEventListener("visibilitychange", applyVideo);
   window.addEventListener("hashchange", route);
@@ -528,5 +550,7 @@ function start() {
   refresh();
   route();
 }
+
+const alarms = createAlarms({ $, h, api, withToken, fmtTime, isStopped: () => state.stopped });
 
 start();

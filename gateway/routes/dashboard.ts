@@ -8,6 +8,7 @@ import type { FastifyPluginAsync } from "fastify";
 const FILES: Record<string, [file: string, type: string]> = {
   "/": ["index.html", "text/html; charset=utf-8"],
   "/dashboard/app.js": ["app.js", "text/javascript; charset=utf-8"],
+  "/dashboard/alarms.js": ["alarms.js", "text/javascript; charset=utf-8"],
   "/dashboard/style.css": ["style.css", "text/css; charset=utf-8"],
 };
 
@@ -15,12 +16,14 @@ const FILES: Record<string, [file: string, type: string]> = {
 export const DASHBOARD_PATHS: ReadonlySet<string> = new Set(Object.keys(FILES));
 
 // The token sits in the page's URL: no Referer may carry it elsewhere, and the page loads nothing but the gateway's
-// own script, style, API, event stream and video (blob: for frames that arrive over the video WebSocket).
+// own script, style, API, event stream and video (blob: for frames that arrive over the video WebSocket), and the
+// alarms' snapshots and clips (media-src: the clip's <video>).
 const CSP = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self'",
   "img-src 'self' blob:",
+  "media-src 'self'",
   "connect-src 'self'",
   "base-uri 'none'",
   "form-action 'none'",

@@ -12,11 +12,15 @@ function run(cmd: string, args: string[]): string {
   return r.stdout;
 }
 
-/** `seconds` of vtest.avi from `from`, re-encoded (vtest.avi's MS-MPEG4 cannot go into MP4 as it is). */
-export function cutClip(file: string, from = 10, seconds = 6): string {
+/**
+ * `seconds` of vtest.avi from `from`, re-encoded (vtest.avi's MS-MPEG4 cannot go into MP4 as it is). `bitrate`
+ * (e.g. "4M") makes a bigger file, one a browser does not fetch whole before it seeks.
+ */
+export function cutClip(file: string, from = 10, seconds = 6, bitrate?: string): string {
+  const rate = bitrate ? ["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate] : [];
   run("ffmpeg", [
     ...["-hide_banner", "-loglevel", "error", "-y", "-ss", String(from), "-t", String(seconds), "-i", VTEST],
-    ...["-an", "-c:v", "libx264", "-preset", "veryfast", "-g", "20", "-pix_fmt", "yuv420p"],
+    ...["-an", "-c:v", "libx264", "-preset", "veryfast", "-g", "20", "-pix_fmt", "yuv420p", ...rate],
     ...["-movflags", "+faststart", "-f", "mp4", file],
   ]);
   return file;
