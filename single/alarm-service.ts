@@ -2,13 +2,14 @@
 // the workers' backoff (supervisor.ts) when it exits. A child rather than a part of the `vigil up` process: a crash
 // there (a webhook endpoint answering something unexpected, a corrupt records file) must not take the dashboard and
 // the workers with it, and the other way round; everything it works on is durable (the queue keeps each alarm until
-// it is acked after its clip delivery), so a restart resumes where it stopped. Its log lines are tagged `alarms`.
+// it is acked after its clip delivery), so a restart resumes where it stopped. Its JSON log lines carry
+// `"component":"alarms"` already and pass through as they are; other lines (a stack trace) get `[alarms] `.
 import { type ChildProcess, fork } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Logger } from "pino";
 import type { WorkerInfo } from "../operator/api/executor.ts";
-import { ROOT, tagLine } from "./local-executor.ts";
+import { ROOT } from "./local-executor.ts";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
 
 export const ALARM_CHILD = join(ROOT, "single", "alarm-child.ts");
@@ -21,7 +22,7 @@ export type LocalAlarmServiceOptions = {
   env: NodeJS.ProcessEnv;
   cwd: string;
   log?: Logger;
-  /** Each line it prints (default: to this process's stdout/stderr, JSON lines tagged `alarms`). */
+  /** Each line it prints (default: to this process's stdout/stderr). */
   output?: (line: string, stream: "stdout" | "stderr") => void;
   supervisor?: Pick<SupervisorOptions, "initialDelayMs" | "maxDelayMs" | "resetAfterMs" | "stopGraceMs" | "clock">;
 };
@@ -39,7 +40,9 @@ export function createLocalAlarmService(opts: LocalAlarmServiceOptions): LocalAl
   const output =
     opts.output ??
     ((line: string, stream: "stdout" | "stderr") =>
-      (stream === "stdout" ? process.stdout : process.stderr).write(`${tagLine(ALARM_SERVICE_NAME, line)}\n`));
+      (stream === "stdout" ? process.stdout : process.stderr).write(
+        `${line.startsWith("{") ? line : `[${ALARM_SERVICE_NAME}] ${line}`}\n`,
+      ));
   let current: ChildProcess | undefined;
   let tail: string[] = [];
 

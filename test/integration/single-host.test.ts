@@ -288,7 +288,13 @@ describe("vigil up -f hack/demo/cameras.yaml", () => {
   let exited: Promise<number | null>;
 
   beforeAll(() => {
-    const env: NodeJS.ProcessEnv = { ...process.env, VIGIL_PORT: "0", LOG_LEVEL: "info" };
+    // The alarm layer's files (queue, records, clips) in a temporary directory, not the repository's .vigil.
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      VIGIL_PORT: "0",
+      LOG_LEVEL: "info",
+      VIGIL_DATA_DIR: join(dir, "demo-data"),
+    };
     delete env.REDIS_URL;
     delete env.VIGIL_API_TOKEN;
     up = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "up", "-f", "hack/demo/cameras.yaml"], {

@@ -1,0 +1,264 @@
+// Single-host alarms end to end, with no broker and no database: `vigil up` as a real process on a manifests file
+// (one file:// vtest.avi camera at a low frame rate with an alarm rule, and the webhook Secret), its worker and its
+// alarm service as the real child processes it supervises, the embedded queue, records and clips under a temporary
+// data directory, and a real verifying webhook receiver (test/setup/webhook-receiver.ts, the `standardwebhooks`
+// package). The alarm service is SIGKILLed between the two deliveries of the alarm: it is restarted, and the alarm
+// still completes from the durable queue and records, nothing lost. Then SIGTERM stops everything cleanly.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import { webhookId } from "../../alarms/webhook/sign.ts";
+import type { AlarmView } from "../../gateway/alarm-views.ts";
+import { probeDuration, VTEST } from "../setup/alarm-media.ts";
+import { ROOT } from "../setup/operator-env.ts";
+import { childProcesses, waitFor } from "../setup/services.ts";
+import { startWebhookReceiver, type WebhookReceiver } from "../setup/webhook-receiver.ts";
+
+const PRE = 5;
+const POST = 5;
+const TOKEN = "single-host-alarms-token";
+const dir = mkdtempSync(join(tmpdir(), "vigil-single-alarms-"));
+const dataDir = join(dir, "data");
+
+let receiver: WebhookReceiver;
+let up: ChildProcess;
+let output = "";
+let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+let startedAt = 0;
+let base = "";
+
+const api = (path: string) => fetch(`${base}/api/v1${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+const alarmChild = () => childProcesses(up.pid as number).find((p) => p.cmdline.includes("single/alarm-child.ts"));
+const tail = () => output.slice(-4000);
+
+beforeAll(async () => {
+  receiver = await startWebhookReceiver();
+  const file = join(dir, "cameras.yaml");
+  const docs = [
+    {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "hook" },
+      stringData: { url: receiver.url, secret: receiver.secret },
+    },
+    {
+      apiVersion: "vigil.dev/v1alpha1",
+      kind: "DetectorPool",
+      metadata: { name: "local" },
+      spec: { model: { uri: "file:///nowhere/yolov8n.onnx" }, executionProviders: ["cpu"] },
+    },
+    {
+      apiVersion: "vigil.dev/v1alpha1",
+      kind: "CameraDetection",
+      metadata: { name: "lobby" },
+      spec: {
+        source: { url: `file://${VTEST}` },
+        poolRef: { name: "local" },
+        // Low: the machine's 2 cores are shared, and the clip recorder re-encodes vtest.avi (MS-MPEG4) meanwhile.
+        detection: { targetFps: 2 },
+        zones: [
+          {
+            name: "floor",
+            polygon: [
+              [0, 0],
+              [1, 0],
+              [1, 1],
+              [0, 1],
+            ],
+          },
+        ],
+        rules: [
+          // More than 2 people for 1 s: vtest.avi has that within seconds. Once per run (a count rule's track is
+          // 0 and the cooldown an hour): one alarm, whose every step the test follows.
+          {
+            name: "crowd",
+            severity: "warning",
+            cooldownSeconds: 3600,
+            count: { zone: "floor", max: 2, forSeconds: 1 },
+          },
+          // An event below minSeverity: never an alarm.
+          { name: "entered", severity: "info", cooldownSeconds: 3600, presence: { zone: "floor" } },
+        ],
+        alarm: {
+          webhookSecretRef: { name: "hook" },
+          minSeverity: "warning",
+          clip: { preSeconds: PRE, postSeconds: POST },
+        },
+      },
+    },
+  ];
+  writeFileSync(file, docs.map((d) => stringify(d)).join("---\n"));
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    VIGIL_PORT: "0",
+    VIGIL_API_TOKEN: TOKEN,
+    VIGIL_DATA_DIR: dataDir,
+    LOG_LEVEL: "info",
+    // A SIGKILLed service's claims come back after these (30 s and 15 s by default).
+    VIGIL_ALARMS_LEASE_MS: "3000",
+    VIGIL_ALARMS_CLAIM_MS: "3000",
+  };
+  for (const k of ["REDIS_URL", "RABBITMQ_URL", "MYSQL_URL", "VIGIL_ALARM_QUEUE", "VIGIL_ALARMS_DB", "VIGIL_CLIP_DIR"])
+    delete env[k];
+  startedAt = Date.now();
+  up = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "up", "-f", file], {
+    cwd: dir,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  for (const s of [up.stdout, up.stderr])
+    s?.on("data", (b: Buffer) => {
+      output += b.toString();
+    });
+  exited = new Promise((r) => up.once("exit", (code, signal) => r({ code, signal })));
+  const url = await waitFor(
+    "the dashboard URL",
+    async () => /vigil up: dashboard (http:\/\/127\.0\.0\.1:\d+)\//.exec(output)?.[1],
+    60_000,
+  ).catch((err) => {
+    throw new Error(`${err}\n${tail()}`);
+  });
+  base = url;
+}, 120_000);
+
+afterAll(async () => {
+  if (up && up.exitCode === null && up.signalCode === null) up.kill("SIGKILL");
+  await receiver?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("vigil up with alarms, no broker and no database", () => {
+  let alarmId = "";
+
+  it("delivers alarm.raised, survives a SIGKILLed alarm service, then delivers alarm.clip; all signed", {
+    timeout: 300_000,
+  }, async () => {
+    const raised = await waitFor(
+      "alarm.raised at the receiver",
+      async () => receiver.verified("alarm.raised")[0],
+      150_000,
+    ).catch((err) => {
+      throw new Error(`${err}\n${tail()}`);
+    });
+    const raisedMs = raised.at - startedAt;
+    alarmId = (raised.body as { data: { id: string } }).data.id;
+    expect(alarmId).toMatch(/^default\/lobby:crowd:0:\d+$/);
+
+    // Mid-way: alarm.raised is out, the clip's post-roll is still being recorded.
+    const before = alarmChild();
+    expect(before, "the alarm service child").toBeDefined();
+    process.kill(before!.pid, "SIGKILL");
+    const killedAt = Date.now();
+    const after = await waitFor(
+      "the alarm service restarted",
+      async () => {
+        const c = alarmChild();
+        return c && c.pid !== before!.pid ? c : undefined;
+      },
+      30_000,
+    );
+    expect(after.pid).not.toBe(before!.pid);
+    expect(output).toContain('"signal":"SIGKILL"');
+    expect(output).toContain("alarm service exited; restarting");
+
+    const clip = await waitFor(
+      "alarm.clip at the receiver",
+      async () => receiver.verified("alarm.clip").find((r) => (r.body as { data: { id: string } }).data.id === alarmId),
+      150_000,
+    ).catch((err) => {
+      throw new Error(`${err}\n${tail()}`);
+    });
+    const clipMs = clip.at - startedAt;
+    expect(clip.at).toBeGreaterThan(raised.at);
+
+    // Every request the receiver got was genuine and well-formed; each type came under its one stable webhook-id
+    // (a repeat of alarm.raised is allowed after the kill: HTTP's honest limit, the same id).
+    expect(receiver.received.filter((r) => !r.verified || r.schemaError)).toEqual([]);
+    expect(receiver.received.every((r) => (r.body as { data: { id: string } }).data.id === alarmId)).toBe(true);
+    expect(new Set(receiver.verified("alarm.raised").map((r) => r.webhookId))).toEqual(
+      new Set([webhookId(alarmId, "alarm.raised")]),
+    );
+    expect(new Set(receiver.verified("alarm.clip").map((r) => r.webhookId))).toEqual(
+      new Set([webhookId(alarmId, "alarm.clip")]),
+    );
+    const body = clip.body as {
+      data: { snapshot: { key: string } | null; clip: { key: string; duration_seconds: number } };
+    };
+    expect(body.data.snapshot?.key).toMatch(/^default\/lobby\/crowd_0_\d+\.jpg$/);
+    expect(body.data.clip.duration_seconds).toBeGreaterThanOrEqual(PRE + POST);
+    const eventMs = Number(alarmId.split(":").at(-1));
+    process.stdout.write(
+      `[single-host-alarms] vigil up → alarm.raised ${raisedMs} ms, → alarm.clip ${clipMs} ms (killed the service ${killedAt - startedAt} ms; clip ${clip.at - eventMs} ms after the event, post-roll ${POST} s); raised repeats ${receiver.verified("alarm.raised").length - 1}\n`,
+    );
+  });
+
+  it("lists the alarm with its snapshot and clip; the clip is an MP4 ffprobe reads, covering pre + post", {
+    timeout: 60_000,
+  }, async () => {
+    expect(alarmId).not.toBe("");
+    const alarm = await waitFor(
+      "the alarm completed in the records",
+      async () => {
+        const r = await api("/alarms?camera=default%2Flobby");
+        const { alarms } = (await r.json()) as { alarms: AlarmView[] };
+        const a = alarms.find((x) => x.id === alarmId);
+        return a?.completed_ms ? { a, all: alarms } : undefined;
+      },
+      30_000,
+    );
+    // One alarm: the info rule is below minSeverity, and nothing was lost or doubled by the kill.
+    expect(alarm.all.map((x) => x.id)).toEqual([alarmId]);
+    expect(alarm.a).toMatchObject({
+      camera_id: "default/lobby",
+      rule: "crowd",
+      severity: "warning",
+      status: "delivered",
+      pre_seconds: PRE,
+      post_seconds: POST,
+      delivery: { "alarm.raised": "delivered", "alarm.clip": "delivered" },
+    });
+    expect(alarm.a.snapshot_key).toMatch(/^default\/lobby\/crowd_0_\d+\.jpg$/);
+    expect(alarm.a.clip_key).toMatch(/^default\/lobby\/crowd_0_\d+\.mp4$/);
+
+    const snap = await api(`/alarms/${encodeURIComponent(alarmId)}/snapshot`);
+    expect(snap.status).toBe(200);
+    expect(snap.headers.get("content-type")).toBe("image/jpeg");
+    expect(
+      Buffer.from(await snap.arrayBuffer())
+        .subarray(0, 2)
+        .toString("hex"),
+    ).toBe("ffd8");
+
+    const res = await api(`/alarms/${encodeURIComponent(alarmId)}/clip`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("video/mp4");
+    const mp4 = join(dir, "clip.mp4");
+    writeFileSync(mp4, Buffer.from(await res.arrayBuffer()));
+    expect(probeDuration(mp4)).toBeGreaterThanOrEqual(PRE + POST);
+  });
+
+  it("stops cleanly on SIGTERM: children gone, the queue empty", { timeout: 60_000 }, async () => {
+    const children = childProcesses(up.pid as number).map((c) => c.pid);
+    expect(children.length).toBeGreaterThanOrEqual(2); // the worker and the alarm service
+    up.kill("SIGTERM");
+    const { code, signal } = await exited;
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    expect(output).toContain('"msg":"stopped"');
+    expect(output).toContain('"msg":"alarms stopped"');
+    for (const pid of children) expect(() => process.kill(pid, 0)).toThrow();
+    // Acked after alarm.clip was delivered and recorded: nothing left in the embedded queue, nothing dead.
+    const queueFile = join(dataDir, "alarm-queue.sqlite");
+    expect(existsSync(queueFile)).toBe(true);
+    const q = new DatabaseSync(queueFile, { readOnly: true });
+    try {
+      expect(q.prepare("SELECT count(*) AS n FROM alarm_queue").get()).toEqual({ n: 0 });
+      expect(q.prepare("SELECT count(*) AS n FROM alarm_dead").get()).toEqual({ n: 0 });
+    } finally {
+      q.close();
+    }
+  });
+});
