@@ -3,41 +3,42 @@
 // alarm service as the real child processes it supervises, the embedded queue, records and clips under a temporary
 // data directory, and a real verifying webhook receiver (test/setup/webhook-receiver.ts, the `standardwebhooks`
 // package). The alarm service is SIGKILLed between the two deliveries of the alarm: it is restarted, and the alarm
-// still completes from the durable queue and records, nothing lost. Then SIGTERM stops everything cleanly.
+// still completes from the durable queue and records, nothing lost. Then SIGTERM stops everything cleanly. And the
+// same with RABBITMQ_URL and MYSQL_URL set (real RabbitMQ and MariaDB, test/setup/brokers.ts): no embedded file.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { webhookId } from "../../alarms/webhook/sign.ts";
 import type { AlarmView } from "../../gateway/alarm-views.ts";
 import { probeDuration, VTEST } from "../setup/alarm-media.ts";
+import { type Broker, startMariaDB, startRabbitMQ } from "../setup/brokers.ts";
 import { ROOT } from "../setup/operator-env.ts";
 import { childProcesses, waitFor } from "../setup/services.ts";
-import { startWebhookReceiver, type WebhookReceiver } from "../setup/webhook-receiver.ts";
+import { type Received, startWebhookReceiver, type WebhookReceiver } from "../setup/webhook-receiver.ts";
 
 const PRE = 5;
 const POST = 5;
 const TOKEN = "single-host-alarms-token";
 const dir = mkdtempSync(join(tmpdir(), "vigil-single-alarms-"));
-const dataDir = join(dir, "data");
 
-let receiver: WebhookReceiver;
-let up: ChildProcess;
-let output = "";
-let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-let startedAt = 0;
-let base = "";
+type Up = {
+  proc: ChildProcess;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  startedAt: number;
+  base: string;
+  dataDir: string;
+  api(path: string): Promise<Response>;
+};
 
-const api = (path: string) => fetch(`${base}/api/v1${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
-const alarmChild = () => childProcesses(up.pid as number).find((p) => p.cmdline.includes("single/alarm-child.ts"));
-const tail = () => output.slice(-4000);
-
-beforeAll(async () => {
-  receiver = await startWebhookReceiver();
-  const file = join(dir, "cameras.yaml");
+/** The manifests: the receiver's Secret, a pool, and one camera with an alarm rule (and an info rule below it). */
+function manifests(name: string, receiver: WebhookReceiver): string {
+  const file = join(dir, `${name}.yaml`);
   const docs = [
     {
       apiVersion: "v1",
@@ -92,6 +93,13 @@ beforeAll(async () => {
     },
   ];
   writeFileSync(file, docs.map((d) => stringify(d)).join("---\n"));
+  return file;
+}
+
+/** `vigil up -f FILE` as a real process in its own directory; resolves once it prints the dashboard URL. */
+async function startUp(name: string, receiver: WebhookReceiver, extra: NodeJS.ProcessEnv = {}): Promise<Up> {
+  const file = manifests(name, receiver);
+  const dataDir = join(dir, `${name}-data`);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     VIGIL_PORT: "0",
@@ -104,48 +112,80 @@ beforeAll(async () => {
   };
   for (const k of ["REDIS_URL", "RABBITMQ_URL", "MYSQL_URL", "VIGIL_ALARM_QUEUE", "VIGIL_ALARMS_DB", "VIGIL_CLIP_DIR"])
     delete env[k];
-  startedAt = Date.now();
-  up = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "up", "-f", file], {
+  Object.assign(env, extra);
+  const startedAt = Date.now();
+  const proc = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "up", "-f", file], {
     cwd: dir,
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  for (const s of [up.stdout, up.stderr])
-    s?.on("data", (b: Buffer) => {
-      output += b.toString();
+  let out = "";
+  for (const st of [proc.stdout, proc.stderr])
+    st?.on("data", (b: Buffer) => {
+      out += b.toString();
     });
-  exited = new Promise((r) => up.once("exit", (code, signal) => r({ code, signal })));
-  const url = await waitFor(
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    proc.once("exit", (code, signal) => r({ code, signal })),
+  );
+  const base = await waitFor(
     "the dashboard URL",
-    async () => /vigil up: dashboard (http:\/\/127\.0\.0\.1:\d+)\//.exec(output)?.[1],
+    async () => /vigil up: dashboard (http:\/\/127\.0\.0\.1:\d+)\//.exec(out)?.[1],
     60_000,
   ).catch((err) => {
-    throw new Error(`${err}\n${tail()}`);
+    proc.kill("SIGKILL");
+    throw new Error(`${err}\n${out.slice(-4000)}`);
   });
-  base = url;
-}, 120_000);
+  return {
+    proc,
+    output: () => out,
+    exited,
+    startedAt,
+    base,
+    dataDir,
+    api: (path) => fetch(`${base}/api/v1${path}`, { headers: { authorization: `Bearer ${TOKEN}` } }),
+  };
+}
 
-afterAll(async () => {
-  if (up && up.exitCode === null && up.signalCode === null) up.kill("SIGKILL");
-  await receiver?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const alarmIdOf = (r: Received) => (r.body as { data: { id: string } }).data.id;
+
+/** The first verified delivery of `type` (for `id`, when given), failing with the process's last output. */
+const delivery = (up: Up, receiver: WebhookReceiver, type: string, id?: string) =>
+  waitFor(
+    `${type} at the receiver`,
+    async () => receiver.verified(type).find((r) => id === undefined || alarmIdOf(r) === id),
+    150_000,
+  ).catch((err) => {
+    throw new Error(`${err}\n${up.output().slice(-4000)}`);
+  });
+
+const killUp = (up: Up | undefined) => {
+  if (up && up.proc.exitCode === null && up.proc.signalCode === null) up.proc.kill("SIGKILL");
+};
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("vigil up with alarms, no broker and no database", () => {
+  let receiver: WebhookReceiver;
+  let up: Up;
   let alarmId = "";
+  const alarmChild = () =>
+    childProcesses(up.proc.pid as number).find((p) => p.cmdline.includes("single/alarm-child.ts"));
+
+  beforeAll(async () => {
+    receiver = await startWebhookReceiver();
+    up = await startUp("embedded", receiver);
+  }, 120_000);
+
+  afterAll(async () => {
+    killUp(up);
+    await receiver?.close();
+  });
 
   it("delivers alarm.raised, survives a SIGKILLed alarm service, then delivers alarm.clip; all signed", {
     timeout: 300_000,
   }, async () => {
-    const raised = await waitFor(
-      "alarm.raised at the receiver",
-      async () => receiver.verified("alarm.raised")[0],
-      150_000,
-    ).catch((err) => {
-      throw new Error(`${err}\n${tail()}`);
-    });
-    const raisedMs = raised.at - startedAt;
-    alarmId = (raised.body as { data: { id: string } }).data.id;
+    const raised = await delivery(up, receiver, "alarm.raised");
+    alarmId = alarmIdOf(raised);
     expect(alarmId).toMatch(/^default\/lobby:crowd:0:\d+$/);
 
     // Mid-way: alarm.raised is out, the clip's post-roll is still being recorded.
@@ -162,23 +202,16 @@ describe("vigil up with alarms, no broker and no database", () => {
       30_000,
     );
     expect(after.pid).not.toBe(before!.pid);
-    expect(output).toContain('"signal":"SIGKILL"');
-    expect(output).toContain("alarm service exited; restarting");
+    expect(up.output()).toContain("alarm service exited; restarting");
+    expect(up.output()).toContain('"signal":"SIGKILL"');
 
-    const clip = await waitFor(
-      "alarm.clip at the receiver",
-      async () => receiver.verified("alarm.clip").find((r) => (r.body as { data: { id: string } }).data.id === alarmId),
-      150_000,
-    ).catch((err) => {
-      throw new Error(`${err}\n${tail()}`);
-    });
-    const clipMs = clip.at - startedAt;
+    const clip = await delivery(up, receiver, "alarm.clip", alarmId);
     expect(clip.at).toBeGreaterThan(raised.at);
 
     // Every request the receiver got was genuine and well-formed; each type came under its one stable webhook-id
-    // (a repeat of alarm.raised is allowed after the kill: HTTP's honest limit, the same id).
+    // (a repeat of alarm.raised is allowed after the kill: HTTP's honest limit, with the same id).
     expect(receiver.received.filter((r) => !r.verified || r.schemaError)).toEqual([]);
-    expect(receiver.received.every((r) => (r.body as { data: { id: string } }).data.id === alarmId)).toBe(true);
+    expect(receiver.received.every((r) => alarmIdOf(r) === alarmId)).toBe(true);
     expect(new Set(receiver.verified("alarm.raised").map((r) => r.webhookId))).toEqual(
       new Set([webhookId(alarmId, "alarm.raised")]),
     );
@@ -192,7 +225,7 @@ describe("vigil up with alarms, no broker and no database", () => {
     expect(body.data.clip.duration_seconds).toBeGreaterThanOrEqual(PRE + POST);
     const eventMs = Number(alarmId.split(":").at(-1));
     process.stdout.write(
-      `[single-host-alarms] vigil up → alarm.raised ${raisedMs} ms, → alarm.clip ${clipMs} ms (killed the service ${killedAt - startedAt} ms; clip ${clip.at - eventMs} ms after the event, post-roll ${POST} s); raised repeats ${receiver.verified("alarm.raised").length - 1}\n`,
+      `[single-host-alarms] embedded: vigil up → alarm.raised ${raised.at - up.startedAt} ms (${raised.at - eventMs} ms after the event), → alarm.clip ${clip.at - up.startedAt} ms (${clip.at - eventMs - POST * 1000} ms after the post-roll, with the service SIGKILLed at ${killedAt - up.startedAt} ms); alarm.raised sent ${receiver.verified("alarm.raised").length}×\n`,
     );
   });
 
@@ -203,7 +236,7 @@ describe("vigil up with alarms, no broker and no database", () => {
     const alarm = await waitFor(
       "the alarm completed in the records",
       async () => {
-        const r = await api("/alarms?camera=default%2Flobby");
+        const r = await up.api("/alarms?camera=default%2Flobby");
         const { alarms } = (await r.json()) as { alarms: AlarmView[] };
         const a = alarms.find((x) => x.id === alarmId);
         return a?.completed_ms ? { a, all: alarms } : undefined;
@@ -224,7 +257,7 @@ describe("vigil up with alarms, no broker and no database", () => {
     expect(alarm.a.snapshot_key).toMatch(/^default\/lobby\/crowd_0_\d+\.jpg$/);
     expect(alarm.a.clip_key).toMatch(/^default\/lobby\/crowd_0_\d+\.mp4$/);
 
-    const snap = await api(`/alarms/${encodeURIComponent(alarmId)}/snapshot`);
+    const snap = await up.api(`/alarms/${encodeURIComponent(alarmId)}/snapshot`);
     expect(snap.status).toBe(200);
     expect(snap.headers.get("content-type")).toBe("image/jpeg");
     expect(
@@ -233,25 +266,24 @@ describe("vigil up with alarms, no broker and no database", () => {
         .toString("hex"),
     ).toBe("ffd8");
 
-    const res = await api(`/alarms/${encodeURIComponent(alarmId)}/clip`);
+    const res = await up.api(`/alarms/${encodeURIComponent(alarmId)}/clip`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("video/mp4");
-    const mp4 = join(dir, "clip.mp4");
+    const mp4 = join(dir, "embedded-clip.mp4");
     writeFileSync(mp4, Buffer.from(await res.arrayBuffer()));
     expect(probeDuration(mp4)).toBeGreaterThanOrEqual(PRE + POST);
   });
 
   it("stops cleanly on SIGTERM: children gone, the queue empty", { timeout: 60_000 }, async () => {
-    const children = childProcesses(up.pid as number).map((c) => c.pid);
+    const children = childProcesses(up.proc.pid as number).map((c) => c.pid);
     expect(children.length).toBeGreaterThanOrEqual(2); // the worker and the alarm service
-    up.kill("SIGTERM");
-    const { code, signal } = await exited;
-    expect({ code, signal }).toEqual({ code: 0, signal: null });
-    expect(output).toContain('"msg":"stopped"');
-    expect(output).toContain('"msg":"alarms stopped"');
+    up.proc.kill("SIGTERM");
+    expect(await up.exited).toEqual({ code: 0, signal: null });
+    expect(up.output()).toContain('"msg":"stopped"');
+    expect(up.output()).toContain('"msg":"alarms stopped"');
     for (const pid of children) expect(() => process.kill(pid, 0)).toThrow();
     // Acked after alarm.clip was delivered and recorded: nothing left in the embedded queue, nothing dead.
-    const queueFile = join(dataDir, "alarm-queue.sqlite");
+    const queueFile = join(up.dataDir, "alarm-queue.sqlite");
     expect(existsSync(queueFile)).toBe(true);
     const q = new DatabaseSync(queueFile, { readOnly: true });
     try {
@@ -260,5 +292,61 @@ describe("vigil up with alarms, no broker and no database", () => {
     } finally {
       q.close();
     }
+  });
+});
+
+describe("vigil up with RABBITMQ_URL and MYSQL_URL", () => {
+  let receiver: WebhookReceiver;
+  let rabbit: Broker;
+  let maria: Broker;
+  let up: Up;
+
+  beforeAll(async () => {
+    [rabbit, maria, receiver] = await Promise.all([startRabbitMQ(), startMariaDB(), startWebhookReceiver()]);
+    up = await startUp("servers", receiver, { RABBITMQ_URL: rabbit.url, MYSQL_URL: maria.url });
+  }, 180_000);
+
+  afterAll(async () => {
+    killUp(up);
+    await receiver?.close();
+    await Promise.all([rabbit?.destroy(), maria?.destroy()]);
+  });
+
+  it("takes the queue from RabbitMQ and keeps the records in MariaDB, with no embedded file", {
+    timeout: 300_000,
+  }, async () => {
+    const raised = await delivery(up, receiver, "alarm.raised");
+    const id = alarmIdOf(raised);
+    const clip = await delivery(up, receiver, "alarm.clip", id);
+    const db = await mysql.createConnection(maria.url);
+    try {
+      const row = await waitFor(
+        "the alarm completed in MariaDB",
+        async () => {
+          const [rows] = await db.query("SELECT id, status, completed_ms FROM alarms WHERE id = ?", [id]);
+          const r = (rows as { id: string; status: string; completed_ms: number | null }[])[0];
+          return r?.completed_ms ? r : undefined;
+        },
+        30_000,
+      );
+      expect(row.status).toBe("delivered");
+    } finally {
+      await db.end();
+    }
+    const { alarms } = (await (await up.api("/alarms")).json()) as { alarms: AlarmView[] };
+    expect(alarms.find((a) => a.id === id)).toMatchObject({ status: "delivered" });
+    // Neither embedded file was made; the clips are still the local directory.
+    expect(existsSync(join(up.dataDir, "alarm-queue.sqlite"))).toBe(false);
+    expect(existsSync(join(up.dataDir, "alarms.sqlite"))).toBe(false);
+    expect(existsSync(join(up.dataDir, "clips", "default", "lobby"))).toBe(true);
+    // The log says where each part is, never the broker's credentials.
+    expect(up.output()).toContain(`"queue":"rabbitmq 127.0.0.1:${rabbit.port}"`);
+    expect(up.output()).toContain(`"records":"mysql 127.0.0.1:${maria.port}/`);
+    expect(up.output()).not.toContain("guest:guest");
+    process.stdout.write(
+      `[single-host-alarms] rabbitmq+mariadb: vigil up → alarm.raised ${raised.at - up.startedAt} ms, → alarm.clip ${clip.at - up.startedAt} ms\n`,
+    );
+    up.proc.kill("SIGTERM");
+    expect(await up.exited).toEqual({ code: 0, signal: null });
   });
 });
