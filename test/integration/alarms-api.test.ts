@@ -2,13 +2,14 @@
 // the records API as the alarm service writes them, and a filesystem clip store holding a real H.264 MP4 cut from
 // vtest.avi with ffmpeg and a JPEG of one of its frames. Token, filters and cursor pages, the served-camera
 // check, byte-exact range requests and 416, 503 without sources, live alarms on SSE and WebSocket, OpenAPI.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
+import { stringify } from "yaml";
 import { createFsClipStore } from "../../alarms/clips/fs-store.ts";
 import { alarmObjectKeys, type ClipStore } from "../../alarms/clips/store.ts";
 import { ALARM_MESSAGE_VERSION, type AlarmMessage, type DeliveryType } from "../../alarms/messages.ts";
@@ -20,7 +21,7 @@ import type { CameraSummary } from "../../gateway/feed.ts";
 import { createIpcFeed } from "../../gateway/ipc-feed.ts";
 import { cutClip, snapshotJpeg } from "../setup/alarm-media.ts";
 import { metricValue } from "../setup/operator-env.ts";
-import { waitFor } from "../setup/services.ts";
+import { startGateway, waitFor } from "../setup/services.ts";
 
 type Obj = Record<string, any>;
 const TOKEN = "alarms-api-token-0123456789";
@@ -408,6 +409,70 @@ describe("live alarms", () => {
     const r = await get(`/api/v1/alarms/stream?camera=${enc("other/hidden")}`);
     expect(r.status).toBe(404);
     await r.text();
+  });
+});
+
+describe("vigil gateway", () => {
+  it("serves the alarms of VIGIL_ALARMS_DB and the clips of VIGIL_CLIP_DIR, and says how to turn them on", async () => {
+    const manifests = join(tmp, "cameras.yaml");
+    writeFileSync(
+      manifests,
+      [
+        {
+          apiVersion: "vigil.dev/v1alpha1",
+          kind: "DetectorPool",
+          metadata: { name: "local" },
+          spec: { model: { uri: "file:///models/yolov8n.onnx" } },
+        },
+        {
+          apiVersion: "vigil.dev/v1alpha1",
+          kind: "CameraDetection",
+          metadata: { name: "entrance", namespace: "shop" },
+          spec: { source: { url: "rtsp://127.0.0.1:8554/entrance" }, poolRef: { name: "local" } },
+        },
+      ]
+        .map((d) => stringify(d))
+        .join("---\n"),
+    );
+    // No Redis: the alarm routes do not need the bus (port 1: nothing listens there).
+    const logs: string[] = [];
+    const env = { VIGIL_API_TOKEN: TOKEN, LOG_LEVEL: "info" };
+    const g = await startGateway(
+      ["--manifests", manifests],
+      1,
+      { ...env, VIGIL_ALARMS_DB: join(tmp, "alarms.db"), VIGIL_CLIP_DIR: join(tmp, "clips") },
+      logs,
+    );
+    const off = await startGateway(["--manifests", manifests], 1, env);
+    try {
+      // The same sqlite file this test writes: a second process reads it (WAL).
+      const r = await fetch(`${g.base}/api/v1/alarms`, { headers: AUTH });
+      const body = (await r.json()) as Obj;
+      expect(r.status).toBe(200);
+      expect(body.alarms.map((a: Obj) => a.camera_id)).toEqual(expect.arrayContaining(["shop/entrance"]));
+      expect(body.alarms.every((a: Obj) => a.camera_id === "shop/entrance")).toBe(true);
+      const part = await fetch(`${g.base}/api/v1/alarms/${enc(A1.id)}/clip`, {
+        headers: { ...AUTH, range: "bytes=10-19" },
+      });
+      expect(part.status).toBe(206);
+      expect(Buffer.from(await part.arrayBuffer()).equals(mp4.subarray(10, 20))).toBe(true);
+      const listening =
+        logs
+          .join("")
+          .split("\n")
+          .find((l) => l.includes('"gateway listening"')) ?? "";
+      expect(JSON.parse(listening)).toMatchObject({
+        alarms: `sqlite ${join(tmp, "alarms.db")}`,
+        clips: join(tmp, "clips"),
+      });
+
+      const none = await fetch(`${off.base}/api/v1/alarms`, { headers: AUTH });
+      expect(none.status).toBe(503);
+      expect(((await none.json()) as Obj).message).toMatch(/MYSQL_URL/);
+    } finally {
+      g.proc.kill("SIGTERM");
+      off.proc.kill("SIGTERM");
+    }
   });
 });
 
