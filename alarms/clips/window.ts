@@ -1,67 +1,79 @@
 // Which recorded segments make the clip [t − pre, t + post], and where to cut them: a pure core, no I/O.
 //
-// Time. An alarm's event time is the wall-clock time at which the worker's decoder saw the frame; the recorder's
-// segments carry times on ffmpeg's own timeline (seconds since that ffmpeg run began). Each run gets one offset,
-// wall ms = media s × 1000 + offset, measured from when each segment appears in the CSV list: the segment muxer
-// closes segment k (and appends its line) when the keyframe at its end time arrives, so
-// observed_k − end_k = offset + latency_k with latency_k ≥ 0, and the minimum over recent segments is the offset
-// plus the smallest latency. Measured with Debian's ffmpeg 5.1 on the GStreamer RTSP server (H.264, 10 fps, 1 s
-// GOP), watching the list with inotify: after the first segment, observed − end stayed within 0–21 ms of its
-// minimum (median 1 ms) over 10 runs of ~12 segments. The first segment of a run is observed ~600 ms late (ffmpeg
-// is still probing the stream when its end keyframe arrives), and segments closed in a burst behind the probe are
-// late too; both are left out of the estimate.
+// Time. An alarm's event time is the wall-clock time at which the worker's decoder saw the frame; segments carry
+// times on ffmpeg's own timeline (seconds since that ffmpeg run began). The recorder notes the wall-clock time at
+// which each segment's line appears in the CSV list (inotify): the segment muxer closes segment k, and appends its
+// line, when the keyframe at its end arrives, so observed_k − end_k = offset + latency_k, latency_k ≥ 0, and the
+// smallest value over a segment and its next few is its offset (toWall).
+// Measured with Debian's ffmpeg 5.1 on the GStreamer RTSP server (H.264, 10 fps, 1 s GOP), 8 runs of 8–12
+// segments: after a run's first segment, observed − end stayed within 0–21 ms of its minimum (mostly 0–1 ms); the
+// first is observed ~600 ms late (ffmpeg still probes the stream when its end keyframe arrives).
+// Not tried, by design: -use_wallclock_as_timestamps would stamp packets by arrival, but it replaces the stream's own
+// timestamps (B-frame order, and the bursty arrival bends every frame's duration), and -strftime names files only
+// to the second; the list's own timing needs neither.
 //
-// The worker's decoder sees a frame later than the recorder's muxer does: decoding (frame threads add one frame of
-// delay per extra thread), the fps filter and the pipe. Measured on the same stream with frames that carry their
-// own number (grey levels), a frame's arrival at the worker's frame handler was 300 ms (1 thread, or -flags
-// low_delay) to 400–500 ms (auto threads on 2 cores; max 620 ms at fps 5) after the recorder's mapped time of the
-// same frame. So the clip's start is moved earlier by startMarginMs (default 1000 ms, that maximum plus headroom)
-// and its end later by endMarginMs (default 200 ms: the observation latency, 21 ms at most, plus a frame at 10 fps,
-// since the last packet kept is the one before the out point). A clip may therefore be up to
-// one keyframe interval + startMargin + endMargin + one frame longer than pre + post (clipDurationBounds); it is
-// never shorter, and clip-service checks that with ffprobe before it announces one.
+// The worker's decoder sees a frame later than the recorder's muxer does: decoding (frame threads hold one frame
+// per extra thread), the fps filter and the pipe. Measured with frames that carry their own number (grey levels;
+// test/integration/clips.test.ts does the same check), a frame reached the worker's frame handler 300 ms
+// (-threads 1 or -flags low_delay) to 400–500 ms (FfmpegSource as it is, auto threads on 2 cores; at most 620 ms)
+// after the recorder's time for it. So the cut starts startMarginMs (1000 ms: that maximum with headroom) early
+// and ends endMarginMs (200 ms: the 21 ms of observation latency plus a frame at 10 fps, as the out point drops
+// the packet at it) late. In the integration test the decoder saw a clip's first frame 1.4–1.5 s before t − pre
+// and its last 0.5–0.6 s after t + post. A clip is thus never shorter than pre + post and at most a keyframe
+// interval + 1.2 s + a frame longer (clipDurationBounds); clip-service checks the first with ffprobe.
 import type { SegmentEntry } from "./segments.ts";
 
-/** A finished segment of one recorder run, with the wall-clock time its line appeared in the list. */
-export type RecordedSegment = SegmentEntry & { run: number; path: string; observedMs: number };
+/**
+ * A finished segment of one recorder run, with the wall-clock time its line appeared in the list, and whether that
+ * time can be trusted as "its end keyframe just arrived" (trustedObservation).
+ */
+export type RecordedSegment = SegmentEntry & { run: number; path: string; observedMs: number; trusted: boolean };
 
 /** A finished segment placed on the wall clock. */
 export type WallSegment = RecordedSegment & { startMs: number; endMs: number };
 
-/** One run's clock: offsets (observed − end) of its recent trustworthy segments. */
-export type RunClock = { seen: number; lastObservedMs: number | undefined; offsets: number[] };
-
-export const newRunClock = (): RunClock => ({ seen: 0, lastObservedMs: undefined, offsets: [] });
-
-/** How many recent segments the offset is the minimum over: ~64 s at 2 s segments, so slow clock drift follows. */
-const RECENT = 32;
-
-/** The clock after segment `entry` appeared in the list at `observedMs`. */
-export function observeSegment(clock: RunClock, entry: SegmentEntry, observedMs: number): RunClock {
-  const { seen, lastObservedMs } = clock;
-  const next: RunClock = { seen: seen + 1, lastObservedMs: observedMs, offsets: clock.offsets };
-  // The run's first segment closes while ffmpeg still probes; a segment that closed within half its length of the
-  // previous one was queued behind something (the probe, a network stall) and is observed late as well.
-  if (seen === 0) return next;
-  const burst = lastObservedMs !== undefined && observedMs - lastObservedMs < 500 * (entry.endS - entry.startS);
-  if (burst) return next;
-  next.offsets = [...clock.offsets, observedMs - entry.endS * 1000].slice(-RECENT);
-  return next;
+/**
+ * Whether a segment's observation time is its end keyframe's arrival (plus milliseconds): not for a run's first
+ * segment, which closes while ffmpeg still probes the stream, nor for one that closed within half its length of
+ * the previous one (queued behind the probe or a network stall, so observed late).
+ */
+export function trustedObservation(
+  previousObservedMs: number | undefined,
+  entry: SegmentEntry,
+  observedMs: number,
+): boolean {
+  if (previousObservedMs === undefined) return false;
+  return observedMs - previousObservedMs >= 500 * (entry.endS - entry.startS);
 }
 
-/** The run's offset (wall ms − media s × 1000), or undefined until one trustworthy segment has been seen. */
-export function runOffsetMs(clock: RunClock): number | undefined {
-  return clock.offsets.length ? Math.min(...clock.offsets) : undefined;
-}
+/** How many later segments of the run a segment's offset may also take its minimum over. */
+const LOOK_AHEAD = 3;
 
-/** Places the segments of runs whose clock has settled on the wall clock; the others are left out for now. */
-export function toWall(segments: readonly RecordedSegment[], clocks: ReadonlyMap<number, RunClock>): WallSegment[] {
-  const out: WallSegment[] = [];
+/**
+ * Places segments on the wall clock. A segment's offset (wall ms − media s × 1000) is the smallest
+ * observed − end among the trusted observations of itself and the next LOOK_AHEAD segments of its run: local, so
+ * a stream whose delay steps (the test RTSP server pauses its shared stream ~4 s whenever a client joins; a camera
+ * that falls behind after a network stall) is placed right on both sides of the step, and the step shows as a gap
+ * instead of misplacing the segments after it; and "the next ones", so a segment observed late (the first of a
+ * run) still gets the prompt offset of its successors. A segment with no trusted observation among those is left
+ * out until one comes.
+ */
+export function toWall(segments: readonly RecordedSegment[]): WallSegment[] {
+  const byRun = new Map<number, RecordedSegment[]>();
   for (const s of segments) {
-    const clock = clocks.get(s.run);
-    const offset = clock && runOffsetMs(clock);
-    if (offset === undefined) continue;
-    out.push({ ...s, startMs: s.startS * 1000 + offset, endMs: s.endS * 1000 + offset });
+    const list = byRun.get(s.run) ?? [];
+    list.push(s);
+    byRun.set(s.run, list);
+  }
+  const out: WallSegment[] = [];
+  for (const list of byRun.values()) {
+    list.sort((a, b) => a.startS - b.startS);
+    list.forEach((s, i) => {
+      let offset: number | undefined;
+      for (const o of list.slice(i, i + 1 + LOOK_AHEAD))
+        if (o.trusted) offset = Math.min(offset ?? Number.POSITIVE_INFINITY, o.observedMs - o.endS * 1000);
+      if (offset !== undefined) out.push({ ...s, startMs: s.startS * 1000 + offset, endMs: s.endS * 1000 + offset });
+    });
   }
   return out.sort((a, b) => a.startMs - b.startMs);
 }
@@ -113,7 +125,25 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * - gap: the window spans a hole in the recording (ffmpeg restarted, or its timeline jumped by over toleranceMs);
  * - ready: the segments, contiguous and covering the window, and the cut points inside the first and last.
  */
-export function planClip(segments: readonly WallSegment[], w: ClipWindow, toleranceMs = 250): ClipPlan {
+/** How far apart two segments of a run may be on the wall clock and still join (rounding, jitter of observations). */
+export const CONTIGUITY_MS = 250;
+
+const joins = (a: WallSegment, b: WallSegment, toleranceMs: number) =>
+  a.run === b.run && Math.abs(b.startMs - a.endMs) <= toleranceMs;
+
+/** The newest contiguous stretch of recording (what a clip can be cut from now), or undefined when there is none. */
+export function newestStretch(
+  segments: readonly WallSegment[],
+  toleranceMs = CONTIGUITY_MS,
+): { fromMs: number; toMs: number } | undefined {
+  let i = segments.length - 1;
+  const last = segments[i];
+  if (!last) return undefined;
+  while (i > 0 && joins(segments[i - 1] as WallSegment, segments[i] as WallSegment, toleranceMs)) i--;
+  return { fromMs: (segments[i] as WallSegment).startMs, toMs: last.endMs };
+}
+
+export function planClip(segments: readonly WallSegment[], w: ClipWindow, toleranceMs = CONTIGUITY_MS): ClipPlan {
   const last = segments.at(-1);
   if (!last || last.endMs < w.toMs) return { kind: "wait", reason: `no finished segment reaches ${iso(w.toMs)} yet` };
   const first = segments[0] as WallSegment;
@@ -130,7 +160,7 @@ export function planClip(segments: readonly WallSegment[], w: ClipWindow, tolera
   for (let i = 1; i < chosen.length; i++) {
     const a = chosen[i - 1] as WallSegment;
     const b = chosen[i] as WallSegment;
-    if (a.run !== b.run || Math.abs(b.startMs - a.endMs) > toleranceMs)
+    if (!joins(a, b, toleranceMs))
       return {
         kind: "gap",
         reason: `the recording has a gap from ${iso(a.endMs)} to ${iso(b.startMs)}${a.run !== b.run ? " (the recorder restarted)" : ""}`,

@@ -5,13 +5,10 @@ import {
   clipDurationBounds,
   clipWindow,
   keyframeAtOrBefore,
-  newRunClock,
-  observeSegment,
+  newestStretch,
   planClip,
-  type RecordedSegment,
-  type RunClock,
-  runOffsetMs,
   toWall,
+  trustedObservation,
   type WallSegment,
 } from "../../alarms/clips/window.ts";
 
@@ -30,53 +27,69 @@ function run(n: number, opts: { run?: number; from?: number; len?: number; offse
       startS,
       endS,
       observedMs: T0 + offsetMs + endS * 1000,
+      trusted: true,
       startMs: T0 + offsetMs + startS * 1000,
       endMs: T0 + offsetMs + endS * 1000,
     };
   });
 }
 
-describe("a recorder run's clock", () => {
-  const seg = (startS: number, endS: number) => ({ file: "x.ts", startS, endS });
-
-  it("is the smallest observed − end over trustworthy segments, leaving out the first and bursts", () => {
-    let c: RunClock = newRunClock();
-    // Measured shape: the first segment is observed ~600 ms late (ffmpeg still probing), the rest within ms.
-    c = observeSegment(c, seg(0, 2.9), T0 + 2900 + 600);
-    expect(runOffsetMs(c)).toBeUndefined(); // not settled on the first segment alone
-    c = observeSegment(c, seg(2.9, 4.9), T0 + 4900 + 3);
-    expect(runOffsetMs(c)).toBe(T0 + 3);
-    c = observeSegment(c, seg(4.9, 6.9), T0 + 6900 + 1);
-    c = observeSegment(c, seg(6.9, 8.9), T0 + 8900 + 21);
-    expect(runOffsetMs(c)).toBe(T0 + 1);
-    // Two segments closing 50 ms apart were queued behind a stall: the second is late and must not count.
-    let b = observeSegment(newRunClock(), seg(0, 2), T0 + 2000);
-    b = observeSegment(b, seg(2, 4), T0 + 5000);
-    b = observeSegment(b, seg(4, 6), T0 + 5050);
-    expect(runOffsetMs(b)).toBe(T0 + 1000);
+describe("placing segments on the wall clock", () => {
+  const seg = (run: number, i: number, startS: number, endS: number, observedMs: number, trusted = true) => ({
+    file: `r${run}-${i}.ts`,
+    path: `/s/r${run}-${i}.ts`,
+    run,
+    startS,
+    endS,
+    observedMs,
+    trusted,
   });
 
-  it("forgets old segments, so it follows a clock that drifts", () => {
-    let c = observeSegment(newRunClock(), seg(0, 2), T0);
-    for (let i = 1; i <= 40; i++) c = observeSegment(c, seg(2 * i, 2 * i + 2), T0 + (2 * i + 2) * 1000 + i); // +1 ms/segment
-    expect(runOffsetMs(c)).toBe(T0 + 9); // the minimum of the last 32 (i = 9 … 40)
+  it("trusts an observation unless it is the run's first or closed in a burst behind the previous one", () => {
+    const e = { file: "x.ts", startS: 2, endS: 4 };
+    expect(trustedObservation(undefined, e, T0)).toBe(false);
+    expect(trustedObservation(T0, e, T0 + 2000)).toBe(true);
+    expect(trustedObservation(T0, e, T0 + 1000)).toBe(true); // half its length after: a late previous one
+    expect(trustedObservation(T0, e, T0 + 50)).toBe(false);
   });
 
-  it("places only settled runs on the wall clock, sorted by start", () => {
-    const recorded: RecordedSegment[] = [
-      { file: "r2-0.ts", path: "/s/r2-0.ts", run: 2, startS: 0, endS: 2, observedMs: 0 },
-      { file: "r1-0.ts", path: "/s/r1-0.ts", run: 1, startS: 10, endS: 12, observedMs: 0 },
-      { file: "r1-1.ts", path: "/s/r1-1.ts", run: 1, startS: 12, endS: 14, observedMs: 0 },
-    ];
-    const clocks = new Map<number, RunClock>([
-      [1, { seen: 3, lastObservedMs: 0, offsets: [T0, T0 + 5] }],
-      [2, { seen: 1, lastObservedMs: 0, offsets: [] }],
+  it("takes each segment's offset from its own and the next trusted observations", () => {
+    // Measured shape: the first segment observed ~600 ms late (ffmpeg still probing), the rest within ms.
+    const wall = toWall([
+      seg(1, 0, 0, 2.9, T0 + 2900 + 600, false),
+      seg(1, 1, 2.9, 4.9, T0 + 4900 + 3),
+      seg(1, 2, 4.9, 6.9, T0 + 6900 + 1),
+      seg(1, 3, 6.9, 8.9, T0 + 8900 + 21),
+      seg(1, 4, 8.9, 10.9, T0 + 10_900 + 5),
+      seg(1, 5, 10.9, 12.9, T0 + 12_900 + 4),
     ]);
-    const wall = toWall(recorded, clocks);
-    expect(wall.map((s) => [s.file, s.startMs, s.endMs])).toEqual([
-      ["r1-0.ts", T0 + 10_000, T0 + 12_000],
-      ["r1-1.ts", T0 + 12_000, T0 + 14_000],
+    expect(wall.map((s) => s.startMs - T0)).toEqual([1, 2901, 4901, 6904, 8904, 10_904]);
+    // The newest segment has only its own observation: a few ms late at most, which endMarginMs covers.
+    expect(wall.at(-1)!.endMs - T0).toBe(12_904);
+  });
+
+  it("leaves out what has no trusted observation yet, and sorts runs by wall time", () => {
+    const wall = toWall([
+      seg(2, 0, 0, 2, T0 + 30_000, false), // a new run's first segment, alone: not placed yet
+      seg(1, 0, 10, 12, T0 + 12_000),
+      seg(1, 1, 12, 14, T0 + 14_005),
     ]);
+    expect(wall.map((s) => [s.file, s.startMs - T0])).toEqual([
+      ["r1-0.ts", 10_000],
+      ["r1-1.ts", 12_005],
+    ]);
+  });
+
+  it("follows a step in the stream's delay, which then shows as a gap instead of misplaced segments", () => {
+    // The stream pauses 4 s after segment 2 (the test RTSP server does when a client joins): from then on every
+    // segment is observed 4 s later than its media time says.
+    const segs = [0, 1, 2, 3, 4, 5, 6, 7].map((i) =>
+      seg(1, i, 2 * i, 2 * i + 2, T0 + (2 * i + 2) * 1000 + (i >= 3 ? 4000 : 0)),
+    );
+    const wall = toWall(segs);
+    expect(wall.map((s) => s.startMs - T0)).toEqual([0, 2000, 4000, 10_000, 12_000, 14_000, 16_000, 18_000]);
+    expect(planClip(wall, { fromMs: T0 + 5000, toMs: T0 + 11_000 }).kind).toBe("gap");
+    expect(planClip(wall, { fromMs: T0 + 10_500, toMs: T0 + 17_000 }).kind).toBe("ready");
   });
 });
 
@@ -133,6 +146,15 @@ describe("the clip window", () => {
     expect(planClip(jumped, { fromMs: T0 + 1000, toMs: T0 + 7000 }).kind).toBe("gap");
     const rounded = [...run(2), ...run(2, { from: 4.004 })];
     expect(planClip(rounded, { fromMs: T0 + 1000, toMs: T0 + 7000 }).kind).toBe("ready");
+  });
+
+  it("tells the newest contiguous stretch, what a clip can be cut from now", () => {
+    const before = run(5);
+    const after = run(3, { run: 2, offsetMs: 13_000 });
+    expect(newestStretch([...before, ...after])).toEqual({ fromMs: T0 + 13_000, toMs: T0 + 19_000 });
+    expect(newestStretch(before)).toEqual({ fromMs: T0, toMs: T0 + 10_000 });
+    expect(newestStretch([...run(2), ...run(2, { from: 6 })])).toEqual({ fromMs: T0 + 6000, toMs: T0 + 10_000 });
+    expect(newestStretch([])).toBeUndefined();
   });
 
   it("backs the in point off to the keyframe at or before it", () => {

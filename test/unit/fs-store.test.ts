@@ -36,9 +36,7 @@ describe("the filesystem clip store", () => {
         polls++;
         if (s && s.size !== big.length) partial++;
         // Only the final name is visible to listings: no temporary name is ever an object.
-        const names = readdirSync(join(root, "ns", "cam")).filter(
-          (n) => !n.startsWith(".tmp-"),
-        );
+        const names = readdirSync(join(root, "ns", "cam")).filter((n) => !n.startsWith(".tmp-"));
         if (names.length && !names.includes("big.mp4")) partial++;
         await new Promise((r) => setImmediate(r));
       }
