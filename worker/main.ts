@@ -1,10 +1,13 @@
 // `vigil worker`: loads the model, then runs its cameras (from manifests in single-host mode) through the
 // pipeline, publishing on Redis. Health and metrics on one port; stops cleanly on SIGTERM.
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { Logger } from "pino";
 import pino from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { createAmqpAlarmPublisher } from "../alarms/amqp-publisher.ts";
+import { createClipService } from "../alarms/clips/clip-service.ts";
 import { createFsClipStore } from "../alarms/clips/fs-store.ts";
 import type { AlarmPublisher } from "../alarms/queue.ts";
 import { createSqliteAlarmPublisher } from "../alarms/sqlite-queue.ts";
@@ -80,9 +83,21 @@ export async function runWorker(argv: string[]): Promise<void> {
   // The alarm path's edges, built before the pipeline and stopped after it, in reverse order.
   const store = env.VIGIL_CLIP_DIR ? createFsClipStore(env.VIGIL_CLIP_DIR) : undefined;
   const publisher = alarmPublisher(env, registry, log);
+  // Recording costs an ffmpeg per alarm camera: only when alarms go somewhere and clips have a store.
+  const clips =
+    store && publisher
+      ? createClipService({
+          store,
+          // The service keeps a directory per process under it and removes those of processes that are gone.
+          scratchDir: env.VIGIL_CLIP_SCRATCH_DIR ?? join(tmpdir(), "vigil-clip-scratch"),
+          log,
+          registry,
+        })
+      : undefined;
   const alarms = createAlarmStage({
     publisher,
     store,
+    clips,
     realtimeFiles: env.VIGIL_REALTIME_FILES === "true",
     registry,
     log,
@@ -167,6 +182,8 @@ export async function runWorker(argv: string[]): Promise<void> {
   await pipeline.stop();
   // Alarms still writing their snapshot reach the outbox, and the outbox gets a while to reach the broker.
   await alarms.idle();
+  // Clips still waiting for their post-roll are cancelled (the alarm service sees no clip and says so).
+  await clips?.stop();
   await publisher?.close(ALARM_DRAIN_MS);
   await bus.close();
   await detector.close();

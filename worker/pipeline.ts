@@ -175,13 +175,16 @@ export function createPipeline(opts: PipelineOptions) {
   }
 
   function add(config: CameraConfig): void {
-    remove(config.id);
+    // Not remove(): the clip recorder keeps running (and its buffer and pending clips stay) across an update
+    // that leaves the camera's source alone.
+    stopCamera(config.id);
     const id = config.id;
     let processor: ReturnType<typeof createCameraProcessor>;
     try {
       processor = createCameraProcessor(config.spec, detector);
     } catch (err) {
       log.error({ camera: id, err: (err as Error).message }, "camera config rejected");
+      opts.alarms?.removeCamera(id);
       return;
     }
     const spec = config.spec;
@@ -261,12 +264,16 @@ export function createPipeline(opts: PipelineOptions) {
       .catch((err) => log.warn({ camera: rt.config.id, err: (err as Error).message }, "frame annotation failed"));
   }
 
-  function remove(id: string): void {
+  function stopCamera(id: string): void {
     const rt = cameras.get(id);
     if (!rt) return;
     cameras.delete(id);
     clearInterval(rt.statsTimer);
     rt.source.stop();
+  }
+
+  function remove(id: string): void {
+    stopCamera(id);
     opts.alarms?.removeCamera(id);
   }
 

@@ -256,7 +256,8 @@ describe("vigil alarms", () => {
     const m = alarmFixture("term", 1);
     const first = await service(baseEnv(), args);
     await q.publish(m);
-    await waitFor("alarm.raised", async () => accepted(receiver, m.id, "alarm.raised"));
+    // Recorded, not only accepted: a stop between the receiver's 2xx and the record makes an honest repeat.
+    await waitFor("alarm.raised recorded", async () => (await rows([m.id]))[0]?.raised_delivered_ms != null);
     expect(await first.stop("SIGTERM")).toEqual({ code: 0, signal: null });
     // Unacked, so back in the queue as soon as the channel closed.
     expect(await q.ready()).toBe(1);

@@ -1,9 +1,10 @@
 // The worker's alarm path on real components: vtest.avi over a real RTSP server, the real YOLOv8n model, real Redis,
 // and a real RabbitMQ (Debian's, as a plain process) that is SIGKILLed while the worker publishes.
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import amqp, { type Channel, type ChannelModel, type RecoveringChannelModel } from "amqplib";
 import { Redis } from "ioredis";
 import sharp from "sharp";
@@ -219,6 +220,41 @@ describe("worker → RabbitMQ alarms", () => {
     expect(metricValue(m, "vigil_alarms_broker_connected")).toBe(1);
     const kb = Math.round(sizes.reduce((a, b) => a + b, 0) / sizes.length / 1024);
     console.log(`alarms before the outage: ${alarmIds().size} (bus events: ${events.length}), snapshots ~${kb} KB`);
+  });
+
+  it("has the clip service cut alarms' replay clips into the store, covering pre + post", {
+    timeout: 90_000,
+  }, async () => {
+    // Alarms in the first seconds of the stream have no clip: their pre-roll is older than the recording (the clip
+    // service says "gone"). Later ones do.
+    const clipped = await waitFor(
+      "two alarms' clips in the store",
+      async () => {
+        const have = [];
+        for (const { alarm } of deliveries) if (await store.stat(alarm.clip.key)) have.push(alarm);
+        return have.length >= 2 && have.slice(0, 2);
+      },
+      60_000,
+      500,
+    );
+    for (const a of clipped) {
+      const { stdout } = await promisify(execFile)("ffprobe", [
+        "-v",
+        "error",
+        "-show_entries",
+        "format=duration:stream=codec_name",
+        "-of",
+        "json",
+        join(clipDir, ...a.clip.key.split("/")),
+      ]);
+      const probe = JSON.parse(stdout) as { format: { duration: string }; streams: { codec_name: string }[] };
+      // Never short; the clip service's own test measures how much longer (up to a keyframe interval).
+      expect(Number(probe.format.duration)).toBeGreaterThanOrEqual(a.clip.pre_seconds + a.clip.post_seconds);
+      expect(probe.streams.map((s) => s.codec_name)).toContain("h264");
+    }
+    const m = await metrics();
+    expect(metricValue(m, "vigil_alarm_clips_total", 'result="ok"')).toBeGreaterThanOrEqual(clipped.length);
+    expect(metricValue(m, "vigil_alarm_clip_errors_total")).toBe(0);
   });
 
   it("keeps detecting while RabbitMQ is SIGKILLed, and drains the outbox when it is back: none lost", {

@@ -5,6 +5,7 @@
 import type { ChildProcess } from "node:child_process";
 import type { PassThrough } from "node:stream";
 import ffmpeg, { type FfmpegCommand } from "fluent-ffmpeg";
+import { type FrameClock, liveFrameTime } from "./frame-clock.ts";
 import {
   type Credentials,
   classifyFfmpegError,
@@ -74,7 +75,7 @@ export class FfmpegSource {
   private size = { width: 0, height: 0 };
   private sourceFps = 0;
   /** Wall clock and frame count at this connection's first frame. */
-  private epoch: { at: number; seq: number } | undefined;
+  private epoch: FrameClock | undefined;
   private stderrTail = "";
   private ended: (() => void) | undefined;
   private out: PassThrough | undefined;
@@ -209,15 +210,15 @@ export class FfmpegSource {
     if (this.stats.state !== "streaming") this.setState("streaming");
     this.failures = 0;
     this.armWatchdog();
-    // Files: media time (they decode faster than real time). Live streams sampled by the fps filter: wall clock
-    // at the first frame of this connection plus frame count / fps, so arrival jitter (ffmpeg and TCP deliver
-    // frames in bursts) does not bend the tracker's velocities. Unsampled live streams: arrival time.
+    // Files: media time (they decode faster than real time). Live streams sampled by the fps filter: a steady
+    // clock never ahead of arrival (frame-clock.ts). Unsampled live streams: arrival time.
     const rate = this.opts.fps || this.sourceFps || 25;
     let timestampMs = this.stats.lastFrameAt;
     if (file && !this.opts.realtime) timestampMs = Math.round((seq * 1000) / rate);
     else if (this.opts.fps > 0) {
-      this.epoch ??= { at: this.stats.lastFrameAt, seq };
-      timestampMs = this.epoch.at + Math.round(((seq - this.epoch.seq) * 1000) / this.opts.fps);
+      const t = liveFrameTime(this.epoch, seq, this.stats.lastFrameAt, this.opts.fps);
+      this.epoch = t.clock;
+      timestampMs = t.timestampMs;
     }
     this.handlers.frame({ data, width: this.size.width, height: this.size.height, timestampMs, seq });
   }
