@@ -189,6 +189,7 @@ describe("vigil up with alarms, no broker and no database", () => {
     expect(alarmId).toMatch(/^default\/lobby:crowd:0:\d+$/);
 
     // Mid-way: alarm.raised is out, the clip's post-roll is still being recorded.
+    expect(receiver.verified("alarm.clip")).toEqual([]);
     const before = alarmChild();
     expect(before, "the alarm service child").toBeDefined();
     process.kill(before!.pid, "SIGKILL");
@@ -223,7 +224,7 @@ describe("vigil up with alarms, no broker and no database", () => {
     };
     expect(body.data.snapshot?.key).toMatch(/^default\/lobby\/crowd_0_\d+\.jpg$/);
     expect(body.data.clip.duration_seconds).toBeGreaterThanOrEqual(PRE + POST);
-    const eventMs = Number(alarmId.split(":").at(-1));
+    const eventMs = Date.parse((raised.body as { data: { event_time: string } }).data.event_time);
     process.stdout.write(
       `[single-host-alarms] embedded: vigil up → alarm.raised ${raised.at - up.startedAt} ms (${raised.at - eventMs} ms after the event), → alarm.clip ${clip.at - up.startedAt} ms (${clip.at - eventMs - POST * 1000} ms after the post-roll, with the service SIGKILLed at ${killedAt - up.startedAt} ms); alarm.raised sent ${receiver.verified("alarm.raised").length}×\n`,
     );
@@ -343,8 +344,9 @@ describe("vigil up with RABBITMQ_URL and MYSQL_URL", () => {
     expect(up.output()).toContain(`"queue":"rabbitmq 127.0.0.1:${rabbit.port}"`);
     expect(up.output()).toContain(`"records":"mysql 127.0.0.1:${maria.port}/`);
     expect(up.output()).not.toContain("guest:guest");
+    const eventMs = Date.parse((raised.body as { data: { event_time: string } }).data.event_time);
     process.stdout.write(
-      `[single-host-alarms] rabbitmq+mariadb: vigil up → alarm.raised ${raised.at - up.startedAt} ms, → alarm.clip ${clip.at - up.startedAt} ms\n`,
+      `[single-host-alarms] rabbitmq+mariadb: vigil up → alarm.raised ${raised.at - up.startedAt} ms (${raised.at - eventMs} ms after the event), → alarm.clip ${clip.at - up.startedAt} ms (${clip.at - eventMs - POST * 1000} ms after the post-roll)\n`,
     );
     up.proc.kill("SIGTERM");
     expect(await up.exited).toEqual({ code: 0, signal: null });
