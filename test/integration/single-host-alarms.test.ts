@@ -6,7 +6,7 @@
 // still completes from the durable queue and records, nothing lost. Then SIGTERM stops everything cleanly. And the
 // same with RABBITMQ_URL and MYSQL_URL set (real RabbitMQ and MariaDB, test/setup/brokers.ts): no embedded file.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -17,6 +17,7 @@ import { webhookId } from "../../alarms/webhook/sign.ts";
 import type { AlarmView } from "../../gateway/alarm-views.ts";
 import { probeDuration, VTEST } from "../setup/alarm-media.ts";
 import { type Broker, startMariaDB, startRabbitMQ } from "../setup/brokers.ts";
+import { launchChromium } from "../setup/browser.ts";
 import { ROOT } from "../setup/operator-env.ts";
 import { childProcesses, waitFor } from "../setup/services.ts";
 import { type Received, startWebhookReceiver, type WebhookReceiver } from "../setup/webhook-receiver.ts";
@@ -230,7 +231,7 @@ describe("vigil up with alarms, no broker and no database", () => {
     );
   });
 
-  it("lists the alarm with its snapshot and clip; the clip is an MP4 ffprobe reads, covering pre + post", {
+  it("lists the alarm with its snapshot and clip; the clip is an MP4 ffprobe reads, covering pre + post; the dashboard plays it", {
     timeout: 60_000,
   }, async () => {
     expect(alarmId).not.toBe("");
@@ -272,7 +273,38 @@ describe("vigil up with alarms, no broker and no database", () => {
     expect(res.headers.get("content-type")).toBe("video/mp4");
     const mp4 = join(dir, "embedded-clip.mp4");
     writeFileSync(mp4, Buffer.from(await res.arrayBuffer()));
-    expect(probeDuration(mp4)).toBeGreaterThanOrEqual(PRE + POST);
+    const seconds = probeDuration(mp4);
+    expect(seconds).toBeGreaterThanOrEqual(PRE + POST);
+
+    // The dashboard's alarms view on vigil up's own gateway: the row with its snapshot, and the clip playing.
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+      await page.goto(`${up.base}/?access_token=${TOKEN}#/alarms`);
+      const row = page.locator(`[data-testid="alarm-row"][data-id="${alarmId}"]`);
+      await row.waitFor({ state: "visible", timeout: 15_000 });
+      expect(await row.getByTestId("delivery-clip").getAttribute("data-state")).toBe("delivered");
+      await page.waitForFunction(
+        () => {
+          const i = (globalThis as any).document.querySelector('[data-testid="alarm-thumb"]');
+          return i?.complete && i.naturalWidth > 0;
+        },
+        undefined,
+        { timeout: 15_000 },
+      );
+      await row.getByRole("link").click();
+      await page.waitForFunction(
+        () => ((globalThis as any).document.querySelector('[data-testid="alarm-clip"]')?.readyState ?? 0) >= 2,
+        undefined,
+        { timeout: 20_000 },
+      );
+      const duration = await page.getByTestId("alarm-clip").evaluate((v: any) => v.duration as number);
+      expect(Math.abs(duration - seconds)).toBeLessThanOrEqual(0.1);
+      mkdirSync(join(ROOT, ".cache", "artifacts"), { recursive: true });
+      await page.screenshot({ path: join(ROOT, ".cache", "artifacts", "vigil-up-alarm.png") });
+    } finally {
+      await browser.close();
+    }
   });
 
   it("stops cleanly on SIGTERM: children gone, the queue empty", { timeout: 60_000 }, async () => {
