@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { parseCameraId } from "../worker/publish/camera-id.ts";
 import type { CameraEvents } from "./camera-events.ts";
-import type { ClipStore } from "./clips/store.ts";
+import { type ClipStore, readClipMeta } from "./clips/store.ts";
 import { ALARM_TOPOLOGY, type AlarmMessage, alarmMessage, type DeliveryType } from "./messages.ts";
 import type { AlarmMetrics, DeadCategory } from "./metrics.ts";
 import type { Delivery, Outcome } from "./queue.ts";
@@ -221,13 +221,15 @@ export function createAlarmService(deps: AlarmServiceDeps): AlarmService {
       metrics.repeats.inc({ type });
       log.info({ alarm: m.id, type }, "sending again what the receiver may have (same webhook-id)");
     }
+    // The clip's real start and length, as the worker measured them (ClipMeta); the nominal window otherwise.
+    const meta = type === "alarm.clip" ? await readClipMeta(store, rec.clip_key) : undefined;
     const body =
       type === "alarm.raised"
         ? raisedPayload(m)
         : clipPayload(m, {
             readyMs: rec.clip_ready_ms ?? Date.now(),
-            startMs: rec.event_ms - rec.pre_seconds * 1000,
-            durationSeconds: Math.max(0.001, rec.pre_seconds + rec.post_seconds),
+            startMs: meta?.start_ms ?? rec.event_ms - rec.pre_seconds * 1000,
+            durationSeconds: meta?.duration_s ?? Math.max(0.001, rec.pre_seconds + rec.post_seconds),
           });
     const r = await send({
       url: t.url,

@@ -13,7 +13,7 @@ import type { Credentials } from "../../worker/ingest/source-url.ts";
 import { parseCameraId } from "../../worker/publish/camera-id.ts";
 import { cutClip } from "./cut.ts";
 import { Recorder, type RecorderState, type RecordMode } from "./recorder.ts";
-import type { ClipStore } from "./store.ts";
+import { type ClipMeta, type ClipStore, clipMetaKey } from "./store.ts";
 import {
   type ClipMargins,
   type ClipWindow,
@@ -278,6 +278,9 @@ export function createClipService(opts: ClipServiceOptions): ClipService {
           "failed",
           `clip ${req.key}: the cut clip spans ${new Date(startMs).toISOString()} + ${r.durationS} s, not the whole window`,
         );
+      // Its real start and length first, so whoever finds the clip finds them too (store.ts ClipMeta).
+      const meta: ClipMeta = { start_ms: startMs, duration_s: r.durationS };
+      await store.put(clipMetaKey(req.key), { bytes: Buffer.from(JSON.stringify(meta)) }, "application/json");
       await store.put(req.key, { file: out }, "video/mp4").catch((err: Error) => {
         throw new ClipError("failed", `clip ${req.key}: the clip store refused it: ${err.message}`);
       });

@@ -31,3 +31,23 @@ export function alarmObjectKeys(alarmId: string): { snapshot: string; clip: stri
   const base = `${namespace}/${name}/${m[2]}_${m[3]}_${m[4]}`;
   return { snapshot: `${base}.jpg`, clip: `${base}.mp4` };
 }
+
+/**
+ * The clip's own description, stored under `<clip key>.json` just before the clip: where it really starts and how
+ * long it is (a stream-copied cut starts at a keyframe before t − pre). Whoever sees the clip finds this beside it.
+ */
+export type ClipMeta = { start_ms: number; duration_s: number };
+export const clipMetaKey = (clipKey: string) => `${clipKey}.json`;
+
+export async function readClipMeta(store: ClipStore, clipKey: string): Promise<ClipMeta | undefined> {
+  try {
+    const chunks: Buffer[] = [];
+    for await (const c of store.read(clipMetaKey(clipKey))) chunks.push(c as Buffer);
+    const m = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Partial<ClipMeta>;
+    return typeof m.start_ms === "number" && typeof m.duration_s === "number" && m.duration_s > 0
+      ? { start_ms: m.start_ms, duration_s: m.duration_s }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -17,10 +17,11 @@
 // test/integration/clips.test.ts does the same check), a frame reached the worker's frame handler 300 ms
 // (-threads 1 or -flags low_delay) to 400–500 ms (FfmpegSource as it is, auto threads on 2 cores; at most 620 ms)
 // after the recorder's time for it. So the cut starts startMarginMs (1000 ms: that maximum with headroom) early
-// and ends endMarginMs (200 ms: the 21 ms of observation latency plus a frame at 10 fps, as the out point drops
-// the packet at it) late. In the integration test the decoder saw a clip's first frame 1.4–1.5 s before t − pre
+// and ends endMarginMs (500 ms) late: 200 ms (the 21 ms of observation latency plus a frame at 10 fps, as the out
+// point drops the packet at it) was not enough in the worker's end-to-end runs, where 9 of ~70 cuts ended ~60 ms
+// before t + post and were refused by clip-service's whole-window check (a lost clip); 500 ms leaves 300 ms more. In the integration test the decoder saw a clip's first frame 1.4–1.5 s before t − pre
 // and its last 0.5–0.6 s after t + post. A clip is thus never shorter than pre + post and at most a keyframe
-// interval + 1.2 s + a frame longer (clipDurationBounds); clip-service checks the first with ffprobe.
+// interval + 1.5 s + a frame longer (clipDurationBounds); clip-service checks the first with ffprobe.
 import type { SegmentEntry } from "./segments.ts";
 
 /**
@@ -79,7 +80,7 @@ export function toWall(segments: readonly RecordedSegment[]): WallSegment[] {
 }
 
 export type ClipMargins = { startMarginMs: number; endMarginMs: number };
-export const DEFAULT_MARGINS: ClipMargins = { startMarginMs: 1000, endMarginMs: 200 };
+export const DEFAULT_MARGINS: ClipMargins = { startMarginMs: 1000, endMarginMs: 500 };
 
 export type ClipRequestTimes = { eventMs: number; preSeconds: number; postSeconds: number };
 export type ClipWindow = { fromMs: number; toMs: number };
