@@ -1,19 +1,30 @@
 // `vigil up -f cameras.yaml`: Vigil on one host without Kubernetes. The same CameraDetection / DetectorPool /
 // Secret manifests, workers as supervised local processes (packed like the operator packs pods), their messages
-// over IPC (or Redis when REDIS_URL is set), and the gateway serving the dashboard and API on one port.
+// over IPC (or Redis when REDIS_URL is set), and the gateway serving the dashboard and API on one port. Alarms go
+// through the same queue, records and clip store interfaces as in a cluster: embedded (node:sqlite files and a
+// clips folder under the data directory) unless RABBITMQ_URL / MYSQL_URL name servers; the alarm service is a
+// supervised child (alarm-service.ts).
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { FastifyInstance } from "fastify";
 import pino from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { z } from "zod";
+import { createFsClipStore } from "../alarms/clips/fs-store.ts";
+import type { AlarmRecords } from "../alarms/records.ts";
+import { openRecords } from "../alarms/records-open.ts";
+import { resolveTarget } from "../alarms/webhook-secrets.ts";
 import type { BusFeed } from "../gateway/feed.ts";
 import { createIpcFeed } from "../gateway/ipc-feed.ts";
 import { SOURCE_SCHEMES } from "../operator/api/camera-detection.ts";
 import { COCO_CLASSES } from "../worker/detections.ts";
 import { type LocalManifests, loadManifests } from "../worker/manifests.ts";
+import { parseCameraId } from "../worker/publish/camera-id.ts";
 import { validateRules } from "../worker/rules/engine.ts";
+import { describeAlarmLayer, planAlarmLayer, serviceAlarmEnv, workerAlarmEnv } from "./alarm-layer.ts";
+import { createLocalAlarmService, type LocalAlarmService } from "./alarm-service.ts";
 import { createLocalCatalog } from "./catalog.ts";
 import { createLocalExecutor, type LocalExecutorOptions, planWorkers } from "./local-executor.ts";
 
@@ -24,6 +35,8 @@ file:// sources play in real time and loop; file://./x and file://../x are relat
 
 environment: VIGIL_PORT (8080), VIGIL_HOST (127.0.0.1), VIGIL_API_TOKEN (comma-separated; a random one otherwise),
              REDIS_URL (workers publish to Redis instead of the built-in IPC bus), LOG_LEVEL
+alarms:      VIGIL_DATA_DIR (.vigil): the embedded alarm queue, records and clips, used unless
+             RABBITMQ_URL (the queue on RabbitMQ) / MYSQL_URL (the records on MySQL or MariaDB) are set
 `;
 
 const upEnv = z.object({
@@ -36,7 +49,9 @@ const upEnv = z.object({
 
 /**
  * What the apiserver's CEL rules would reject, checked here because no apiserver sees these manifests: source URL
- * scheme, credentials inside URLs, one kind per rule, zones and classes rules name, min ≤ max workers.
+ * scheme, credentials inside URLs, one kind per rule, zones and classes rules name, min ≤ max workers. And what a
+ * cluster would only find at the first alarm: the webhook Secret a camera names must be in the file, with a usable
+ * url and secret (the file is all there is here, so a typo is caught at start; the reasons never quote either).
  */
 const CREDENTIALS_IN_URL = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/@]*@/;
 
@@ -60,6 +75,16 @@ export function checkManifests(file: string, m: LocalManifests): void {
       problems.push(
         `CameraDetection ${cam.id}: spec.source.url: must not carry credentials; reference a Secret in spec.source.credentialsSecretRef`,
       );
+    const ref = cam.spec.alarm?.webhookSecretRef;
+    if (ref) {
+      const { namespace } = parseCameraId(cam.id);
+      const data = m.secrets?.get(`${namespace}/${ref.name}`);
+      const target = data
+        ? resolveTarget(namespace, ref.name, data)
+        : { missing: `Secret ${namespace}/${ref.name} is not in the file` };
+      if ("missing" in target)
+        problems.push(`CameraDetection ${cam.id}: spec.alarm.webhookSecretRef: ${target.missing}`);
+    }
     const pool = m.pools.find((p) => p.metadata.name === cam.spec.poolRef.name);
     for (const r of validateRules(cam.spec, pool?.spec.model.classNames ?? COCO_CLASSES)) {
       const i = cam.spec.rules.findIndex((x) => x.name === r.rule);
@@ -88,6 +113,8 @@ export async function runUp(argv: string[]): Promise<number> {
   if (!existsSync(values.file)) throw new Error(`${values.file}: no such file`);
   const manifests = loadManifests(values.file);
   checkManifests(values.file, manifests);
+  const cwd = process.cwd();
+  const layer = planAlarmLayer(process.env, cwd, manifests);
   const started = Date.now();
   // From here on a signal means a clean stop, also while still starting.
   const stopRequested = new Promise<void>((resolve) => {
@@ -112,7 +139,24 @@ export async function runUp(argv: string[]): Promise<number> {
     bus = { ipc };
   }
 
-  const executor = createLocalExecutor({ manifests, bus, log, env: process.env });
+  // Snapshots and clips show people: the data directory is the user's alone.
+  for (const d of [layer.dataDir, layer.clipDir, layer.scratchDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  const executor = createLocalExecutor({ manifests, bus, log, env: workerAlarmEnv(layer, process.env) });
+  // No camera with spec.alarm, no alarm service; the records and clips are still served (earlier runs' alarms).
+  const alarmService: LocalAlarmService | undefined = layer.alarmCameras.length
+    ? createLocalAlarmService({
+        manifests: resolve(cwd, values.file),
+        env: serviceAlarmEnv(layer, process.env),
+        cwd,
+        log,
+      })
+    : undefined;
+  const records: AlarmRecords = openRecords(layer.recordsUrl);
+  const clips = createFsClipStore(layer.clipDir);
+  log.info(
+    { ...describeAlarmLayer(layer), cameras: layer.alarmCameras },
+    layer.alarmCameras.length ? "alarms" : "alarms: no camera has spec.alarm; the alarm service is not started",
+  );
   const catalog = createLocalCatalog({
     manifests,
     feed,
@@ -138,23 +182,36 @@ export async function runUp(argv: string[]): Promise<number> {
   if (generated) tokens.push(randomBytes(24).toString("base64url"));
 
   let app: FastifyInstance | undefined;
+  const closeGateway = async () => {
+    if (!app) return;
+    // Closing ends the live streams first; a connection that never sent a request (a browser's preconnect, a
+    // pooled client socket) is not idle to Node and would hold server.close() open, so all are cut after 1 s.
+    const server = app.server;
+    const cut = setTimeout(() => server.closeAllConnections(), 1000);
+    await app.close().catch((err: Error) => log.warn({ err: err.message }, "gateway close failed"));
+    clearTimeout(cut);
+  };
   const shutdown = async () => {
-    if (app) {
-      // Closing ends the live streams first; a connection that never sent a request (a browser's preconnect, a
-      // pooled client socket) is not idle to Node and would hold server.close() open, so all are cut after 1 s.
-      const server = app.server;
-      const cut = setTimeout(() => server.closeAllConnections(), 1000);
-      await app.close().catch((err: Error) => log.warn({ err: err.message }, "gateway close failed"));
-      clearTimeout(cut);
-    }
-    await executor.stop();
+    // All at once: the children got a Ctrl-C's SIGINT too (one process group), and a supervisor told to stop
+    // before their exit is seen does not schedule a restart. The workers' outboxes drain into the queue, the
+    // alarm service leaves what is unfinished unacked there: neither needs the other to stop first.
+    await Promise.all([closeGateway(), executor.stop(), alarmService?.stop()]);
     await catalog.close();
     await feed.close();
+    await records.close().catch((err: Error) => log.warn({ err: err.message }, "alarm records close failed"));
   };
   try {
+    // The records' tables before anyone reads them. The alarm service applies the migrations too (idempotent,
+    // and safe at once: sqlite BEGIN IMMEDIATE, MySQL GET_LOCK); a database that is down now is not fatal: it
+    // retries, and the alarm routes answer once it is up.
+    await records.migrate().catch((err: Error) => {
+      if (layer.records.kind === "embedded") throw new Error(`alarm records ${layer.records.path}: ${err.message}`);
+      log.warn({ err: err.message }, "alarm records: migrations not applied yet (the alarm service retries)");
+    });
+    alarmService?.start();
     await executor.start();
     const { buildGateway } = await import("../gateway/app.ts");
-    app = buildGateway({ feed, catalog, tokens, registry, logger: log });
+    app = buildGateway({ feed, catalog, tokens, registry, logger: log, alarms: { records, clips } });
     await app.listen({ port: env.VIGIL_PORT, host: env.VIGIL_HOST });
   } catch (err) {
     await shutdown();

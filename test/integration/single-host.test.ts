@@ -278,6 +278,31 @@ describe("vigil up", () => {
     expect(r4.stderr).toContain(
       'document 2 (CameraDetection): metadata.name "Front Door": must be a DNS-1123 subdomain',
     );
+    // An alarm's webhook Secret is checked at start: absent, or a key unusable (and never quoted).
+    const withAlarm = (name: string) => ({
+      ...camera(name, "local"),
+      spec: { ...camera(name, "local").spec, alarm: { webhookSecretRef: { name: "hook" } } },
+    });
+    const noSecret = manifestFile("no-secret.yaml", [pool("local"), withAlarm("cam1")]);
+    const r5 = await run(["up", "-f", noSecret]);
+    expect(r5.code).toBe(1);
+    expect(r5.stderr).toContain(
+      "CameraDetection default/cam1: spec.alarm.webhookSecretRef: Secret default/hook is not in the file",
+    );
+    const badKey = manifestFile("bad-key.yaml", [
+      pool("local"),
+      withAlarm("cam1"),
+      {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "hook" },
+        stringData: { url: "http://127.0.0.1:9/hook", secret: "not-a-whsec-key" },
+      },
+    ]);
+    const r6 = await run(["up", "-f", badKey]);
+    expect(r6.code).toBe(1);
+    expect(r6.stderr).toContain("spec.alarm.webhookSecretRef: Secret default/hook: key secret: must start with whsec_");
+    expect(r6.stderr).not.toContain("not-a-whsec-key");
   });
 });
 
@@ -288,7 +313,13 @@ describe("vigil up -f hack/demo/cameras.yaml", () => {
   let exited: Promise<number | null>;
 
   beforeAll(() => {
-    const env: NodeJS.ProcessEnv = { ...process.env, VIGIL_PORT: "0", LOG_LEVEL: "info" };
+    // The alarm layer's files (queue, records, clips) in a temporary directory, not the repository's .vigil.
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      VIGIL_PORT: "0",
+      LOG_LEVEL: "info",
+      VIGIL_DATA_DIR: join(dir, "demo-data"),
+    };
     delete env.REDIS_URL;
     delete env.VIGIL_API_TOKEN;
     up = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "up", "-f", "hack/demo/cameras.yaml"], {
