@@ -7,7 +7,7 @@
 // webhook-id per delivery type per alarm at the receiver (a repeat only ever with that same id, and counted by
 // vigil_alarm_webhook_repeats_total), and, once the service stopped, nothing left in the queue (ack came last).
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -432,18 +432,16 @@ describe("vigil alarms", () => {
     const st = createFsClipStore(clips);
     const mb = Buffer.alloc(1 << 20, 1);
     await st.put("ns/cam/old_1_1.mp4", { bytes: mb }, "video/mp4");
-    await new Promise((r) => setTimeout(r, 1500));
+    // Two hours old, as a clip kept from the day before would be.
+    const then = new Date(Date.now() - 2 * 3_600_000);
+    utimesSync(join(clips, "ns", "cam", "old_1_1.mp4"), then, then);
     for (const k of ["ns/cam/a_1_2.mp4", "ns/cam/b_1_3.mp4", "ns/cam/c_1_4.mp4"]) {
       await st.put(k, { bytes: mb }, "video/mp4");
       await new Promise((r) => setTimeout(r, 50));
     }
-    // Age limit 1 s (the first is 1.5 s old), size limit 2 MiB (of the 3 young ones, the oldest goes too).
+    // Age limit 1 h (the first goes), size limit 2 MiB (of the 3 young ones, the oldest goes too).
     const s = await service(
-      baseEnv({
-        VIGIL_CLIP_DIR: clips,
-        VIGIL_CLIP_MAX_AGE_HOURS: String(1 / 3600),
-        VIGIL_CLIP_MAX_GIB: String(2 / 1024),
-      }),
+      baseEnv({ VIGIL_CLIP_DIR: clips, VIGIL_CLIP_MAX_AGE_HOURS: "1", VIGIL_CLIP_MAX_GIB: String(2 / 1024) }),
     );
     await waitFor("the sweep", async () => (await s.metric("vigil_clip_store_swept_total")) === 2);
     expect(await st.stat("ns/cam/old_1_1.mp4")).toBeUndefined();
