@@ -57,6 +57,9 @@ export const operatorEnv = z.object({
     .describe(
       "PersistentVolumeClaim in each pool's namespace: the clip store the workers write snapshots and clips to.",
     ),
+  VIGIL_WEBHOOK_RECHECK_MS: ms
+    .default(30_000)
+    .describe("How often a camera whose webhook Secret is not ready is looked at again."),
   VIGIL_RELIST_MS: ms.default(10 * 60_000),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
 });

@@ -89,6 +89,7 @@ export async function runOperator(env: OperatorEnv = loadOperatorEnv(), hooks: O
       workerEnvSecret: env.VIGIL_WORKER_ENV_SECRET,
       workerGraceMs: env.VIGIL_WORKER_GRACE_MS,
       alarmServiceAccount: parseAlarmServiceAccount(env.VIGIL_ALARMS_SERVICE_ACCOUNT),
+      webhookRecheckMs: env.VIGIL_WEBHOOK_RECHECK_MS,
       ...(env.VIGIL_RABBITMQ_SECRET
         ? { rabbitmqSecret: { name: env.VIGIL_RABBITMQ_SECRET, key: env.VIGIL_RABBITMQ_SECRET_KEY } }
         : {}),

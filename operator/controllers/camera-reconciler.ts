@@ -140,7 +140,9 @@ export function createCameraReconciler(ctx: Context) {
       webhook ? [] : ["WebhookReady"],
     );
     // The operator does not watch Secrets: one not ready yet is looked at again.
-    return webhook && webhook.status !== "True" ? { requeueAfterMs: WEBHOOK_RECHECK_MS } : undefined;
+    return webhook && webhook.status !== "True"
+      ? { requeueAfterMs: ctx.config.webhookRecheckMs ?? WEBHOOK_RECHECK_MS }
+      : undefined;
 
     async function writeStatus(
       c: Camera,

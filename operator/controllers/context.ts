@@ -40,6 +40,8 @@ export type OperatorConfig = {
   clipClaim?: string;
   /** The alarm service's ServiceAccount: each pool gets a Role for it naming its cameras' webhook Secrets. */
   alarmServiceAccount?: AlarmServiceAccount;
+  /** How often a camera whose webhook Secret is not ready is looked at again (Secrets are not watched). */
+  webhookRecheckMs?: number;
 };
 
 export type Context = {
