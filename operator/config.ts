@@ -50,6 +50,12 @@ export const operatorEnv = z.object({
     .optional()
     .describe("Secret in each pool's namespace whose key (VIGIL_RABBITMQ_SECRET_KEY) is the workers' RABBITMQ_URL."),
   VIGIL_RABBITMQ_SECRET_KEY: z.string().min(1).default("url"),
+  VIGIL_REDIS_SECRET: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("Secret in each pool's namespace whose key (VIGIL_REDIS_SECRET_KEY) is the workers' REDIS_URL."),
+  VIGIL_REDIS_SECRET_KEY: z.string().min(1).default("url"),
   VIGIL_CLIP_PVC: z
     .string()
     .min(1)

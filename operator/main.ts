@@ -93,6 +93,9 @@ export async function runOperator(env: OperatorEnv = loadOperatorEnv(), hooks: O
       ...(env.VIGIL_RABBITMQ_SECRET
         ? { rabbitmqSecret: { name: env.VIGIL_RABBITMQ_SECRET, key: env.VIGIL_RABBITMQ_SECRET_KEY } }
         : {}),
+      ...(env.VIGIL_REDIS_SECRET
+        ? { redisSecret: { name: env.VIGIL_REDIS_SECRET, key: env.VIGIL_REDIS_SECRET_KEY } }
+        : {}),
       ...(env.VIGIL_CLIP_PVC ? { clipClaim: env.VIGIL_CLIP_PVC } : {}),
     },
     enqueueCamera: (k) => cameraCtl?.enqueue(k),

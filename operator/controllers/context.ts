@@ -36,6 +36,8 @@ export type OperatorConfig = {
   workerGraceMs: number;
   /** Secret (and key) in each pool's namespace holding the workers' RABBITMQ_URL; unset, workers get none. */
   rabbitmqSecret?: { name: string; key: string };
+  /** Secret (and key) in each pool's namespace holding the workers' REDIS_URL; unset, it comes from envFrom. */
+  redisSecret?: { name: string; key: string };
   /** The clip store's claim in each pool's namespace; unset, workers have no clip store. */
   clipClaim?: string;
   /** The alarm service's ServiceAccount: each pool gets a Role for it naming its cameras' webhook Secrets. */

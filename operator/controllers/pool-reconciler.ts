@@ -428,6 +428,7 @@ function workloadOpts(ctx: Context) {
     serviceAccountName: ctx.config.workerServiceAccount,
     workerEnvSecret: ctx.config.workerEnvSecret,
     rabbitmqSecret: ctx.config.rabbitmqSecret,
+    redisSecret: ctx.config.redisSecret,
     clipClaim: ctx.config.clipClaim,
   };
 }

@@ -20,6 +20,8 @@ export type WorkloadOptions = {
   workerEnvSecret: string;
   /** The workers' RABBITMQ_URL, from this Secret's key in the pool's namespace (alarms). */
   rabbitmqSecret?: { name: string; key: string } | undefined;
+  /** The workers' REDIS_URL (the bus), from this Secret's key in the pool's namespace; over envFrom's when both. */
+  redisSecret?: { name: string; key: string } | undefined;
   /** The clip store's PersistentVolumeClaim in the pool's namespace, mounted at CLIP_DIR. */
   clipClaim?: string | undefined;
 };
@@ -81,6 +83,14 @@ export function workerStatefulSet(pool: DetectorPool, o: WorkloadOptions) {
           {
             name: "RABBITMQ_URL",
             valueFrom: { secretKeyRef: { name: o.rabbitmqSecret.name, key: o.rabbitmqSecret.key, optional: true } },
+          },
+        ]
+      : []),
+    ...(o.redisSecret
+      ? [
+          {
+            name: "REDIS_URL",
+            valueFrom: { secretKeyRef: { name: o.redisSecret.name, key: o.redisSecret.key, optional: true } },
           },
         ]
       : []),

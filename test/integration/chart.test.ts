@@ -174,6 +174,8 @@ describe("charts/vigil", () => {
     expect(cfg.VIGIL_ALLOWED_WORKER_IMAGES).toEqual(["ghcr.io/vigil-dev/vigil"]);
     // The alarm service's ServiceAccount gets, per pool, a Role naming its webhook Secrets (alarm-access.ts).
     expect(cfg.VIGIL_ALARMS_SERVICE_ACCOUNT).toBe(`${ns}/${ns}-alarms`);
+    // Workers' connection URLs by Secret name (connections.*), never a value.
+    expect([cfg.VIGIL_RABBITMQ_SECRET, cfg.VIGIL_REDIS_SECRET]).toEqual(["vigil-rabbitmq", "vigil-redis"]);
     // NODE_OPTIONS only takes an allow-list of V8 flags; this Node must start with it.
     await run(process.execPath, ["-e", ""], { env: { ...process.env, NODE_OPTIONS: env.NODE_OPTIONS } });
   });

@@ -31,6 +31,15 @@ describe("worker StatefulSet: alarms", () => {
     });
   });
 
+  it("takes REDIS_URL from the Secret's key when given one, optional, never a value", () => {
+    const c = podOf(workerStatefulSet(pool, { ...base, redisSecret: { name: "vigil-redis", key: "url" } }))
+      .containers[0]!;
+    expect(c.env.filter((e) => e.name === "REDIS_URL")).toEqual([
+      { name: "REDIS_URL", valueFrom: { secretKeyRef: { name: "vigil-redis", key: "url", optional: true } } },
+    ]);
+    expect(podOf(workerStatefulSet(pool, base)).containers[0]!.env.map((e) => e.name)).not.toContain("REDIS_URL");
+  });
+
   it("mounts the clip claim at the clip dir and the scratch on an emptyDir; the root stays read-only", () => {
     const pod = podOf(workerStatefulSet(pool, { ...base, clipClaim: "vigil-clips" }));
     const c = pod.containers[0]!;
