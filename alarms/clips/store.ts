@@ -4,6 +4,7 @@
 // depends on paths. In a cluster the filesystem backend is a volume shared by workers, the alarm service and the
 // gateway; under `vigil up` it is a local directory.
 import type { Readable } from "node:stream";
+import { z } from "zod";
 import { parseCameraId } from "../../worker/publish/camera-id.ts";
 
 export type ClipObject = { key: string; size: number; modifiedMs: number };
@@ -32,41 +33,40 @@ export function alarmObjectKeys(alarmId: string): { snapshot: string; clip: stri
   return { snapshot: `${base}.jpg`, clip: `${base}.mp4` };
 }
 
-/**
- * The clip's own description, stored under `<clip key>.json` just before the clip: where it really starts and how
- * long it is (a stream-copied cut starts at a keyframe before t − pre). Whoever sees the clip finds this beside it.
- */
-export type ClipMeta = { start_ms: number; duration_s: number };
-export const clipMetaKey = (clipKey: string) => `${clipKey}.json`;
-
-export async function readClipMeta(store: ClipStore, clipKey: string): Promise<ClipMeta | undefined> {
+/** Reads a small JSON object from the store and validates it; undefined when absent, unreadable or malformed. */
+async function readJson<T>(store: ClipStore, key: string, schema: z.ZodType<T>): Promise<T | undefined> {
   try {
     const chunks: Buffer[] = [];
-    for await (const c of store.read(clipMetaKey(clipKey))) chunks.push(c as Buffer);
-    const m = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Partial<ClipMeta>;
-    return typeof m.start_ms === "number" && typeof m.duration_s === "number" && m.duration_s > 0
-      ? { start_ms: m.start_ms, duration_s: m.duration_s }
-      : undefined;
+    for await (const c of store.read(key)) chunks.push(c as Buffer);
+    const r = schema.safeParse(JSON.parse(Buffer.concat(chunks).toString("utf8")));
+    return r.success ? r.data : undefined;
   } catch {
     return undefined;
   }
 }
 
 /**
+ * The clip's own description, stored under `<clip key>.json` just before the clip: where it really starts and how
+ * long it is (a stream-copied cut starts at a keyframe before t − pre). Whoever sees the clip finds this beside it.
+ * Written by a worker and read by the alarm service: a zod schema, as every cross-process message.
+ */
+export const clipMeta = z.object({ start_ms: z.number().int().nonnegative(), duration_s: z.number().positive() });
+export type ClipMeta = z.infer<typeof clipMeta>;
+export const clipMetaKey = (clipKey: string) => `${clipKey}.json`;
+
+/** The clip's description, or undefined (the sender then names the nominal window). */
+export const readClipMeta = (store: ClipStore, clipKey: string) => readJson(store, clipMetaKey(clipKey), clipMeta);
+
+/**
  * Why a clip will never come, stored under `<clip key>.failed.json` by the worker that was to cut it (its buffer
  * no longer covered the window, the stream had a gap, ffmpeg failed): the alarm service dead-letters the alarm
  * with that reason at once instead of waiting out its clip deadline.
  */
+export const clipFailure = z.object({ reason: z.string().min(1).max(2000) });
 export const clipFailureKey = (clipKey: string) => `${clipKey}.failed.json`;
 
+/** The worker's reason, when it left one; a note that does not parse still says the clip will not come. */
 export async function readClipFailure(store: ClipStore, clipKey: string): Promise<string | undefined> {
   if (!(await store.stat(clipFailureKey(clipKey)).catch(() => undefined))) return undefined;
-  try {
-    const chunks: Buffer[] = [];
-    for await (const c of store.read(clipFailureKey(clipKey))) chunks.push(c as Buffer);
-    const m = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { reason?: unknown };
-    return typeof m.reason === "string" && m.reason ? m.reason : "the worker could not cut it";
-  } catch {
-    return "the worker could not cut it";
-  }
+  return (await readJson(store, clipFailureKey(clipKey), clipFailure))?.reason ?? "the worker could not cut it";
 }

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { createFsClipStore } from "../../alarms/clips/fs-store.ts";
+import { clipFailureKey, clipMetaKey, readClipFailure, readClipMeta } from "../../alarms/clips/store.ts";
 
 const dirs: string[] = [];
 const tmp = (base = tmpdir()) => {
@@ -141,5 +142,39 @@ describe("the filesystem clip store", () => {
     await store.put("ns/cam/old.mp4", { file: src }, "video/mp4");
     expect(await store.sweep({ maxAgeMs: 3_600_000, maxBytes: 1 << 30 })).toEqual([]);
     expect(Date.now() - (await store.stat("ns/cam/old.mp4"))!.modifiedMs).toBeLessThan(60_000);
+  });
+});
+
+describe("the clip's notes beside it", () => {
+  it("reads a clip's real start and length, and refuses a malformed description", async () => {
+    const root = mkdtempSync(join(tmpdir(), "vigil-clipmeta-"));
+    const store = createFsClipStore(root);
+    const key = "ns/cam/r_1_2.mp4";
+    expect(await readClipMeta(store, key)).toBeUndefined();
+    await store.put(
+      clipMetaKey(key),
+      { bytes: Buffer.from('{"start_ms":1700000000000,"duration_s":8.3}') },
+      "application/json",
+    );
+    expect(await readClipMeta(store, key)).toEqual({ start_ms: 1700000000000, duration_s: 8.3 });
+    await store.put(
+      clipMetaKey(key),
+      { bytes: Buffer.from('{"start_ms":"soon","duration_s":-1}') },
+      "application/json",
+    );
+    expect(await readClipMeta(store, key)).toBeUndefined();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it("reads why a clip will not come; a note that does not parse still says so", async () => {
+    const root = mkdtempSync(join(tmpdir(), "vigil-clipfail-"));
+    const store = createFsClipStore(root);
+    const key = "ns/cam/r_1_3.mp4";
+    expect(await readClipFailure(store, key)).toBeUndefined();
+    await store.put(clipFailureKey(key), { bytes: Buffer.from('{"reason":"stream gap"}') }, "application/json");
+    expect(await readClipFailure(store, key)).toBe("stream gap");
+    await store.put(clipFailureKey(key), { bytes: Buffer.from("not json") }, "application/json");
+    expect(await readClipFailure(store, key)).toBe("the worker could not cut it");
+    rmSync(root, { recursive: true, force: true });
   });
 });
