@@ -22,7 +22,10 @@ import { ROOT } from "../setup/operator-env.ts";
 import { childProcesses, waitFor } from "../setup/services.ts";
 import { type Received, startWebhookReceiver, type WebhookReceiver } from "../setup/webhook-receiver.ts";
 
-const PRE = 5;
+// The run's one alarm comes ~6 s after the recorder starts (the crowd forms within seconds), and a clip needs its
+// pre-roll plus the cut's 1 s margin recorded after the recorder's first (untrusted) segment: 5 s left that to
+// chance (a CI run got "gone" and no alarm.clip), 2 s leaves seconds to spare.
+const PRE = 2;
 const POST = 5;
 const TOKEN = "single-host-alarms-token";
 const dir = mkdtempSync(join(tmpdir(), "vigil-single-alarms-"));
