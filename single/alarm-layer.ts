@@ -63,6 +63,17 @@ export function planAlarmLayer(env: NodeJS.ProcessEnv, cwd: string, manifests: L
   };
 }
 
+/** The queue both the workers and the service use: RabbitMQ's URL, or the embedded queue's file. */
+function queueEnv(layer: AlarmLayer, out: NodeJS.ProcessEnv): void {
+  if (layer.queue.kind === "rabbitmq") {
+    out.RABBITMQ_URL = layer.queue.url;
+    delete out.VIGIL_ALARM_QUEUE;
+  } else {
+    delete out.RABBITMQ_URL;
+    out.VIGIL_ALARM_QUEUE = layer.queue.path;
+  }
+}
+
 /**
  * The environment of the workers: the queue they publish to and the clip store they write snapshots and clips to.
  * Only what they need: MYSQL_URL (with its password) is not passed on.
@@ -71,13 +82,7 @@ export function workerAlarmEnv(layer: AlarmLayer, env: NodeJS.ProcessEnv): NodeJ
   const out: NodeJS.ProcessEnv = { ...env };
   delete out.MYSQL_URL;
   delete out.VIGIL_ALARMS_DB;
-  if (layer.queue.kind === "rabbitmq") {
-    out.RABBITMQ_URL = layer.queue.url;
-    delete out.VIGIL_ALARM_QUEUE;
-  } else {
-    delete out.RABBITMQ_URL;
-    out.VIGIL_ALARM_QUEUE = layer.queue.path;
-  }
+  queueEnv(layer, out);
   out.VIGIL_CLIP_DIR = layer.clipDir;
   out.VIGIL_CLIP_SCRATCH_DIR = layer.scratchDir;
   return out;
@@ -91,13 +96,7 @@ export function workerAlarmEnv(layer: AlarmLayer, env: NodeJS.ProcessEnv): NodeJ
 export function serviceAlarmEnv(layer: AlarmLayer, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...env };
   delete out.KUBECONFIG; // Secrets come from the manifests file; Events go to the log
-  if (layer.queue.kind === "rabbitmq") {
-    out.RABBITMQ_URL = layer.queue.url;
-    delete out.VIGIL_ALARM_QUEUE;
-  } else {
-    delete out.RABBITMQ_URL;
-    out.VIGIL_ALARM_QUEUE = layer.queue.path;
-  }
+  queueEnv(layer, out);
   if (layer.records.kind === "mysql") {
     out.MYSQL_URL = layer.records.url;
     delete out.VIGIL_ALARMS_DB;
