@@ -9,6 +9,7 @@ commands:
   detect     run the detection pipeline once over a file, image or stream (vigil detect --help)
   up         run cameras, workers and the dashboard on this host, no Kubernetes (vigil up -f cameras.yaml)
   alarms     deliver alarms from the queue as signed webhooks, recorded (RABBITMQ_URL, MYSQL_URL, VIGIL_CLIP_DIR; [--manifests FILE])
+  version    print the version (also --version)
 `;
 
 const [command] = process.argv.slice(2);
@@ -61,6 +62,16 @@ switch (command) {
       process.stderr.write(`vigil alarms: ${err instanceof Error ? err.message : String(err)}\n`);
       process.exitCode = 1;
     }
+    break;
+  }
+  case "version":
+  case "--version": {
+    // package.json is read, not bundled: dist/ sits beside bin/ (hack/build.ts), so ../package.json is the same
+    // file from bin/vigil.ts and dist/vigil.js, and the image carries it at /app/package.json.
+    const { readFileSync } = await import("node:fs");
+    const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+    if (typeof version !== "string") throw new Error("package.json: version is not a string");
+    process.stdout.write(`vigil ${version}\n`);
     break;
   }
   case undefined:
