@@ -56,6 +56,16 @@ const labelsMatch = (selector: Record<string, string>, labels: Record<string, st
 const jobOf = (endpoint: Obj) =>
   (endpoint.relabelings ?? []).find((r: Obj) => r.targetLabel === "job" && r.action === "replace")?.replacement;
 
+/** The gateway's monitor comes with the gateway, when the chart's defaults enable it. */
+const GATEWAY = parse(readFileSync(join(CHART, "values.yaml"), "utf8")).gateway?.enabled === true;
+const ALL = [
+  `ConfigMap/${REL}-vigil-dashboard`,
+  `PodMonitor/${REL}-vigil-worker`,
+  `PrometheusRule/${REL}-vigil`,
+  `ServiceMonitor/${REL}-vigil-alarms`,
+  ...(GATEWAY ? [`ServiceMonitor/${REL}-vigil-gateway`] : []),
+  `ServiceMonitor/${REL}-vigil-operator`,
+];
 let dir: string;
 let objects: Obj[];
 
@@ -71,14 +81,8 @@ afterAll(() => {
 describe("charts/vigil monitoring", () => {
   it("renders only where monitoring.coreos.com/v1 is served, and each object only when enabled", async () => {
     expect(monitoring(await renderChart(REL, NS, { monitoringApi: false }))).toEqual([]);
-    const all = [
-      `ConfigMap/${REL}-vigil-dashboard`,
-      `PodMonitor/${REL}-vigil-worker`,
-      `PrometheusRule/${REL}-vigil`,
-      `ServiceMonitor/${REL}-vigil-alarms`,
-      `ServiceMonitor/${REL}-vigil-operator`,
-    ];
-    expect(monitoring(objects)).toEqual(all);
+    expect(monitoring(objects)).toEqual(ALL);
+    const all = ALL;
     const off = {
       serviceMonitor: all.filter((o) => o.startsWith("ServiceMonitor/")),
       podMonitor: [`PodMonitor/${REL}-vigil-worker`],
@@ -114,7 +118,7 @@ describe("charts/vigil monitoring", () => {
       expect(jobOf(endpoint), name).toBe(`vigil-${component}`);
       jobs.push(jobOf(endpoint));
     }
-    expect(jobs.sort()).toEqual(["vigil-alarms", "vigil-operator"]);
+    expect(jobs.sort()).toEqual(["vigil-alarms", ...(GATEWAY ? ["vigil-gateway"] : []), "vigil-operator"]);
   });
 
   it("points the PodMonitor at the worker pods' metrics port, job vigil-worker, in every namespace or the watched one", async () => {
@@ -185,7 +189,7 @@ describe("charts/vigil monitoring", () => {
     await installPrometheusOperatorCrds(c.custom);
     const ns = await freshNamespace(c, "mon");
     const rendered = (await renderChart(ns, ns)).filter((o) => monitoring([o]).length);
-    expect(rendered).toHaveLength(5);
+    expect(rendered).toHaveLength(ALL.length);
     for (const o of rendered) {
       const what = `${o.kind}/${o.metadata.name}`;
       // Strict: an unknown or misspelt field is an error, not silently pruned.
