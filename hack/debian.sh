@@ -1,5 +1,5 @@
 # Sourced by hack/ scripts: installs the Debian packages Vigil runs for real when they are missing.
-# Usage: ensure_debian ffmpeg redis rtsp chromium openssl rabbitmq mariadb umoci
+# Usage: ensure_debian ffmpeg redis rtsp chromium openssl rabbitmq mariadb umoci prometheus
 # The servers are only installed: tests start their own instances (test/setup/brokers.ts); without systemd,
 # Debian's package scripts start none.
 ensure_debian() {
@@ -14,6 +14,8 @@ ensure_debian() {
       rabbitmq) [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server) ;;
       mariadb) command -v mariadbd >/dev/null || missing+=(mariadb-server) ;;
       umoci) command -v umoci >/dev/null || missing+=(umoci) ;;
+      # The server and promtool (the chart's rules: check, unit tests, a real scrape).
+      prometheus) [[ -x /usr/bin/prometheus && -x /usr/bin/promtool ]] || missing+=(prometheus) ;;
       rtsp)
         # GStreamer's RTSP server with H.264 (x264enc is in -ugly), run by Debian's python3.
         /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); gi.require_version("Gst", "1.0")

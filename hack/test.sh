@@ -6,10 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests run for real: ffmpeg, Redis, GStreamer's RTSP server, Chromium for the dashboard,
-# RabbitMQ and MariaDB for the alarms, umoci for the image (hack/image.sh).
+# RabbitMQ and MariaDB for the alarms, umoci for the image (hack/image.sh), Prometheus (and its promtool) for the
+# chart's monitoring.
 # shellcheck source=hack/debian.sh
 source hack/debian.sh
-ensure_debian openssl flock ffmpeg redis rtsp chromium rabbitmq mariadb umoci
+ensure_debian openssl flock ffmpeg redis rtsp chromium rabbitmq mariadb umoci prometheus
 command -v go >/dev/null || { echo "[test] Go is required to build the Kubernetes test binaries (https://go.dev/dl)" >&2; exit 1; }
 
 bash hack/cluster.sh build

@@ -17,7 +17,7 @@ import { Controller } from "./kube/controller.ts";
 import { EventRecorder } from "./kube/events.ts";
 import { Informer, type ListResult, stripManagedFields } from "./kube/informer.ts";
 import { LeaderElector } from "./kube/leader-election.ts";
-import { leaderStatus, registry } from "./kube/metrics.ts";
+import { leaderStatus, observeStatus, registry } from "./kube/metrics.ts";
 
 type Logger = pino.Logger;
 
@@ -73,6 +73,7 @@ export async function runOperator(env: OperatorEnv = loadOperatorEnv(), hooks: O
     statefulSets: informer(clients, env, log, "apps/v1", "StatefulSet", "statefulsets", workerSelector),
     services: informer(clients, env, log, "v1", "Service", "services", workerSelector),
   };
+  observeStatus({ cameras: () => caches.cameras.list(), pools: () => caches.pools.list() });
   const placements = new Map<string, Placement>();
   let cameraCtl: Controller | undefined;
   let poolCtl: Controller | undefined;

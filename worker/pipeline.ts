@@ -41,6 +41,8 @@ type CameraRuntime = {
   window: { frames: number; inferences: number; inferenceMs: number; batched: number; since: number };
   last?: FrameResult;
   lastVideoAt: number;
+  /** When this camera was (re)started here: its stream's age until the first frame arrives. */
+  addedAt: number;
   statsTimer: NodeJS.Timeout;
   error?: string;
 };
@@ -86,6 +88,18 @@ export function createPipeline(opts: PipelineOptions) {
     help: "Time of the model run each frame was part of (a batch's run counts for each of its frames)",
     buckets: [0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5],
     registers,
+  });
+  // Read at scrape time (no per-frame cost) for the cameras this worker serves now: a camera moved away leaves no
+  // stale series behind, so "no frame for N s" (the chart's VigilStreamStalled) is about cameras still expected here.
+  new Gauge({
+    name: "vigil_stream_last_frame_timestamp_seconds",
+    help: "Unix time of the camera's last decoded frame (of its start on this worker, before the first frame)",
+    labelNames: ["camera"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [camera, rt] of cameras) this.set({ camera }, (rt.source.stats.lastFrameAt || rt.addedAt) / 1000);
+    },
   });
   const batchSize = new Histogram({
     name: "vigil_inference_batch_size",
@@ -188,11 +202,17 @@ export function createPipeline(opts: PipelineOptions) {
       return;
     }
     const spec = config.spec;
+    // Every series of the camera from its start, at 0: rate() and increase() then count its first frame and event
+    // (a counter first seen at 1 has no earlier sample to rise from), and dashboards show 0 rather than nothing.
+    for (const counter of [frames, inferred, skipped, droppedFrames]) counter.inc({ camera: id }, 0);
+    for (const r of spec.rules) events.inc({ camera: id, rule: r.name }, 0);
+    reconnects.set({ camera: id }, 0);
     const rt: CameraRuntime = {
       config,
       processor,
       window: { frames: 0, inferences: 0, inferenceMs: 0, batched: 0, since: Date.now() },
       lastVideoAt: 0,
+      addedAt: Date.now(),
       statsTimer: setInterval(() => publishStats(rt), 1000),
       source: new FfmpegSource(
         {

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { apiError } from "./client.ts";
 import {
   activeWorkers,
+  initReconcileMetrics,
   maxConcurrent,
   reconcileErrors,
   reconcileTime,
@@ -25,6 +26,7 @@ export class Controller {
     this.opts = opts;
     this.queue = new WorkQueue({ name, metrics: workqueueMetrics(name) });
     maxConcurrent.set({ controller: name }, opts.concurrency);
+    initReconcileMetrics(name);
   }
 
   enqueue(key: string): void {

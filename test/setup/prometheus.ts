@@ -1,0 +1,233 @@
+// The chart's monitoring objects, rendered by the real helm CLI, and a real Prometheus (Debian's package) to load
+// their rules and scrape Vigil's processes: shared by test/integration/chart-rules.test.ts and prometheus.test.ts.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { type CustomObjectsApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { parse, parseAllDocuments, stringify } from "yaml";
+import { z } from "zod";
+import { freePort, ROOT, waitFor } from "./operator-env.ts";
+
+export type Obj = Record<string, any>;
+export const CHART = join(ROOT, "charts", "vigil");
+export const PROMETHEUS = "/usr/bin/prometheus";
+export const PROMTOOL = "/usr/bin/promtool";
+/** What the chart's monitoring objects are gated on; helm template has no cluster to ask. */
+export const MONITORING_API = ["monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor"];
+
+const run = promisify(execFile);
+
+/** `helm template` of the chart (hack/helm.sh), with or without the Prometheus Operator's API, as objects. */
+export async function renderChart(
+  release: string,
+  namespace: string,
+  { set = [], monitoringApi = true }: { set?: string[]; monitoringApi?: boolean } = {},
+): Promise<Obj[]> {
+  const args = ["template", release, CHART, "--namespace", namespace, ...set.flatMap((s) => ["--set", s])];
+  if (monitoringApi) args.push(...MONITORING_API.flatMap((v) => ["--api-versions", v]));
+  const { stdout } = await run("bash", [join(ROOT, "hack", "helm.sh"), ...args], { cwd: ROOT, maxBuffer: 16 << 20 });
+  return parseAllDocuments(stdout)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((o): o is Obj => o !== null);
+}
+
+/** The Go module that publishes the Prometheus Operator's CRDs (example/prometheus-operator-crd/). */
+export const PROMETHEUS_OPERATOR = "github.com/prometheus-operator/prometheus-operator@v0.85.0";
+const CRD_API = { group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions" };
+
+/**
+ * Installs the Prometheus Operator's ServiceMonitor, PodMonitor and PrometheusRule CRDs, from its Go module (the Go
+ * module proxy, then Go's cache), as plain JSON (client-node's typed serializer would drop raw schema keys), and
+ * waits until they are served. Returns their names.
+ */
+export async function installPrometheusOperatorCrds(custom: CustomObjectsApi): Promise<string[]> {
+  // From /, so that no go.mod or go.work around takes part.
+  const { stdout } = await run("go", ["mod", "download", "-json", PROMETHEUS_OPERATOR], { cwd: "/" });
+  const { Dir } = z.object({ Dir: z.string() }).parse(JSON.parse(stdout));
+  const names: string[] = [];
+  for (const plural of ["servicemonitors", "podmonitors", "prometheusrules"]) {
+    const file = join(Dir, "example", "prometheus-operator-crd", `monitoring.coreos.com_${plural}.yaml`);
+    const body = parse(readFileSync(file, "utf8")) as Obj;
+    names.push(body.metadata.name);
+    await custom.patchClusterCustomObject(
+      { ...CRD_API, name: body.metadata.name, body, fieldManager: "vigil-test", force: true },
+      setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
+    );
+  }
+  for (const name of names)
+    await waitFor(`CRD ${name} established`, async () => {
+      const crd = (await custom.getClusterCustomObject({ ...CRD_API, name })) as Obj;
+      return crd.status?.conditions?.some((c: Obj) => c.type === "Established" && c.status === "True");
+    });
+  return names;
+}
+
+export const ofKind = (objects: Obj[], kind: string) => objects.filter((o) => o.kind === kind);
+
+/** The PrometheusRule's spec.groups as a plain rules file (what Prometheus and promtool read), in `dir`. */
+export function writeRulesFile(objects: Obj[], dir: string, name = "rules.yaml"): string {
+  const rules = ofKind(objects, "PrometheusRule");
+  if (rules.length !== 1) throw new Error(`expected one PrometheusRule, rendered ${rules.length}`);
+  const file = join(dir, name);
+  writeFileSync(file, stringify({ groups: rules[0]?.spec.groups }));
+  return file;
+}
+
+const dashboardJson = z.object({
+  title: z.string(),
+  uid: z.string(),
+  templating: z.object({ list: z.array(z.looseObject({ name: z.string(), allValue: z.string().optional() })) }),
+  panels: z.array(
+    z.looseObject({
+      id: z.int(),
+      type: z.string(),
+      title: z.string(),
+      targets: z.array(z.looseObject({ expr: z.string(), refId: z.string() })).optional(),
+    }),
+  ),
+});
+export type Dashboard = z.infer<typeof dashboardJson>;
+
+/** The dashboard ConfigMap's JSON, checked against the fields the tests use. */
+export function dashboardOf(objects: Obj[]): { configMap: Obj; dashboard: Dashboard } {
+  const maps = ofKind(objects, "ConfigMap").filter((c) => c.metadata?.labels?.grafana_dashboard !== undefined);
+  if (maps.length !== 1) throw new Error(`expected one dashboard ConfigMap, rendered ${maps.length}`);
+  const configMap = maps[0] as Obj;
+  const files = Object.values(configMap.data ?? {}) as string[];
+  if (files.length !== 1) throw new Error(`the dashboard ConfigMap holds ${files.length} files`);
+  return { configMap, dashboard: dashboardJson.parse(JSON.parse(files[0] ?? "")) };
+}
+
+export type PanelQuery = { panel: string; refId: string; expr: string };
+
+/** Every query of every panel (rows hold none), with Grafana's variables as Prometheus must see them. */
+export function panelQueries(d: Dashboard, rateInterval: string): PanelQuery[] {
+  const all = new Map(d.templating.list.filter((v) => v.allValue).map((v) => [v.name, v.allValue as string]));
+  return d.panels
+    .filter((p) => p.type !== "row")
+    .flatMap((p) =>
+      (p.targets ?? []).map((t) => ({
+        panel: p.title,
+        refId: t.refId,
+        // $__rate_interval is Grafana's (at least 4 scrape intervals); "All" of a variable is its allValue.
+        expr: t.expr
+          .replaceAll("$__rate_interval", rateInterval)
+          .replace(/\$(\w+)/g, (m, name: string) => all.get(name) ?? m),
+      })),
+    );
+}
+
+export type Prometheus = {
+  url: string;
+  proc: ChildProcess;
+  output: string[];
+  query: (expr: string) => Promise<Obj[]>;
+  queryRange: (expr: string, startMs: number, endMs: number, stepS: number) => Promise<Obj[]>;
+  alerts: () => Promise<Obj[]>;
+  /** The job's targets from now on (file-based discovery: processes that chose their port can join later). */
+  setTargets: (job: string, targets: { address: string; labels: Record<string, string> }[]) => void;
+  stop: () => Promise<void>;
+};
+
+const apiAnswer = z.object({ status: z.literal("success"), data: z.any() });
+
+/**
+ * Debian's Prometheus server on a loopback port, with a temporary data directory, scraping the targets given to
+ * setTargets for each of `jobs` and evaluating `ruleFiles`, every `intervalS` seconds. Resolves once it is ready.
+ */
+export async function startPrometheus(opts: {
+  jobs: string[];
+  ruleFiles: string[];
+  intervalS?: number;
+}): Promise<Prometheus> {
+  const dir = mkdtempSync(join(tmpdir(), "vigil-prometheus-"));
+  const interval = `${opts.intervalS ?? 1}s`;
+  const config = join(dir, "prometheus.yml");
+  const targetsFile = (job: string) => join(dir, `targets-${job}.json`);
+  const setTargets: Prometheus["setTargets"] = (job, targets) => {
+    // Written whole, then renamed: Prometheus watches the file and must never read half of it.
+    writeFileSync(
+      `${targetsFile(job)}.tmp`,
+      JSON.stringify(targets.map((t) => ({ targets: [t.address], labels: t.labels }))),
+    );
+    renameSync(`${targetsFile(job)}.tmp`, targetsFile(job));
+  };
+  for (const job of opts.jobs) setTargets(job, []);
+  writeFileSync(
+    config,
+    stringify({
+      global: { scrape_interval: interval, evaluation_interval: interval, scrape_timeout: interval },
+      rule_files: opts.ruleFiles,
+      scrape_configs: opts.jobs.map((job) => ({
+        job_name: job,
+        file_sd_configs: [{ files: [targetsFile(job)], refresh_interval: interval }],
+      })),
+    }),
+  );
+  // Prometheus takes no port 0 it would report: a port free a moment ago, tried again if it was taken meanwhile.
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const output: string[] = [];
+    const proc = spawn(
+      PROMETHEUS,
+      [
+        `--config.file=${config}`,
+        `--storage.tsdb.path=${join(dir, "data")}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        "--log.level=warn",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    for (const s of [proc.stdout, proc.stderr]) s?.on("data", (b: Buffer) => output.push(b.toString()));
+    const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitFor(
+        "prometheus ready",
+        async () => {
+          if (proc.exitCode !== null) throw new Error(`prometheus exited: ${output.join("").slice(-1000)}`);
+          return (await fetch(`${url}/-/ready`)).ok;
+        },
+        30_000,
+        100,
+      );
+    } catch (err) {
+      proc.kill("SIGKILL");
+      await exited;
+      if (/address already in use/.test(output.join("")) && attempt < 10) continue;
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    const api = async (path: string, params: Record<string, string> = {}) => {
+      const res = await fetch(`${url}/api/v1/${path}?${new URLSearchParams(params)}`);
+      const body = await res.json();
+      const ok = apiAnswer.safeParse(body);
+      if (!ok.success) throw new Error(`prometheus ${path} ${JSON.stringify(params)}: ${JSON.stringify(body)}`);
+      return ok.data.data as Obj;
+    };
+    return {
+      url,
+      proc,
+      output,
+      query: async (expr) => (await api("query", { query: expr })).result,
+      queryRange: async (expr, startMs, endMs, stepS) =>
+        (
+          await api("query_range", {
+            query: expr,
+            start: String(startMs / 1000),
+            end: String(endMs / 1000),
+            step: String(stepS),
+          })
+        ).result,
+      alerts: async () => (await api("alerts")).alerts,
+      setTargets,
+      stop: async () => {
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+        await exited;
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+}
