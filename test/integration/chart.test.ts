@@ -1,97 +1,144 @@
 // The Helm chart, rendered by the real helm CLI (hack/helm.sh) and applied to the real apiserver: every object
-// is accepted, the RBAC is exactly charts/vigil/files/, the operator's pod passes the `restricted` Pod Security
-// Standard as the apiserver's PodSecurity admission enforces it, and its environment is what operator/config.ts takes.
+// is accepted, the RBAC is exactly charts/vigil/files/ (and enough: the gateway's catalog syncs as its own
+// ServiceAccount), every pod passes the `restricted` Pod Security Standard as the apiserver's PodSecurity admission
+// enforces it, the environments are what operator/config.ts and gateway/main.ts take, and values.schema.json turns a
+// misspelt value into a failed `helm template` / `helm install`.
 import { execFile } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import {
-  AuthorizationV1Api,
-  type KubernetesObject,
-  RbacAuthorizationV1Api,
-  type V1Deployment,
-  type V1Pod,
-} from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse, parseAllDocuments } from "yaml";
+import { AuthorizationV1Api, RbacAuthorizationV1Api, type V1Deployment, type V1Pod } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { parse } from "yaml";
+import { createKubeCatalog } from "../../gateway/catalog-kube.ts";
+import { loadGatewayEnv } from "../../gateway/main.ts";
+import { detectorPool } from "../../operator/api/detector-pool.ts";
 import { leaseNamespace, loadOperatorEnv } from "../../operator/config.ts";
-import { apiMessage, type Clients } from "../../operator/kube/client.ts";
-import { admin, freshNamespace, ROOT, waitFor } from "../setup/kube.ts";
+import { WORKER_PORT, workerStatefulSet } from "../../operator/controllers/workload.ts";
+import { apiMessage, type Clients, kubeConfigWithToken } from "../../operator/kube/client.ts";
+import { ALL_ON_VALUES, CHART, helm, helmError, named, type Obj, render } from "../setup/chart-render.ts";
+import { admin, cameraManifest, createCr, freshNamespace, ROOT, resolveEnv, waitFor } from "../setup/kube.ts";
 
-type Obj = KubernetesObject & Record<string, any>;
-
-const CHART = join(ROOT, "charts", "vigil");
-const run = promisify(execFile);
-/** hack/helm.sh: the first call in a fresh cache builds helm from its Go module (minutes on 2 cores). */
-const helm = async (...args: string[]) =>
-  (await run("bash", [join(ROOT, "hack", "helm.sh"), ...args], { cwd: ROOT, maxBuffer: 16 << 20 })).stdout;
 const rules = (file: string) => parse(readFileSync(join(CHART, "files", file), "utf8"));
+const pkgVersion = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version as string;
 
 let c: Clients;
 let ns: string; // also the release name, so the cluster-scoped objects are this test's own
-let objects: Obj[];
-const byKind = (kind: string) => objects.filter((o) => o.kind === kind);
-const deployment = (component: string) =>
-  byKind("Deployment").find((d) => d.metadata?.name === `${ns}-${component}`) as V1Deployment & Obj;
-const one = (kind: string) => {
-  const all = byKind(kind);
-  expect(all, kind).toHaveLength(1);
-  return all[0]!;
-};
+let objects: Obj[]; // the default values
+let fullNs: string;
+let full: Obj[]; // charts/vigil/ci/all-on-values.yaml
+const byKind = (kind: string, from = objects) => from.filter((o) => o.kind === kind);
+const deployment = (component: string, from = objects, release = ns) =>
+  named(from, "Deployment", `${release}-${component}`) as V1Deployment & Obj;
+const podSpec = (component: string, from = objects, release = ns) =>
+  deployment(component, from, release).spec!.template.spec!;
+
+/** A worker pod template as the operator writes it (operator/controllers/workload.ts), for the chart's values. */
+const workerTemplate = () =>
+  workerStatefulSet(
+    detectorPool.parse({
+      apiVersion: "vigil.dev/v1alpha1",
+      kind: "DetectorPool",
+      metadata: { name: "gpu", namespace: ns, uid: "u1" },
+      spec: { model: { uri: "https://models.example/yolov8n.onnx" } },
+    }),
+    {
+      image: `ghcr.io/vigil-dev/vigil:${pkgVersion}`,
+      replicas: 1,
+      serviceAccountName: "vigil-worker",
+      workerEnvSecret: "vigil-worker-env",
+      clipClaim: `${ns}-clips`,
+    },
+  ).spec.template;
+
+const can = async (user: string, verb: string, group: string, resource: string, namespace?: string) =>
+  (
+    await c.kc.makeApiClient(AuthorizationV1Api).createSubjectAccessReview({
+      body: { spec: { user, resourceAttributes: { verb, group, resource, namespace } } },
+    })
+  ).status?.allowed ?? false;
 
 beforeAll(async () => {
   c = admin();
   await helm("version"); // builds helm once; everything after is fast
   ns = await freshNamespace(c, "vigil");
-  const out = await helm("template", ns, CHART, "--namespace", ns);
-  objects = parseAllDocuments(out)
-    .map((d) => d.toJS() as Obj | null)
-    .filter((o): o is Obj => o !== null);
+  fullNs = await freshNamespace(c, "vigil-full");
+  [objects, full] = await Promise.all([render(ns, ns), render(fullNs, fullNs, "-f", ALL_ON_VALUES)]);
 }, 600_000);
 
 afterAll(async () => {
   // Namespaced objects go with the namespace; the cluster-scoped ones would outlive a kept cluster.
-  for (const o of objects ?? []) {
+  for (const o of [...(objects ?? []), ...(full ?? [])]) {
     if (!o.metadata?.namespace) await c.objects.delete(o).catch(() => undefined);
   }
 });
 
 describe("charts/vigil", () => {
-  it("passes helm lint", { timeout: 600_000 }, async () => {
-    const out = await helm("lint", "--strict", CHART);
-    expect(out).toContain("1 chart(s) linted, 0 chart(s) failed");
+  it("passes helm lint --strict, with the default values and with every optional part on", {
+    timeout: 600_000,
+  }, async () => {
+    expect(await helm("lint", "--strict", CHART)).toContain("1 chart(s) linted, 0 chart(s) failed");
+    expect(await helm("lint", "--strict", CHART, "-f", ALL_ON_VALUES)).toContain(
+      "1 chart(s) linted, 0 chart(s) failed",
+    );
   });
 
-  it("renders the operator's objects, cluster-scoped ones named after the release", () => {
+  it("renders each component's objects, cluster-scoped ones named after the release", () => {
     expect(objects.map((o) => `${o.kind}/${o.metadata?.name}`).sort()).toEqual(
       [
         `ClusterRole/${ns}-operator`,
         `ClusterRoleBinding/${ns}-operator`,
         `Deployment/${ns}-operator`,
+        `PodDisruptionBudget/${ns}-operator`,
+        `Role/${ns}-operator`,
+        `RoleBinding/${ns}-operator`,
+        `Service/${ns}-operator-metrics`,
+        `ServiceAccount/${ns}-operator`,
+        `ClusterRole/${ns}-gateway`,
+        `ClusterRoleBinding/${ns}-gateway`,
+        `Deployment/${ns}-gateway`,
+        `PodDisruptionBudget/${ns}-gateway`,
+        `Service/${ns}-gateway`,
+        `Service/${ns}-gateway-metrics`,
+        `ServiceAccount/${ns}-gateway`,
         `Deployment/${ns}-alarms`,
+        `PodDisruptionBudget/${ns}-alarms`,
         `Service/${ns}-alarms-metrics`,
         `ServiceAccount/${ns}-alarms`,
         `PersistentVolumeClaim/${ns}-clips`,
-        `Role/${ns}-operator`,
-        `RoleBinding/${ns}-operator`,
         "Role/vigil-worker",
         "RoleBinding/vigil-worker",
-        `Service/${ns}-operator-metrics`,
-        `ServiceAccount/${ns}-operator`,
         "ServiceAccount/vigil-worker",
         `ValidatingAdmissionPolicy/${ns}-worker-tokens`,
         `ValidatingAdmissionPolicyBinding/${ns}-worker-tokens`,
       ].sort(),
     );
-    for (const o of objects) {
-      const clusterScoped = o.kind?.startsWith("Cluster") || o.kind?.startsWith("ValidatingAdmissionPolicy");
-      expect(o.metadata?.namespace, `${o.kind} namespace`).toBe(clusterScoped ? undefined : ns);
-    }
+    // Every optional part adds the Ingress and a NetworkPolicy per component (the workers' too).
+    const extra = full.map((o) => `${o.kind}/${o.metadata?.name}`).filter((k) => /^(Ingress|NetworkPolicy)\//.test(k));
+    expect(extra.sort()).toEqual(
+      [
+        `Ingress/${fullNs}-gateway`,
+        `NetworkPolicy/${fullNs}-alarms`,
+        `NetworkPolicy/${fullNs}-gateway`,
+        `NetworkPolicy/${fullNs}-operator`,
+        `NetworkPolicy/${fullNs}-workers`,
+      ].sort(),
+    );
+    for (const [release, from] of [
+      [ns, objects],
+      [fullNs, full],
+    ] as const)
+      for (const o of from) {
+        const clusterScoped = o.kind?.startsWith("Cluster") || o.kind?.startsWith("ValidatingAdmissionPolicy");
+        expect(o.metadata?.namespace, `${o.kind}/${o.metadata?.name} namespace`).toBe(
+          clusterScoped ? undefined : release,
+        );
+      }
   });
 
-  it("applies, every object, to the real apiserver", async () => {
-    for (const o of objects) await c.objects.create(o);
-    for (const o of objects) {
+  it("applies, every object of both renders, to the real apiserver", async () => {
+    for (const o of [...objects, ...full]) await c.objects.create(o);
+    for (const o of [...objects, ...full]) {
       const back = await c.objects.read({
         apiVersion: o.apiVersion!,
         kind: o.kind!,
@@ -101,44 +148,34 @@ describe("charts/vigil", () => {
     }
   });
 
-  it("grants exactly files/operator-*-rules.yaml, and the Lease only in the release namespace", async () => {
+  it("grants the operator exactly files/operator-*-rules.yaml, and the Lease only in the release namespace", async () => {
     const rbac = c.kc.makeApiClient(RbacAuthorizationV1Api);
-    expect(one("ClusterRole").rules).toEqual(rules("operator-cluster-rules.yaml"));
-    const role = (name: string) => byKind("Role").find((r) => r.metadata?.name === name)!;
-    expect(role(`${ns}-operator`).rules).toEqual(rules("operator-namespace-rules.yaml"));
-    expect(role("vigil-worker").rules).toEqual(rules("worker-namespace-rules.yaml"));
+    expect(named(objects, "ClusterRole", `${ns}-operator`).rules).toEqual(rules("operator-cluster-rules.yaml"));
+    expect(named(objects, "Role", `${ns}-operator`).rules).toEqual(rules("operator-namespace-rules.yaml"));
+    expect(named(objects, "Role", "vigil-worker").rules).toEqual(rules("worker-namespace-rules.yaml"));
     expect((await rbac.readClusterRole({ name: `${ns}-operator` })).rules).toEqual(
       rules("operator-cluster-rules.yaml"),
     );
 
     // The bindings reach the operator's ServiceAccount: ask the apiserver's authorizer.
-    const sa = deployment("operator").spec?.template.spec?.serviceAccountName;
+    const sa = podSpec("operator").serviceAccountName;
     expect(sa).toBe(`${ns}-operator`);
-    const authz = c.kc.makeApiClient(AuthorizationV1Api);
-    const can = async (verb: string, group: string, resource: string, namespace?: string) =>
-      (
-        await authz.createSubjectAccessReview({
-          body: {
-            spec: {
-              user: `system:serviceaccount:${ns}:${sa}`,
-              resourceAttributes: { verb, group, resource, namespace },
-            },
-          },
-        })
-      ).status?.allowed ?? false;
+    const op = `system:serviceaccount:${ns}:${sa}`;
     // RBAC is cached by the authorizer's informers: wait for the new bindings to show.
-    await waitFor("the operator's bindings to take effect", () => can("update", "coordination.k8s.io", "leases", ns));
-    expect(await can("patch", "vigil.dev", "detectorpools", "elsewhere")).toBe(true);
-    expect(await can("create", "apps", "statefulsets", "elsewhere")).toBe(true);
-    expect(await can("update", "coordination.k8s.io", "leases", "elsewhere")).toBe(false);
+    await waitFor("the operator's bindings to take effect", () =>
+      can(op, "update", "coordination.k8s.io", "leases", ns),
+    );
+    expect(await can(op, "patch", "vigil.dev", "detectorpools", "elsewhere")).toBe(true);
+    expect(await can(op, "create", "apps", "statefulsets", "elsewhere")).toBe(true);
+    expect(await can(op, "update", "coordination.k8s.io", "leases", "elsewhere")).toBe(false);
     // Secrets: `get` only (a Role it writes for a worker may grant only what it holds), never list or watch.
-    expect(await can("get", "", "secrets", ns)).toBe(true);
-    expect(await can("list", "", "secrets", ns)).toBe(false);
-    expect(await can("watch", "", "secrets", ns)).toBe(false);
+    expect(await can(op, "get", "", "secrets", ns)).toBe(true);
+    expect(await can(op, "list", "", "secrets", ns)).toBe(false);
+    expect(await can(op, "watch", "", "secrets", ns)).toBe(false);
     // The worker ServiceAccount reads no Secret at all (its own per-worker identity does: worker-kube.test.ts).
     const worker = async (verb: string, group: string, resource: string, subresource?: string) =>
       (
-        await authz.createSubjectAccessReview({
+        await c.kc.makeApiClient(AuthorizationV1Api).createSubjectAccessReview({
           body: {
             spec: {
               user: `system:serviceaccount:${ns}:vigil-worker`,
@@ -153,8 +190,7 @@ describe("charts/vigil", () => {
   });
 
   it("sets an environment operator/config.ts accepts, naming the rendered worker ServiceAccount", async () => {
-    const pod = deployment("operator").spec!.template.spec!;
-    const container = pod.containers[0]!;
+    const container = podSpec("operator").containers[0]!;
     expect(container.args).toEqual(["operator"]);
     const env = Object.fromEntries(
       (container.env ?? []).map((e) => [
@@ -176,18 +212,89 @@ describe("charts/vigil", () => {
     expect(cfg.VIGIL_ALARMS_SERVICE_ACCOUNT).toBe(`${ns}/${ns}-alarms`);
     // Workers' connection URLs by Secret name (connections.*), never a value.
     expect([cfg.VIGIL_RABBITMQ_SECRET, cfg.VIGIL_REDIS_SECRET]).toEqual(["vigil-rabbitmq", "vigil-redis"]);
+    // worker.failover.tolerationSeconds, for the worker pods' not-ready/unreachable tolerations.
+    expect(env.VIGIL_WORKER_TOLERATION_SECONDS).toBe("30");
+    const five = await render(ns, ns, "--set", "worker.failover.tolerationSeconds=5");
+    const fiveEnv = podSpec("operator", five).containers[0]!.env!;
+    expect(fiveEnv.find((e) => e.name === "VIGIL_WORKER_TOLERATION_SECONDS")?.value).toBe("5");
     // NODE_OPTIONS only takes an allow-list of V8 flags; this Node must start with it.
-    await run(process.execPath, ["-e", ""], { env: { ...process.env, NODE_OPTIONS: env.NODE_OPTIONS } });
+    await promisify(execFile)(process.execPath, ["-e", ""], {
+      env: { ...process.env, NODE_OPTIONS: env.NODE_OPTIONS },
+    });
   });
 
-  it.each(["operator", "alarms"])(
+  it("spreads the operator's two replicas over nodes (preferred anti-affinity by hostname), as values say", async () => {
+    const d = deployment("operator");
+    expect(d.spec?.replicas).toBe(2);
+    const term = d.spec!.template.spec!.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution;
+    expect(term).toEqual([
+      {
+        weight: 100,
+        podAffinityTerm: {
+          topologyKey: "kubernetes.io/hostname",
+          labelSelector: { matchLabels: d.spec!.selector.matchLabels },
+        },
+      },
+    ]);
+    const required = await render(ns, ns, "--set", "operator.antiAffinity=required");
+    expect(
+      podSpec("operator", required).affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution,
+    ).toEqual([
+      { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: d.spec!.selector.matchLabels } },
+    ]);
+    expect(podSpec("operator", await render(ns, ns, "--set", "operator.antiAffinity=none")).affinity).toBeUndefined();
+    // An `affinity` of the user's own replaces it, for every component.
+    const own = await render(
+      ns,
+      ns,
+      "--set",
+      "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=zone",
+      "--set",
+      "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator=Exists",
+    );
+    for (const comp of ["operator", "gateway", "alarms"])
+      expect(Object.keys(podSpec(comp, own).affinity ?? {}), comp).toEqual(["nodeAffinity"]);
+  });
+
+  it("renders every pod template restricted: non-root, read-only root, seccomp RuntimeDefault, drop ALL", async () => {
+    const noAlarms = await render(ns, ns, "--set", "alarms.enabled=false");
+    const templates: [string, Obj][] = [];
+    for (const [label, from] of [
+      ["default", objects],
+      ["all-on", full],
+      ["no-alarms", noAlarms],
+    ] as const)
+      for (const o of from)
+        if (o.spec?.template?.spec) templates.push([`${label} ${o.kind}/${o.metadata?.name}`, o.spec.template]);
+    // The chart's three Deployments in each render, and the worker pods the operator creates.
+    expect(templates).toHaveLength(3 + 3 + 2);
+    templates.push(["operator's worker StatefulSet", workerTemplate() as unknown as Obj]);
+    for (const [what, t] of templates) {
+      const pod = t.spec;
+      expect(pod.securityContext, what).toMatchObject({
+        runAsNonRoot: true,
+        seccompProfile: { type: "RuntimeDefault" },
+      });
+      expect(pod.securityContext.runAsUser, what).toBeGreaterThan(0);
+      expect(pod.hostNetwork ?? false, what).toBe(false);
+      for (const ctr of [...(pod.initContainers ?? []), ...pod.containers]) {
+        expect(ctr.securityContext, `${what} ${ctr.name}`).toEqual({
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ["ALL"] },
+        });
+      }
+    }
+  });
+
+  it.each(["operator", "gateway", "alarms", "worker"])(
     "runs its %s pod under the restricted Pod Security Standard (PodSecurity admission)",
     async (component) => {
       const nsObj = await c.core.readNamespace({ name: ns });
       nsObj.metadata!.labels = { ...nsObj.metadata!.labels, "pod-security.kubernetes.io/enforce": "restricted" };
       await c.core.replaceNamespace({ name: ns, body: nsObj });
 
-      const template = deployment(component).spec!.template;
+      const template = component === "worker" ? workerTemplate() : deployment(component).spec!.template;
       let seq = 0;
       const pod = (mutate: (p: V1Pod) => void = () => {}): V1Pod => {
         const p: V1Pod = structuredClone({
@@ -195,7 +302,7 @@ describe("charts/vigil", () => {
           kind: "Pod",
           metadata: { name: `${component}-pod-${seq++}`, namespace: ns, labels: template.metadata?.labels },
           spec: template.spec,
-        });
+        } as V1Pod);
         mutate(p);
         return p;
       };
@@ -238,10 +345,310 @@ describe("charts/vigil", () => {
     expect(env.VIGIL_CLIP_DIR?.value).toBe("/var/lib/vigil/clips");
     const clips = pod.volumes?.find((v) => v.name === "clips");
     expect(clips?.persistentVolumeClaim?.claimName).toBe(`${ns}-clips`);
-    expect(one("PersistentVolumeClaim").spec.accessModes).toEqual(["ReadWriteMany"]);
+    expect(byKind("PersistentVolumeClaim")[0]!.spec.accessModes).toEqual(["ReadWriteMany"]);
     // No Role or binding names it in the chart: the operator writes one per pool, naming Secrets.
     const subjects = [...byKind("RoleBinding"), ...byKind("ClusterRoleBinding")].flatMap((b) => b.subjects ?? []);
     expect(subjects.map((s: Obj) => s.name)).not.toContain(`${ns}-alarms`);
+  });
+
+  it("runs the gateway with an environment gateway/main.ts accepts: token, Redis and MySQL from Secrets, clips read-only", async () => {
+    const d = deployment("gateway");
+    expect(d.spec?.replicas).toBe(2);
+    const pod = d.spec!.template.spec!;
+    expect(pod.serviceAccountName).toBe(`${ns}-gateway`);
+    const container = pod.containers[0]!;
+    expect(container.args).toEqual(["gateway"]);
+    const refs = Object.fromEntries(
+      (container.env ?? []).filter((e) => e.valueFrom).map((e) => [e.name, e.valueFrom?.secretKeyRef]),
+    );
+    // Secrets only, never a value: the token(s), and the URLs that carry passwords.
+    expect(refs).toEqual({
+      VIGIL_API_TOKEN: { name: "vigil-gateway", key: "token" },
+      REDIS_URL: { name: "vigil-redis", key: "url" },
+      MYSQL_URL: { name: "vigil-mysql", key: "url" },
+    });
+    const secrets = {
+      "vigil-gateway": { token: "t1,t2" },
+      "vigil-redis": { url: "redis://:pw@redis:6379" },
+      "vigil-mysql": { url: "mysql://u:pw@mysql:3306/vigil" },
+    };
+    const cfg = loadGatewayEnv(resolveEnv(container.env as never, {}, secrets));
+    expect(cfg.VIGIL_API_TOKEN).toEqual(["t1", "t2"]);
+    expect([cfg.REDIS_URL, cfg.MYSQL_URL, cfg.VIGIL_CLIP_DIR]).toEqual([
+      "redis://:pw@redis:6379",
+      "mysql://u:pw@mysql:3306/vigil",
+      "/var/lib/vigil/clips",
+    ]);
+    expect(cfg.VIGIL_WATCH_NAMESPACE).toBeUndefined();
+    // The ports it listens on are the ones declared, probed and served.
+    expect(container.ports).toEqual([
+      { name: "http", containerPort: cfg.VIGIL_PORT, protocol: "TCP" },
+      { name: "http-metrics", containerPort: cfg.VIGIL_GATEWAY_HEALTH_PORT, protocol: "TCP" },
+    ]);
+    expect(container.readinessProbe?.httpGet).toEqual({ path: "/readyz", port: "http-metrics" });
+    expect(named(objects, "Service", `${ns}-gateway`).spec.ports).toEqual([
+      { name: "http", port: 80, targetPort: "http", protocol: "TCP" },
+    ]);
+    expect(named(objects, "Service", `${ns}-gateway-metrics`).spec.ports).toEqual([
+      { name: "http-metrics", port: 8081, targetPort: "http-metrics", protocol: "TCP" },
+    ]);
+    // It reads clips, never writes them.
+    expect(container.volumeMounts).toEqual([{ name: "clips", mountPath: cfg.VIGIL_CLIP_DIR, readOnly: true }]);
+    expect(pod.volumes).toEqual([
+      { name: "clips", persistentVolumeClaim: { claimName: `${ns}-clips`, readOnly: true } },
+    ]);
+
+    // Without the alarm service there are no records or clips to serve.
+    const noAlarms = podSpec("gateway", await render(ns, ns, "--set", "alarms.enabled=false"));
+    expect(noAlarms.containers[0]!.env!.map((e) => e.name)).not.toContain("MYSQL_URL");
+    expect(noAlarms.volumes).toBeUndefined();
+  });
+
+  it("lets the gateway list and watch cameras and pools and nothing else; its catalog syncs as that ServiceAccount", async () => {
+    expect(named(objects, "ClusterRole", `${ns}-gateway`).rules).toEqual(rules("gateway-rules.yaml"));
+    const user = `system:serviceaccount:${ns}:${ns}-gateway`;
+    await waitFor("the gateway's bindings to take effect", () => can(user, "watch", "vigil.dev", "cameradetections"));
+    expect(await can(user, "list", "vigil.dev", "detectorpools", "elsewhere")).toBe(true);
+    for (const [verb, group, resource] of [
+      ["patch", "vigil.dev", "cameradetections"],
+      ["get", "", "secrets"],
+      ["list", "", "pods"],
+      ["create", "", "serviceaccounts"],
+    ] as const)
+      expect(await can(user, verb, group, resource, ns), `${verb} ${resource}`).toBe(false);
+
+    // The real catalog (gateway/catalog-kube.ts), authenticated with a token of the rendered ServiceAccount.
+    await createCr(c, "cameradetections", ns, cameraManifest("door", "pool"));
+    const token = await c.core.createNamespacedServiceAccountToken({
+      name: `${ns}-gateway`,
+      namespace: ns,
+      body: { spec: { audiences: [], expirationSeconds: 600 } },
+    });
+    const catalog = createKubeCatalog(kubeConfigWithToken(c.kc, "gateway", token.status?.token ?? ""));
+    try {
+      await catalog.synced();
+      await waitFor("the catalog to list the camera", async () => catalog.camera(`${ns}/door`));
+    } finally {
+      await catalog.close();
+    }
+
+    // gateway.watchNamespace: a Role there instead of a ClusterRole.
+    const scoped = await render(ns, ns, "--set", "gateway.watchNamespace=cams");
+    expect(byKind("ClusterRole", scoped).map((r) => r.metadata?.name)).toEqual([`${ns}-operator`]);
+    expect(named(scoped, "Role", `${ns}-gateway`).metadata?.namespace).toBe("cams");
+    expect(named(scoped, "RoleBinding", `${ns}-gateway`).subjects).toEqual([
+      { kind: "ServiceAccount", name: `${ns}-gateway`, namespace: ns },
+    ]);
+    const env = podSpec("gateway", scoped).containers[0]!.env!;
+    expect(env.find((e) => e.name === "VIGIL_WATCH_NAMESPACE")?.value).toBe("cams");
+  });
+
+  it("routes the optional Ingress to the gateway Service's http port, with its class and TLS", () => {
+    const ing = named(full, "Ingress", `${fullNs}-gateway`);
+    expect(ing.spec.ingressClassName).toBe("nginx");
+    expect(ing.spec.tls).toEqual([{ secretName: "vigil-tls", hosts: ["vigil.example.com"] }]);
+    expect(ing.spec.rules).toEqual([
+      {
+        host: "vigil.example.com",
+        http: {
+          paths: [
+            {
+              path: "/",
+              pathType: "Prefix",
+              backend: { service: { name: `${fullNs}-gateway`, port: { name: "http" } } },
+            },
+          ],
+        },
+      },
+    ]);
+    const svc = named(full, "Service", `${fullNs}-gateway`);
+    expect(svc.spec.ports.map((p: { name: string }) => p.name)).toContain("http");
+  });
+
+  it("gives the operator, the gateway and the alarm service each a PodDisruptionBudget over its own pods", async () => {
+    for (const comp of ["operator", "gateway", "alarms"]) {
+      const pdb = named(objects, "PodDisruptionBudget", `${ns}-${comp}`);
+      const d = deployment(comp);
+      expect(pdb.spec, comp).toEqual({ maxUnavailable: 1, selector: { matchLabels: d.spec!.selector.matchLabels } });
+      expect(d.spec!.template.metadata?.labels, comp).toMatchObject(d.spec!.selector.matchLabels!);
+    }
+    expect(byKind("PodDisruptionBudget", await render(ns, ns, "--set", "podDisruptionBudget.enabled=false"))).toEqual(
+      [],
+    );
+    const only = await render(ns, ns, "--set", "gateway.enabled=false", "--set", "alarms.enabled=false");
+    expect(byKind("PodDisruptionBudget", only).map((p) => p.metadata?.name)).toEqual([`${ns}-operator`]);
+    expect(byKind("Deployment", only).map((p) => p.metadata?.name)).toEqual([`${ns}-operator`]);
+  });
+
+  it("lets NetworkPolicies admit each pod's own ports only, and send only to its destinations", () => {
+    const policies = byKind("NetworkPolicy", full);
+    const selecting = (labels: Record<string, string>) =>
+      policies.filter((p) => Object.entries(p.spec.podSelector.matchLabels).every(([k, v]) => labels[k] === v));
+    const tcp = (port: number) => ({ port, protocol: "TCP" });
+    const monitoring = [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }];
+    const metrics = (port: number) => ({ ports: [tcp(port)], from: monitoring });
+    const apiServer = { to: [{ ipBlock: { cidr: "10.0.0.0/8" } }], ports: [tcp(443), tcp(6443)] };
+    const dns = { ports: [tcp(53), { port: 53, protocol: "UDP" }] };
+    const redis = { to: [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "redis" } } }], ports: [tcp(6379)] };
+    const rabbitmq = { ports: [tcp(5672)] };
+    const mysql = { ports: [tcp(3306)] };
+
+    const want: Record<string, { labels: Record<string, string>; ingress: unknown[]; egress: unknown[] }> = {
+      operator: {
+        labels: deployment("operator", full, fullNs).spec!.template.metadata!.labels!,
+        ingress: [metrics(8081)],
+        egress: [apiServer, dns],
+      },
+      gateway: {
+        labels: deployment("gateway", full, fullNs).spec!.template.metadata!.labels!,
+        // The API from anyone (gatewayFrom is empty), /metrics from the monitoring namespace only.
+        ingress: [{ ports: [tcp(8080)] }, metrics(8081)],
+        egress: [apiServer, dns, redis, mysql],
+      },
+      alarms: {
+        labels: deployment("alarms", full, fullNs).spec!.template.metadata!.labels!,
+        ingress: [metrics(8082)],
+        egress: [apiServer, dns, rabbitmq, mysql, {}], // {}: webhook receivers, anywhere
+      },
+      worker: {
+        labels: workerTemplate().metadata.labels,
+        ingress: [metrics(WORKER_PORT)],
+        egress: [
+          apiServer,
+          dns,
+          redis,
+          rabbitmq,
+          {
+            to: [{ ipBlock: { cidr: "10.20.0.0/16", except: ["10.20.255.0/24"] } }],
+            ports: [tcp(554), { port: 6970, endPort: 6999, protocol: "UDP" }],
+          },
+        ],
+      },
+    };
+    for (const [comp, w] of Object.entries(want)) {
+      const mine = selecting(w.labels);
+      expect(mine, comp).toHaveLength(1);
+      expect(mine[0]!.spec.policyTypes, comp).toEqual(["Ingress", "Egress"]);
+      expect(mine[0]!.spec.ingress, comp).toEqual(w.ingress);
+      expect(mine[0]!.spec.egress, comp).toEqual(w.egress);
+    }
+    // The declared ports are the ones admitted.
+    for (const comp of ["operator", "gateway", "alarms"]) {
+      const ports = podSpec(comp, full, fullNs).containers[0]!.ports!.map((p) => p.containerPort);
+      const admitted = want[comp]!.ingress.flatMap((r) =>
+        (r as { ports: { port: number }[] }).ports.map((p) => p.port),
+      );
+      expect(admitted.sort(), comp).toEqual(ports.sort());
+    }
+    expect(byKind("NetworkPolicy")).toEqual([]); // off by default: it needs a CNI that enforces it
+  });
+
+  it("fails helm template and helm install on a misspelt or mistyped value (values.schema.json)", async () => {
+    for (const [set, message] of [
+      ["gateway.replicaz=3", "at '/gateway': additional properties 'replicaz' not allowed"],
+      ["gateway.ingress.hostz[0].host=x", "at '/gateway/ingress': additional properties 'hostz' not allowed"],
+      [
+        "networkPolicy.egress.redis.to[0].ipblock.cidr=10.0.0.0/8",
+        "at '/networkPolicy/egress/redis/to/0': additional properties 'ipblock' not allowed",
+      ],
+      [
+        "monitoring.serviceMonitor.intervall=1m",
+        "at '/monitoring/serviceMonitor': additional properties 'intervall' not allowed",
+      ],
+      [
+        "worker.failover.tolerationSecond=5",
+        "at '/worker/failover': additional properties 'tolerationSecond' not allowed",
+      ],
+      ["operatr.replicas=1", "at '': additional properties 'operatr' not allowed"],
+      ["operator.antiAffinity=sometimes", "at '/operator/antiAffinity'"],
+      ["gateway.apiToken.existingSecret=Not_A_Name", "at '/gateway/apiToken/existingSecret'"],
+    ] as const) {
+      expect(await helmError("template", "v", CHART, "--set", set), set).toContain(message);
+    }
+    expect(await helmError("template", "v", CHART, "--set-string", "gateway.replicas=two")).toContain(
+      "at '/gateway/replicas'",
+    );
+
+    // helm install against the real apiserver refuses it before creating anything (no release record).
+    const out = await helmError(
+      "install",
+      "typo",
+      CHART,
+      ...["--kubeconfig", inject("kubeconfig"), "--namespace", ns, "--set", "gateway.ingress.enabeld=true"],
+    );
+    expect(out).toContain("additional properties 'enabeld' not allowed");
+    const releases = await c.core.listNamespacedSecret({ namespace: ns, labelSelector: "owner=helm" });
+    expect(releases.items).toEqual([]);
+  });
+
+  it("closes every object of values.schema.json, and describes every value of values.yaml", () => {
+    const schema = JSON.parse(readFileSync(join(CHART, "values.schema.json"), "utf8"));
+    const resolve = (s: Record<string, any>) => (s.$ref ? schema.$defs[s.$ref.replace("#/$defs/", "")] : s);
+    const open: string[] = [];
+    const walk = (s: Record<string, any>, path: string) => {
+      if (s.type === "object" && path !== "/global" && !("additionalProperties" in s)) open.push(path);
+      for (const [k, v] of Object.entries(s.properties ?? {})) walk(v as object, `${path}/${k}`);
+      if (typeof s.additionalProperties === "object") walk(s.additionalProperties, `${path}/*`);
+      if (s.items) walk(s.items, `${path}[]`);
+      for (const alt of s.oneOf ?? []) walk(alt, path);
+    };
+    walk(schema, "");
+    for (const [name, def] of Object.entries(schema.$defs)) walk(def as object, `$defs/${name}`);
+    expect(open).toEqual([]);
+
+    // Every key of values.yaml has its own schema (not only an open map).
+    const missing: string[] = [];
+    const cover = (v: unknown, s: Record<string, any>, path: string) => {
+      s = resolve(s);
+      if (Array.isArray(v)) for (const x of v) cover(x, resolve(s.items ?? {}), `${path}[]`);
+      else if (v && typeof v === "object")
+        for (const [k, x] of Object.entries(v)) {
+          const sub =
+            s.properties?.[k] ?? (typeof s.additionalProperties === "object" ? s.additionalProperties : undefined);
+          if (!sub) missing.push(`${path}.${k}`);
+          else cover(x, sub, `${path}.${k}`);
+        }
+    };
+    cover(parse(readFileSync(join(CHART, "values.yaml"), "utf8")), schema, "");
+    expect(missing).toEqual([]);
+  });
+
+  it("defaults every image to ghcr.io/vigil-dev/vigil:<package.json version>, the chart's appVersion", async () => {
+    const chart = parse(readFileSync(join(CHART, "Chart.yaml"), "utf8"));
+    expect(chart.appVersion).toBe(pkgVersion);
+    expect(pkgVersion).toBe("0.1.0");
+    const image = `ghcr.io/vigil-dev/vigil:${pkgVersion}`;
+    const images = (from: Obj[]) =>
+      from.flatMap((o) => (o.spec?.template?.spec?.containers ?? []).map((ctr: { image: string }) => ctr.image));
+    expect(new Set(images([...objects, ...full]))).toEqual(new Set([image]));
+    const env = podSpec("operator").containers[0]!.env!;
+    expect(env.find((e) => e.name === "VIGIL_WORKER_IMAGE")?.value).toBe(image);
+    // image.tag moves every component, the workers included.
+    const tagged = await render(ns, ns, "--set", "image.tag=0.2.0");
+    expect(new Set(images(tagged))).toEqual(new Set(["ghcr.io/vigil-dev/vigil:0.2.0"]));
+    expect(podSpec("operator", tagged).containers[0]!.env!.find((e) => e.name === "VIGIL_WORKER_IMAGE")?.value).toBe(
+      "ghcr.io/vigil-dev/vigil:0.2.0",
+    );
+  });
+
+  it("tells, after install, which Secrets to create and which charts to pair it with (NOTES.txt)", async () => {
+    // A client-side dry run still asks the apiserver for objects the release would take over: a namespace of its own.
+    const where = `${ns}-notes`;
+    const out = await helm(
+      "install",
+      "notes",
+      CHART,
+      "--kubeconfig",
+      inject("kubeconfig"),
+      "-n",
+      where,
+      "--dry-run=client",
+    );
+    const notes = out.slice(out.indexOf("NOTES:"));
+    expect(notes).toContain(`kubectl -n ${where} create secret generic vigil-gateway --from-literal=token=`);
+    expect(notes).toContain(`kubectl -n ${where} create secret generic vigil-redis --from-literal=url=redis://`);
+    expect(notes).toContain(`kubectl -n ${where} create secret generic vigil-mysql --from-literal=url=mysql://`);
+    expect(notes).toContain("oci://registry-1.docker.io/bitnamicharts/redis");
   });
 
   it("ships the generated CRDs, byte for byte", () => {
