@@ -4,6 +4,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   worker: async () => (await import("./worker.ts")).benchWorker(),
   gateway: async () => (await import("./gateway.ts")).benchGateway(),
   alarms: async () => (await import("./alarms.ts")).benchAlarms(),
+  fleet: async () => (await import("./fleet.ts")).benchFleet(),
 };
 
 const name = process.argv[2];
