@@ -8,7 +8,8 @@
 // Service network (KUBERNETES_SERVICE_HOST is the apiserver's 127.0.0.1). See README, "The process kubelet".
 //
 //   library: const k = await startProcessKubelet({ kubeconfig }); … k.killNode("gpu-1"); … await k.stop();
-//   CLI:     npx node test/setup/process-kubelet.ts [--kubeconfig FILE] [--state-dir DIR] [--image-repository REPO]
+//   CLI:     npx node test/setup/process-kubelet.ts [--kubeconfig FILE] [--namespace NS] [--state-dir DIR]
+//            [--image-repository REPO]   (KUBECONFIG, else .cache/cluster-full/kubeconfig; stops on SIGINT/SIGTERM)
 import { readFileSync, rmSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -31,7 +32,12 @@ export type ProcessKubeletOptions = {
   /** The checkout whose dist/vigil.js and node_modules stand for the image (default: this one). */
   repoRoot?: string;
   imageRepository?: string;
-  /** Volumes, logs and the kubelet's own log (default <repoRoot>/.cache/process-kubelet; emptied at start). */
+  /**
+   * Only this namespace's pods (default: all). Two kubelets serving the same pods would run each twice: a test
+   * that starts its own kubelet on a shared cluster keeps to its namespace.
+   */
+  namespace?: string;
+  /** Volumes, logs and the kubelet's own log (default <repoRoot>/.cache/process-kubelet/<namespace|all>; emptied at start). */
   stateDir?: string;
   backoff?: Partial<BackoffPolicy>;
   /** The longest SIGTERM→SIGKILL wait, whatever the pod asks (default 30 s). */
@@ -65,7 +71,7 @@ export async function startProcessKubelet(o: ProcessKubeletOptions): Promise<Pro
   if (process.getuid?.() !== 0)
     throw new Error("the process kubelet must run as root (unshare --mount, mount --bind, setpriv to the pod's user)");
   const repoRoot = o.repoRoot ?? ROOT;
-  const stateDir = o.stateDir ?? join(repoRoot, ".cache", "process-kubelet");
+  const stateDir = o.stateDir ?? join(repoRoot, ".cache", "process-kubelet", o.namespace ?? "all");
   const vigilJs = join(repoRoot, "dist", "vigil.js");
   try {
     readFileSync(vigilJs);
@@ -141,8 +147,9 @@ export async function startProcessKubelet(o: ProcessKubeletOptions): Promise<Pro
   };
 
   const informer = new Informer<V1Pod>(kc, {
-    path: "/api/v1/pods",
-    list: () => clients.core.listPodForAllNamespaces(),
+    path: o.namespace ? `/api/v1/namespaces/${o.namespace}/pods` : "/api/v1/pods",
+    list: () =>
+      o.namespace ? clients.core.listNamespacedPod({ namespace: o.namespace }) : clients.core.listPodForAllNamespaces(),
     transform: stripManagedFields,
     relistMs: 5 * 60_000,
     log,
@@ -159,7 +166,7 @@ export async function startProcessKubelet(o: ProcessKubeletOptions): Promise<Pro
   });
   informer.start();
   await informer.waitForSync();
-  log.info({ stateDir, imageRepository, apiserverPort }, "process kubelet started");
+  log.info({ stateDir, imageRepository, apiserverPort, namespace: o.namespace ?? "(all)" }, "process kubelet started");
 
   // Children are in their own process groups; if this process exits without stop() (a test runner tearing down),
   // they would outlive it. The kernel's parent-death signal is no help here: measured on these VMs, a
@@ -237,6 +244,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       kubeconfig: { type: "string" },
       "state-dir": { type: "string" },
       "image-repository": { type: "string" },
+      namespace: { type: "string" },
     },
   });
   const kubeconfig = values.kubeconfig ?? process.env.KUBECONFIG ?? join(ROOT, ".cache", "cluster-full", "kubeconfig");
@@ -246,6 +254,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     log,
     ...(values["state-dir"] ? { stateDir: values["state-dir"] } : {}),
     ...(values["image-repository"] ? { imageRepository: values["image-repository"] } : {}),
+    ...(values.namespace ? { namespace: values.namespace } : {}),
   });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     for (const s of ["SIGINT", "SIGTERM"] as const) process.once(s, () => resolve(s));

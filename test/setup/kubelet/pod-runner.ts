@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { type CoreV1Api, PatchStrategy, setHeaderOptions, type V1Container, type V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { apiError, isNotFound } from "../../../operator/kube/client.ts";
+import { apiError, apiMessage, isNotFound } from "../../../operator/kube/client.ts";
 import { afterRestart, type BackoffEntry, type BackoffPolicy, restartDelay } from "./backoff.ts";
 import { type ContainerProcess, LogTail, spawnContainer } from "./container.ts";
 import { ContainerConfigError, envReferences, expandArgs, resolveEnv } from "./env.ts";
@@ -314,7 +314,9 @@ export class PodRunner {
       return;
     }
     this.patching = true;
-    const body = podStatusPatch(this.pod, this.records(), new Date(), phase);
+    // The uid makes the write fail rather than land on a namesake: a StatefulSet recreates a deleted pod under the
+    // same name at once, while this one's processes may still be stopping.
+    const body = { metadata: { uid: this.uid }, ...podStatusPatch(this.pod, this.records(), new Date(), phase) };
     this.d.core
       .patchNamespacedPodStatus(
         { name: this.name, namespace: this.namespace, body },
@@ -326,7 +328,8 @@ export class PodRunner {
           if (!this.pod.metadata?.deletionTimestamp) this.pod = { ...pod, metadata: { ...pod.metadata } };
         },
         (err) => {
-          if (!isNotFound(err))
+          // Gone, or replaced by a namesake ("metadata.uid: field is immutable"): nothing to report any more.
+          if (!isNotFound(err) && !apiMessage(err).includes("metadata.uid"))
             this.d.log.warn({ pod: `${this.namespace}/${this.name}`, err: apiError(err) }, "status patch failed");
         },
       )
