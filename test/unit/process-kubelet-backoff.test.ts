@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { afterRestart, type BackoffEntry, restartDelay } from "../setup/kubelet/backoff.ts";
+import { LogTail } from "../setup/kubelet/container.ts";
 import { imageRepository, isImageOf } from "../setup/kubelet/image.ts";
 
 describe("restart backoff", () => {
@@ -40,5 +41,15 @@ describe("image repository", () => {
     expect(isImageOf("ghcr.io/vigil-dev/vigil", "ghcr.io/vigil-dev/vigil")).toBe(true);
     expect(isImageOf("ghcr.io/vigil-dev/vigil-extra:1", "ghcr.io/vigil-dev/vigil")).toBe(false);
     expect(isImageOf(undefined, "ghcr.io/vigil-dev/vigil")).toBe(false);
+  });
+});
+
+describe("log tail", () => {
+  it("keeps about the last max bytes", () => {
+    const t = new LogTail(10);
+    for (const s of ["aaaa", "bbbb", "cccc", "dd"]) t.push(s);
+    expect(t.text()).toBe("bbbbccccdd");
+    t.push("0123456789AB");
+    expect(t.text()).toBe("23456789AB");
   });
 });
