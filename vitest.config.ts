@@ -1,10 +1,11 @@
 import { defineConfig } from "vitest/config";
 
-// Two projects: pure unit tests, and integration tests against a real kube-apiserver + etcd started once per run.
+// Three projects: pure unit tests; integration tests against a real kube-apiserver + etcd started once per run;
+// e2e tests on the simulated GPU cluster (hack/cluster.sh up --full), run after the other two (groupOrder).
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
+      { test: { name: "unit", include: ["test/unit/**/*.test.ts"], sequence: { groupOrder: 0 } } },
       {
         test: {
           name: "integration",
@@ -12,6 +13,17 @@ export default defineConfig({
           globalSetup: ["test/setup/cluster.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          globalSetup: ["test/setup/full-cluster.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
 # The test control plane: a real etcd + kube-apiserver on 127.0.0.1, envtest style (no Docker, no
-# kubelet, no controller-manager), both built from the Go module in hack/k8s/.
+# kubelet, no controller-manager), built from the Go module in hack/k8s/. With --full, a simulated GPU
+# cluster beside it: the same two plus kube-scheduler, kube-controller-manager and one kwok per node.
 #
-#   hack/cluster.sh build    build kube-apiserver and etcd into the cache (only when missing)
+#   hack/cluster.sh build    build the Kubernetes binaries and kwok into the cache (only when missing)
 #   hack/cluster.sh up       build if needed, start the cluster (or reuse a healthy one) and print
 #                            exactly one line on stdout: export KUBECONFIG=<abs path>
-#   hack/cluster.sh down     stop both processes, remove .cache/cluster/ (idempotent)
+#   hack/cluster.sh down     stop the processes, remove .cache/cluster/ (idempotent); without --full it
+#                            stops the full cluster too
 #   hack/cluster.sh status   say whether it is up, the URL and the pids (exit 0 up, 1 down)
 #   hack/cluster.sh kubectl ARGS...  run the cached kubectl against the cluster
+#   hack/cluster.sh node add NAME [--gpus N] | kill NAME | start NAME | chaos NAME on|off | delete NAME
+#                            (full cluster only; see hack/cluster/full.sh)
+# Every subcommand takes --full (before or after it; for kubectl, right after `kubectl`) to act on the
+# full cluster instead, in .cache/cluster-full/. Both clusters can run at once.
 #
-# Binaries: ${VIGIL_CACHE:-$HOME/.cache/vigil}/k8s/<key>/{kube-apiserver,etcd}, where <key> hashes
-#           hack/k8s/{go.mod,go.sum,etcd/main.go} and the build flags, so a version bump rebuilds.
-# Cluster:  <repo>/.cache/cluster/
+# Binaries: ${VIGIL_CACHE:-$HOME/.cache/vigil}/k8s/<key>/{kube-apiserver,etcd,kubectl,kube-scheduler,
+#           kube-controller-manager}, where <key> hashes hack/k8s/{go.mod,go.sum,etcd/main.go} and the build
+#           flags, so a version bump rebuilds; kwok in .../kwok/<version>/kwok.
+# Cluster:  <repo>/.cache/cluster/ (--full: .cache/cluster-full/)
 #             kubeconfig      context "vigil", user "vigil-admin" (static token, group system:masters)
-#             env             KUBECONFIG=, VIGIL_APISERVER_URL=, VIGIL_AUDIT_LOG= (KEY=value lines)
+#             env             KUBECONFIG=, VIGIL_APISERVER_URL=, VIGIL_AUDIT_LOG=, VIGIL_CLUSTER_DIR= (KEY=value
+#                             lines; --full adds VIGIL_NODES=, space-separated)
 #             audit.log       JSON lines, level Metadata for every request (hack/cluster/audit-policy.yaml); never
 #                             rotated (the default rotates at 100 MB, which broke counting from an offset mid-run)
 #             etcd.log, apiserver.log, etcd.pid, apiserver.pid, tokens.csv, pki/, etcd-data/
+#             (--full) scheduler.*, controller-manager.*, kwok-<node>.{log,pid}, nodes/, *.kubeconfig
 # Progress goes to stderr; stdout carries only what a caller should read.
 set -euo pipefail
 
@@ -25,11 +34,17 @@ ROOT=$(pwd -P)
 K8S_MOD=$ROOT/hack/k8s
 AUDIT_POLICY=$ROOT/hack/cluster/audit-policy.yaml
 CACHE_ROOT=${VIGIL_CACHE:-$HOME/.cache/vigil}
-CLUSTER=$ROOT/.cache/cluster
-LOCK_FILE=$ROOT/.cache/cluster.lock # outside $CLUSTER: `down` removes that
+# Which cluster: set from --full by the argument parsing at the end.
+FULL=0
+set_cluster() {
+  if ((FULL)); then CLUSTER=$ROOT/.cache/cluster-full; else CLUSTER=$ROOT/.cache/cluster; fi
+  LOCK_FILE=$CLUSTER.lock # outside $CLUSTER: `down` removes that
+}
 READY_TIMEOUT=${VIGIL_CLUSTER_TIMEOUT:-60}
 # Fixed, so that the binaries (and the cache key) do not depend on when they were built.
 BUILD_DATE=2026-01-01T00:00:00Z
+KWOK_VERSION=v0.8.0
+KWOK_BIN=$CACHE_ROOT/kwok/$KWOK_VERSION/kwok
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() {
@@ -40,10 +55,12 @@ die() {
 # Temp files to remove on exit; and, while `up` is starting the processes, the cluster to stop if
 # it never became ready (an error, or Ctrl-C).
 TMP_FILES=()
+TMP_DIRS=()
 STARTING=0
 on_exit() {
   local rc=$?
   if ((${#TMP_FILES[@]})); then rm -f "${TMP_FILES[@]}"; fi
+  if ((${#TMP_DIRS[@]})); then rm -rf "${TMP_DIRS[@]}"; fi
   if ((STARTING)) && ((rc != 0)); then
     log "stopping the half-started cluster (logs kept in $CLUSTER)"
     stop_all || true
@@ -87,7 +104,12 @@ sha256() {
   if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi
 }
 
-have_binaries() { [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/etcd && -x $BIN_DIR/kubectl ]]; }
+K8S_BINARIES=(kube-apiserver etcd kubectl kube-scheduler kube-controller-manager)
+have_binaries() {
+  local b
+  for b in "${K8S_BINARIES[@]}"; do [[ -x $BIN_DIR/$b ]] || return 1; done
+  [[ -x $KWOK_BIN ]]
+}
 
 # build_one NAME PACKAGE: go build PACKAGE (relative to hack/k8s) into $BIN_DIR/NAME, via a temp name.
 build_one() {
@@ -105,10 +127,10 @@ build_one() {
 cmd_build() {
   init_build_vars
   if have_binaries; then
-    log "kube-apiserver and etcd for k8s $VERSION present in $BIN_DIR"
+    log "Kubernetes $VERSION binaries present in $BIN_DIR, kwok $KWOK_VERSION in ${KWOK_BIN%/*}"
     return 0
   fi
-  command -v go >/dev/null || die "go not found: it is needed to build kube-apiserver and etcd"
+  command -v go >/dev/null || die "go not found: it is needed to build the Kubernetes binaries and kwok"
   mkdir -p "$BIN_DIR"
   # Two callers building at once would each take ~2 GiB and the same minutes: the second waits.
   exec 8>"$BIN_DIR/.lock"
@@ -123,8 +145,28 @@ cmd_build() {
   build_one etcd ./etcd
   # kubectl at the cluster's own version, so the quick start needs nothing installed (hack/cluster.sh kubectl ...).
   build_one kubectl k8s.io/kubernetes/cmd/kubectl
+  # Only `up --full` runs these two; they are built here all the same, so that `build` (run once by
+  # hack/test.sh, cached by CI) leaves nothing to build at test time.
+  build_one kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
+  build_one kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+  build_kwok
   exec 8>&-
-  log "kube-apiserver and etcd for k8s $VERSION ready in $BIN_DIR (build took $((SECONDS - start))s)"
+  log "Kubernetes $VERSION binaries ready in $BIN_DIR, kwok in ${KWOK_BIN%/*} (build took $((SECONDS - start))s)"
+}
+
+# kwok plays the nodes of the full cluster. It is its own module (no replaces), so `go install
+# module@version` builds it outside hack/k8s; GOFLAGS is cleared because -mod=... is refused there.
+build_kwok() {
+  local start=$SECONDS tmp
+  [[ -x $KWOK_BIN ]] && return 0
+  mkdir -p "${KWOK_BIN%/*}"
+  tmp=$(mktemp -d "${KWOK_BIN%/*}/.build.XXXXXX")
+  TMP_DIRS+=("$tmp")
+  log "building kwok $KWOK_VERSION ..."
+  (cd / && GOFLAGS= GOBIN=$tmp CGO_ENABLED=0 go install -p "${VIGIL_BUILD_JOBS:-2}" \
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION") >&2 || die "go install sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION failed"
+  mv -f "$tmp/kwok" "$KWOK_BIN"
+  log "built kwok in $((SECONDS - start))s"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -167,8 +209,10 @@ stop() {
   log "warning: $name (pid $pid) did not exit after KILL"
 }
 
-# The apiserver first, so that it does not spend its shutdown retrying a vanished etcd.
+# The clients of the apiserver first (kwoks, controller-manager, scheduler: full_stop), then the
+# apiserver, so that it does not spend its shutdown retrying a vanished etcd.
 stop_all() {
+  if ((FULL)); then full_stop; fi
   stop apiserver kube-apiserver
   stop etcd etcd
 }
@@ -215,7 +259,7 @@ for (let i = 0; i < n; i++) {
 }
 
 env_get() { if [[ -f $CLUSTER/env ]]; then sed -n "s/^$1=//p" "$CLUSTER/env" | head -n1; fi; }
-admin_token() { if [[ -f $CLUSTER/tokens.csv ]]; then cut -d, -f1 "$CLUSTER/tokens.csv"; fi; }
+admin_token() { if [[ -f $CLUSTER/tokens.csv ]]; then head -n1 "$CLUSTER/tokens.csv" | cut -d, -f1; fi; }
 
 # readyz URL: the apiserver answers /readyz with "ok" to the admin token.
 readyz() {
@@ -230,7 +274,8 @@ healthy() {
   [[ -f $CLUSTER/env && -f $CLUSTER/kubeconfig ]] || return 1
   alive "$(read_pid etcd)" etcd || return 1
   alive "$(read_pid apiserver)" kube-apiserver || return 1
-  readyz "$(env_get VIGIL_APISERVER_URL)"
+  readyz "$(env_get VIGIL_APISERVER_URL)" || return 1
+  if ((FULL)); then full_healthy; fi
 }
 
 take_lock() {
@@ -246,7 +291,8 @@ take_lock() {
 
 show_logs() {
   local f
-  for f in "$CLUSTER/etcd.log" "$CLUSTER/apiserver.log"; do
+  for f in "$CLUSTER"/etcd.log "$CLUSTER"/apiserver.log "$CLUSTER"/scheduler.log "$CLUSTER"/controller-manager.log \
+    "$CLUSTER"/kwok-*.log; do
     [[ -f $f ]] || continue
     log "---- last lines of $f"
     tail -n 30 "$f" >&2
@@ -300,6 +346,36 @@ EOF
 
 print_export() { printf 'export KUBECONFIG=%s\n' "$CLUSTER/kubeconfig"; }
 
+# write_kubeconfig FILE USER TOKEN: a kubeconfig for the cluster at $API_URL, authenticated by TOKEN.
+write_kubeconfig() {
+  local file=$1 user=$2 token=$3 ca_data
+  ca_data=$(base64 <"$CLUSTER/pki/ca.crt" | tr -d '\n')
+  cat >"$file.tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+  - name: vigil
+    cluster:
+      server: $API_URL
+      certificate-authority-data: $ca_data
+users:
+  - name: $user
+    user:
+      token: $token
+contexts:
+  - name: vigil
+    context:
+      cluster: vigil
+      user: $user
+current-context: vigil
+preferences: {}
+EOF
+  chmod 600 "$file.tmp"
+  mv -f "$file.tmp" "$file"
+}
+
+new_token() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
+
 cmd_up() {
   command -v curl >/dev/null || die "curl not found"
   command -v openssl >/dev/null || die "openssl not found"
@@ -316,18 +392,19 @@ cmd_up() {
   fi
 
   cmd_build
-  local start=$SECONDS ports etcd_port peer_port api_port url token i
+  local start=$SECONDS ports etcd_port peer_port api_port token i
   mkdir -p "$CLUSTER"
   chmod 700 "$CLUSTER"
   gen_pki
-  token=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+  token=$(new_token)
   printf '%s,vigil-admin,vigil-admin,"system:masters"\n' "$token" >"$CLUSTER/tokens.csv"
+  if ((FULL)); then full_tokens >>"$CLUSTER/tokens.csv"; fi
   chmod 600 "$CLUSTER/tokens.csv"
 
   ports=$(free_ports 3)
   read -r etcd_port peer_port api_port <<<"$ports"
   [[ -n $api_port ]] || die "could not find free ports (got '$ports')"
-  url=https://127.0.0.1:$api_port
+  API_URL=https://127.0.0.1:$api_port
 
   STARTING=1
   log "starting etcd on 127.0.0.1:$etcd_port"
@@ -354,7 +431,11 @@ cmd_up() {
     sleep 0.1
   done
 
-  log "starting kube-apiserver on $url"
+  # Without a controller-manager nothing creates the `default` ServiceAccounts, so the plain cluster
+  # runs without the ServiceAccount admission plugin (it would refuse every pod); the full one has both.
+  local mode_flags=(--disable-admission-plugins=ServiceAccount)
+  if ((FULL)); then mode_flags=(); fi
+  log "starting kube-apiserver on $API_URL"
   start apiserver "$BIN_DIR/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$etcd_port" \
     --bind-address=127.0.0.1 \
@@ -365,10 +446,10 @@ cmd_up() {
     --tls-private-key-file="$CLUSTER/pki/server.key" \
     --service-cluster-ip-range=10.0.0.0/24 \
     --allow-privileged=true \
-    --disable-admission-plugins=ServiceAccount \
+    "${mode_flags[@]}" \
     --authorization-mode=RBAC \
     --token-auth-file="$CLUSTER/tokens.csv" \
-    --service-account-issuer="$url/" \
+    --service-account-issuer="$API_URL/" \
     --service-account-key-file="$CLUSTER/pki/sa.pub" \
     --service-account-signing-key-file="$CLUSTER/pki/sa.key" \
     --audit-policy-file="$AUDIT_POLICY" \
@@ -379,12 +460,13 @@ cmd_up() {
   # Written before the wait so that readyz() and `status` can use them.
   {
     printf 'KUBECONFIG=%s\n' "$CLUSTER/kubeconfig"
-    printf 'VIGIL_APISERVER_URL=%s\n' "$url"
+    printf 'VIGIL_APISERVER_URL=%s\n' "$API_URL"
     printf 'VIGIL_AUDIT_LOG=%s\n' "$CLUSTER/audit.log"
+    printf 'VIGIL_CLUSTER_DIR=%s\n' "$CLUSTER"
   } >"$CLUSTER/env"
 
   local deadline=$((SECONDS + READY_TIMEOUT))
-  until readyz "$url"; do
+  until readyz "$API_URL"; do
     alive "$(read_pid apiserver)" kube-apiserver || {
       show_logs
       die "kube-apiserver exited during startup"
@@ -400,32 +482,19 @@ cmd_up() {
     sleep 0.2
   done
 
-  local ca_data
-  ca_data=$(base64 <"$CLUSTER/pki/ca.crt" | tr -d '\n')
-  cat >"$CLUSTER/kubeconfig.tmp" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-  - name: vigil
-    cluster:
-      server: $url
-      certificate-authority-data: $ca_data
-users:
-  - name: vigil-admin
-    user:
-      token: $token
-contexts:
-  - name: vigil
-    context:
-      cluster: vigil
-      user: vigil-admin
-current-context: vigil
-preferences: {}
-EOF
-  chmod 600 "$CLUSTER/kubeconfig.tmp"
-  mv -f "$CLUSTER/kubeconfig.tmp" "$CLUSTER/kubeconfig"
+  if ((FULL)); then
+    # The full cluster's kubeconfig appears only once its nodes are Ready and the `default`
+    # ServiceAccounts exist (healthy() looks for it first); until then the admin one has its own name.
+    ADMIN_KUBECONFIG=$CLUSTER/admin.kubeconfig
+    write_kubeconfig "$ADMIN_KUBECONFIG" vigil-admin "$token"
+    full_up
+    mv -f "$ADMIN_KUBECONFIG" "$CLUSTER/kubeconfig"
+    ADMIN_KUBECONFIG=$CLUSTER/kubeconfig
+  else
+    write_kubeconfig "$CLUSTER/kubeconfig" vigil-admin "$token"
+  fi
   STARTING=0
-  log "cluster up at $url in $((SECONDS - start))s (etcd pid $(read_pid etcd), kube-apiserver pid $(read_pid apiserver))"
+  log "cluster up at $API_URL in $((SECONDS - start))s (etcd pid $(read_pid etcd), kube-apiserver pid $(read_pid apiserver))"
   print_export
 }
 
@@ -433,7 +502,12 @@ cmd_down() {
   take_lock
   stop_all
   rm -rf "$CLUSTER"
-  log "cluster down"
+  log "cluster down ($CLUSTER)"
+  if ((!FULL)); then
+    # Without --full: both clusters. The full one under its own lock, in a fresh shell.
+    exec 9>&-
+    bash "$0" down --full
+  fi
 }
 
 cmd_status() {
@@ -444,7 +518,15 @@ cmd_status() {
   if healthy; then
     printf 'up: %s (kube-apiserver pid %s, etcd pid %s)\n' "$url" "$api_pid" "$etcd_pid"
     printf 'KUBECONFIG=%s\n' "$CLUSTER/kubeconfig"
+    if ((FULL)); then full_status; fi
     return 0
+  fi
+  if ((FULL)) && [[ -f $CLUSTER/kubeconfig ]] && readyz "$url"; then
+    # The control plane answers but a component or a node's kwok is down (`node kill`, or a crash).
+    printf 'degraded: %s (kube-apiserver pid %s, etcd pid %s)\n' "$url" "$api_pid" "$etcd_pid"
+    printf 'KUBECONFIG=%s\n' "$CLUSTER/kubeconfig"
+    full_status
+    return 1
   fi
   if [[ -d $CLUSTER ]]; then
     printf 'down: stale state in %s (url %s; kube-apiserver pid %s %s; etcd pid %s %s)\n' \
@@ -468,11 +550,39 @@ cmd_kubectl() {
   KUBECONFIG=$CLUSTER/kubeconfig exec "$BIN_DIR/kubectl" "$@"
 }
 
-case "${1:-}" in
+# shellcheck source=hack/cluster/full.sh
+source "$ROOT/hack/cluster/full.sh"
+
+# --full may come before the subcommand or anywhere after it; for kubectl only right after `kubectl`,
+# so that nothing meant for kubectl is taken.
+while [[ ${1:-} == --full ]]; do
+  FULL=1
+  shift
+done
+CMD=${1:-}
+if (($#)); then shift; fi
+ARGS=()
+if [[ $CMD == kubectl ]]; then
+  if [[ ${1:-} == --full ]]; then
+    FULL=1
+    shift
+  fi
+  ARGS=("$@")
+else
+  for a in "$@"; do
+    if [[ $a == --full ]]; then FULL=1; else ARGS+=("$a"); fi
+  done
+fi
+if [[ $CMD == node ]]; then FULL=1; fi # nodes exist only in the full cluster
+set_cluster
+
+case "$CMD" in
   build) cmd_build ;;
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  kubectl) shift && cmd_kubectl "$@" ;;
+  kubectl) cmd_kubectl "${ARGS[@]}" ;;
+  node) cmd_node "${ARGS[@]}" ;;
   *) usage ;;
 esac
+
