@@ -319,7 +319,7 @@ export class PodRunner {
     const body = { metadata: { uid: this.uid }, ...podStatusPatch(this.pod, this.records(), new Date(), phase) };
     this.d.core
       .patchNamespacedPodStatus(
-        { name: this.name, namespace: this.namespace, body },
+        { name: this.name, namespace: this.namespace, body, fieldManager: "process-kubelet" },
         setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
       )
       .then(
