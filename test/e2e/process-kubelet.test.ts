@@ -18,7 +18,6 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { buildDist, VIGIL_JS } from "../../hack/build.ts";
 import { kubeConfigWithToken, loadKubeConfig, makeClients } from "../../operator/kube/client.ts";
-import { applyCrds } from "../../operator/kube/crds.ts";
 import { freshNamespace, ROOT, waitFor } from "../setup/operator-env.ts";
 import { type ProcessKubelet, startProcessKubelet } from "../setup/process-kubelet.ts";
 import { type Service, startRedis } from "../setup/services.ts";
@@ -166,7 +165,6 @@ const ready = () =>
 beforeAll(async () => {
   // The integration project's globalSetup builds dist/ in a whole run; alone, this file builds it if missing.
   if (!existsSync(VIGIL_JS)) await buildDist();
-  await applyCrds(c.custom);
   ns = await freshNamespace(c, "kubelet");
   redis = await startRedis();
   await operatorServiceAccount(ns);
