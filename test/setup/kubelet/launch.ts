@@ -1,0 +1,63 @@
+// The command line that runs one container as a process (pure). `unshare --mount --uts` (no --fork, so it execs
+// and the pid stays the container's) gives the process a private mount table and hostname; a shell script there
+// bind-mounts each volume at its mountPath, makes the root read-only when asked (a bind remount: only this
+// namespace's view changes), sets the pod's hostname, then execs setpriv, which drops to the pod's user and groups
+// with no_new_privs and a parent-death SIGKILL (no orphan outlives the kubelet) and execs the Vigil binary.
+import type { Mount } from "./volumes.ts";
+
+export type Launch = {
+  mounts: Mount[];
+  readOnlyRoot: boolean;
+  hostname: string;
+  uid: number;
+  gid: number;
+  groups: number[];
+  /** capabilities.drop contains ALL: empty the bounding and inheritable sets too. */
+  dropAllCaps: boolean;
+  /** The program and its arguments, e.g. [process.execPath, "<repo>/dist/vigil.js", "operator"]. */
+  argv: string[];
+};
+
+/** One shell word: single-quoted, with embedded quotes closed, escaped and reopened. */
+export const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+export function mountScript(l: Launch): string {
+  const q = shQuote;
+  const lines = ["set -e"];
+  for (const m of l.mounts) {
+    // A directory is mounted on a directory, a file (a subPath to a Secret key) on a file.
+    lines.push(
+      `if [ -d ${q(m.source)} ]; then mkdir -p ${q(m.target)}; else mkdir -p "$(dirname ${q(m.target)})"; [ -e ${q(m.target)} ] || : > ${q(m.target)}; fi`,
+      `mount --bind ${q(m.source)} ${q(m.target)}`,
+    );
+    if (m.readOnly) lines.push(`mount -o remount,bind,ro ${q(m.target)}`);
+  }
+  // After the volumes: their mount points had to be created on the (then writable) root first.
+  if (l.readOnlyRoot) lines.push("mount -o remount,bind,ro /");
+  lines.push(`hostname ${q(l.hostname)}`);
+  const setpriv = [
+    "setpriv",
+    `--reuid=${l.uid}`,
+    `--regid=${l.gid}`,
+    l.groups.length ? `--groups=${l.groups.join(",")}` : "--clear-groups",
+    "--no-new-privs",
+    ...(l.dropAllCaps ? ["--inh-caps=-all", "--bounding-set=-all"] : []),
+    "--pdeathsig=KILL",
+    "--",
+  ];
+  lines.push(`exec ${[...setpriv, ...l.argv.map(q)].join(" ")}`);
+  return lines.join("\n");
+}
+
+/** The argv to spawn: unshare, then sh -c with the script. */
+export const launchArgv = (l: Launch): string[] => [
+  "unshare",
+  "--mount",
+  "--uts",
+  "--propagation",
+  "private",
+  "--",
+  "sh",
+  "-c",
+  mountScript(l),
+];
