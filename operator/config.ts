@@ -1,6 +1,7 @@
 // Operator settings from the environment, validated once at start; a bad value names the variable.
 import { hostname } from "node:os";
 import { z } from "zod";
+import { DEFAULT_TOLERATION_SECONDS } from "./controllers/workload.ts";
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 const ms = z.coerce.number().int().positive();
@@ -37,7 +38,15 @@ export const operatorEnv = z.object({
     ),
   VIGIL_WORKER_SERVICE_ACCOUNT: z.string().default("vigil-worker"),
   VIGIL_WORKER_ENV_SECRET: z.string().default("vigil-worker-env"),
-  VIGIL_WORKER_GRACE_MS: ms.default(20_000),
+  VIGIL_WORKER_TOLERATION_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(86_400)
+    .default(DEFAULT_TOLERATION_SECONDS)
+    .describe(
+      "Worker pods' tolerationSeconds for the not-ready and unreachable taints (Kubernetes' default is 300); a pool's spec.failover.tolerationSeconds overrides it.",
+    ),
   VIGIL_ALARMS_SERVICE_ACCOUNT: z
     .string()
     .optional()

@@ -14,6 +14,7 @@ const STATE: Record<WorkerStatus["phase"], WorkerState> = {
   Ready: "running",
   Unready: "backoff",
   Lost: "backoff",
+  Unschedulable: "starting",
 };
 
 export function createKubernetesExecutor(env: OperatorEnv = loadOperatorEnv()): Executor & { synced(): boolean } {

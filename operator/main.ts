@@ -9,6 +9,7 @@ import { parseAlarmServiceAccount } from "./controllers/alarm-access.ts";
 import { createCameraReconciler } from "./controllers/camera-reconciler.ts";
 import { type Caches, type Context, keyOf, type Placement } from "./controllers/context.ts";
 import { allowedImagePrefixes } from "./controllers/image-policy.ts";
+import { type LeaseSpecLike, LeaseTracker } from "./controllers/lease-tracker.ts";
 import { createPoolReconciler } from "./controllers/pool-reconciler.ts";
 import { LABEL_POOL } from "./controllers/workload.ts";
 import { startHealthServer } from "./health.ts";
@@ -72,6 +73,8 @@ export async function runOperator(env: OperatorEnv = loadOperatorEnv(), hooks: O
     pods: informer(clients, env, log, "v1", "Pod", "pods", workerSelector),
     statefulSets: informer(clients, env, log, "apps/v1", "StatefulSet", "statefulsets", workerSelector),
     services: informer(clients, env, log, "v1", "Service", "services", workerSelector),
+    // Every worker's, whatever its pool: the operator creates them with this label (workload.ts workerIdentity).
+    leases: informer(clients, env, log, "coordination.k8s.io/v1", "Lease", "leases", LABEL_POOL),
   };
   observeStatus({ cameras: () => caches.cameras.list(), pools: () => caches.pools.list() });
   const placements = new Map<string, Placement>();
@@ -83,12 +86,13 @@ export async function runOperator(env: OperatorEnv = loadOperatorEnv(), hooks: O
     events: new EventRecorder(clients.core, "vigil-operator", log),
     log,
     placements,
+    leases: new LeaseTracker(),
     config: {
       workerImage: env.VIGIL_WORKER_IMAGE,
       allowedImages: allowedImagePrefixes(env.VIGIL_ALLOWED_WORKER_IMAGES, env.VIGIL_WORKER_IMAGE),
       workerServiceAccount: env.VIGIL_WORKER_SERVICE_ACCOUNT,
       workerEnvSecret: env.VIGIL_WORKER_ENV_SECRET,
-      workerGraceMs: env.VIGIL_WORKER_GRACE_MS,
+      tolerationSeconds: env.VIGIL_WORKER_TOLERATION_SECONDS,
       alarmServiceAccount: parseAlarmServiceAccount(env.VIGIL_ALARMS_SERVICE_ACCOUNT),
       webhookRecheckMs: env.VIGIL_WEBHOOK_RECHECK_MS,
       ...(env.VIGIL_RABBITMQ_SECRET
@@ -130,6 +134,19 @@ export async function runOperator(env: OperatorEnv = loadOperatorEnv(), hooks: O
   });
   for (const inf of [caches.pods, caches.statefulSets, caches.services])
     inf.on({ add: poolOf, update: poolOf, delete: poolOf });
+  // A renewal of a live Lease changes nothing: the pool hears of a worker that starts or stops renewing, and of one
+  // that fell silent when the reconcile it asked for at that Lease's expiry comes (pool-reconciler.ts).
+  const onLease = (o: KubernetesObject) => {
+    if (ctx.leases.observe(self(o), (o as { spec?: LeaseSpecLike }).spec)) poolOf(o);
+  };
+  caches.leases.on({
+    add: onLease,
+    update: onLease,
+    delete: (o) => {
+      ctx.leases.forget(self(o));
+      poolOf(o);
+    },
+  });
 
   const elector = env.VIGIL_LEADER_ELECT
     ? new LeaderElector(clients.coordination, {

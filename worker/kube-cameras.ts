@@ -14,6 +14,7 @@ import { setCondition } from "../operator/kube/conditions.ts";
 import { Informer } from "../operator/kube/informer.ts";
 import type { SourceStats } from "./ingest/ffmpeg-source.ts";
 import { latestPerKey } from "./latest-per-key.ts";
+import { createOwnIdentity, type OwnIdentity } from "./own-identity.ts";
 import type { CameraConfig } from "./pipeline.ts";
 import { cameraId, parseCameraId } from "./publish/camera-id.ts";
 import { createSecretReader } from "./secret-reader.ts";
@@ -31,10 +32,11 @@ export function watchAssignedCameras(
   podName: string,
   sink: CameraSink,
   log: Logger,
+  identity: OwnIdentity = createOwnIdentity(kc, namespace, podName),
 ) {
   const clients = makeClients(kc);
   const manager = workerFieldManager(podName);
-  const secrets = createSecretReader(kc, namespace, podName);
+  const secrets = createSecretReader(kc, namespace, podName, identity);
   // What each camera was started with, so unrelated updates (status, other labels) do not restart its stream.
   const running = new Map<string, string>();
   // Cameras whose latest event says this pod serves them: only then may a health report be written.

@@ -3,6 +3,7 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { CoordinationV1Api } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import pino from "pino";
 import { collectDefaultMetrics, Registry } from "prom-client";
@@ -19,7 +20,9 @@ import { resolveModelUri } from "./infer/model-source.ts";
 import type { Provider } from "./infer/session.ts";
 import { loadThreadedDetector } from "./infer/threaded.ts";
 import { watchAssignedCameras } from "./kube-cameras.ts";
+import { startWorkerLease, type WorkerLease } from "./lease.ts";
 import { loadManifests } from "./manifests.ts";
+import { createOwnIdentity } from "./own-identity.ts";
 import { createPipeline } from "./pipeline.ts";
 import { createIpcBus } from "./publish/ipc-bus.ts";
 import { createRedisBus } from "./publish/redis-bus.ts";
@@ -103,6 +106,7 @@ export async function runWorker(argv: string[]): Promise<void> {
     log,
   });
   let kube: ReturnType<typeof watchAssignedCameras> | undefined;
+  let lease: WorkerLease | undefined;
   const pipeline = createPipeline({
     detector,
     bus,
@@ -115,14 +119,27 @@ export async function runWorker(argv: string[]): Promise<void> {
   });
   if (manifests) for (const cam of manifests.cameras) pipeline.add(cam);
   else {
-    kube = watchAssignedCameras(
-      loadKubeConfig(env.KUBECONFIG),
-      env.POD_NAMESPACE ?? "",
-      env.POD_NAME ?? "",
-      pipeline,
+    const kc = loadKubeConfig(env.KUBECONFIG);
+    const namespace = env.POD_NAMESPACE ?? "";
+    const pod = env.POD_NAME ?? "";
+    // One token of the pod's own ServiceAccount for its cameras' Secrets and its Lease.
+    const own = createOwnIdentity(kc, namespace, pod);
+    const cameras = watchAssignedCameras(kc, namespace, pod, pipeline, log, own);
+    kube = cameras;
+    cameras.start();
+    // From now on the operator may give this worker cameras: the model is loaded and their watch is starting.
+    lease = startWorkerLease({
+      api: () => own.client(CoordinationV1Api),
+      onUnauthorized: () => own.invalidate(),
+      namespace,
+      name: pod,
       log,
-    );
-    kube.start();
+      unhealthy: () => {
+        if (!cameras.synced()) return "the camera watch has not synced yet";
+        const h = detector.health?.();
+        return h && !h.ok ? `model ${h.state}: ${h.reason}` : undefined;
+      },
+    });
   }
   const health = await startHealthServer({
     host: env.VIGIL_WORKER_HOST,
@@ -178,6 +195,8 @@ export async function runWorker(argv: string[]): Promise<void> {
   });
   if (onDisconnect) process.off("disconnect", onDisconnect);
   clearInterval(probe);
+  // First: the operator moves this worker's cameras now, while the streams below stop (not 6 s later).
+  await lease?.stop();
   kube?.stop();
   await pipeline.stop();
   // Alarms still writing their snapshot reach the outbox, and the outbox gets a while to reach the broker.

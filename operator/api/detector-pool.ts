@@ -105,6 +105,21 @@ export const detectorPoolSpec = z
     nodeSelector: z.record(z.string().max(316), z.string().max(63)).optional(),
     tolerations: z.array(toleration).max(32).optional(),
     image: z.string().min(1).max(512).optional().describe("Worker image; the operator's default when omitted."),
+    failover: z
+      .object({
+        tolerationSeconds: z
+          .int()
+          .min(0)
+          .max(86_400)
+          .optional()
+          .describe(
+            "How long a worker pod stays bound to a node that is not-ready or unreachable before Kubernetes evicts it (its NoExecute tolerations); the operator's VIGIL_WORKER_TOLERATION_SECONDS (30) when omitted. Kubernetes' own default is 300.",
+          ),
+      })
+      .optional()
+      .describe(
+        "How fast a lost worker is replaced. Its cameras move within seconds anyway (the worker's Lease); this bounds how long its GPU stays taken on a dead node.",
+      ),
   })
   .meta({
     "x-kubernetes-validations": [
@@ -117,8 +132,13 @@ export const detectorPoolSpec = z
   });
 export type DetectorPoolSpec = z.infer<typeof detectorPoolSpec>;
 
-/** Starting: never Ready yet; Unready: was Ready, within the grace period; Lost: cameras move elsewhere. */
-export const WORKER_PHASES = ["Starting", "Ready", "Unready", "Lost"] as const;
+/**
+ * From the worker's Lease (operator/controllers/worker-health.ts). Starting: its Lease was never renewed; Ready: its
+ * Lease is live, so it takes cameras; Lost: its Lease expired or was released, its cameras move elsewhere;
+ * Unschedulable: its pod waits for a node (no free GPU). Unready was written by operators before the Lease (pod
+ * readiness within a grace period) and is read like Lost.
+ */
+export const WORKER_PHASES = ["Starting", "Ready", "Unready", "Lost", "Unschedulable"] as const;
 export type WorkerPhase = (typeof WORKER_PHASES)[number];
 
 export const workerStatus = z.object({
@@ -126,6 +146,7 @@ export const workerStatus = z.object({
   phase: z.enum(WORKER_PHASES),
   cameras: z.int().min(0),
   since: z.string().describe("When the worker entered this phase."),
+  message: z.string().max(1024).optional().describe("Why, when Unschedulable: the scheduler's message."),
 });
 export type WorkerStatus = z.infer<typeof workerStatus>;
 

@@ -6,6 +6,7 @@ import type { Clients } from "../kube/client.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import type { Informer } from "../kube/informer.ts";
 import type { AlarmServiceAccount } from "./alarm-access.ts";
+import type { LeaseTracker } from "./lease-tracker.ts";
 
 export const FINALIZER = "vigil.dev/cleanup";
 
@@ -15,7 +16,7 @@ export type Placement =
   | {
       pool: string;
       worker?: undefined;
-      reason: "PoolFull" | "PoolNotFound" | "PoolInvalid" | "Paused";
+      reason: "PoolFull" | "PoolNotFound" | "PoolInvalid" | "Paused" | "WorkerUnschedulable" | "WorkerNotReady";
       message: string;
     };
 
@@ -25,6 +26,8 @@ export type Caches = {
   pods: Informer<KubernetesObject>;
   statefulSets: Informer<KubernetesObject>;
   services: Informer<KubernetesObject>;
+  /** The workers' Leases (label vigil.dev/pool), renewed by the workers themselves. */
+  leases: Informer<KubernetesObject>;
 };
 
 export type OperatorConfig = {
@@ -33,7 +36,8 @@ export type OperatorConfig = {
   allowedImages: string[];
   workerServiceAccount: string;
   workerEnvSecret: string;
-  workerGraceMs: number;
+  /** The worker pods' tolerationSeconds for the not-ready and unreachable taints (spec.failover overrides it). */
+  tolerationSeconds: number;
   /** Secret (and key) in each pool's namespace holding the workers' RABBITMQ_URL; unset, workers get none. */
   rabbitmqSecret?: { name: string; key: string };
   /** Secret (and key) in each pool's namespace holding the workers' REDIS_URL; unset, it comes from envFrom. */
@@ -53,6 +57,8 @@ export type Context = {
   log: Logger;
   config: OperatorConfig;
   placements: Map<string, Placement>;
+  /** Each worker Lease's last renewal, timed on this operator's clock. */
+  leases: LeaseTracker;
   enqueueCamera: (key: string) => void;
   enqueuePool: (key: string) => void;
 };

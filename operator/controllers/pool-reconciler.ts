@@ -24,7 +24,9 @@ import {
   timeOf,
 } from "./context.ts";
 import { imageAllowed } from "./image-policy.ts";
-import { isAssignable, msUntilLost, nextWorkerState, type PodView } from "./worker-health.ts";
+import type { LeaseSpecLike } from "./lease-tracker.ts";
+import { whyUnplaced } from "./unplaced.ts";
+import { isAssignable, nextWorkerState, podView, type WorkerState } from "./worker-health.ts";
 import {
   ANNOTATION_SPEC_HASH,
   LABEL_WORKER,
@@ -37,6 +39,8 @@ import {
 } from "./workload.ts";
 
 const WRITE_PARALLELISM = 16;
+/** A Lease's expiry is looked at this long after it is due, so that it has passed by then. */
+const EXPIRY_SLACK_MS = 50;
 
 type Camera = KubernetesObject & {
   spec?: {
@@ -53,6 +57,7 @@ const IDENTITY_KINDS = [
   ["v1", "ServiceAccount"],
   ["rbac.authorization.k8s.io/v1", "Role"],
   ["rbac.authorization.k8s.io/v1", "RoleBinding"],
+  ["coordination.k8s.io/v1", "Lease"],
 ] as const;
 
 export function createPoolReconciler(ctx: Context) {
@@ -265,18 +270,11 @@ export function createPoolReconciler(ctx: Context) {
     const active = cams.filter((c) => !isDeleting(c) && !c.spec?.paused);
     const replicas = desiredReplicas(active.length, spec.camerasPerWorker, spec.minWorkers, spec.maxWorkers);
 
-    // Worker health from pods, remembered across restarts in status.workers.
+    // Worker health from their Leases (and pods), remembered across restarts in status.workers.
     const prevWorkers = new Map((pool.status?.workers ?? []).map((w) => [w.name, w]));
-    const workers = Array.from({ length: replicas }, (_, i) => {
-      const wname = workerName(name, i);
-      return nextWorkerState(
-        wname,
-        podView(ctx, namespace, wname),
-        prevWorkers.get(wname),
-        now,
-        ctx.config.workerGraceMs,
-      );
-    });
+    const workers = await Promise.all(
+      Array.from({ length: replicas }, (_, i) => workerState(namespace, workerName(name, i), prevWorkers, now)),
+    );
 
     const { assigned, unassigned, load } = assignCameras(
       active.map((c) => {
@@ -289,6 +287,7 @@ export function createPoolReconciler(ctx: Context) {
       }),
       workers.map((w) => ({ name: w.name, capacity: spec.camerasPerWorker, assignable: isAssignable(w.phase) })),
     );
+    const why = whyUnplaced(name, spec, workers, active.length, unassigned);
 
     // Each worker's Role names exactly the Secrets of its cameras, written before the workload and the labels: a
     // worker can read a camera's credentials by the time it is given the camera, and no longer once it moved on.
@@ -330,26 +329,30 @@ export function createPoolReconciler(ctx: Context) {
       if (isDeleting(cam)) return setWorkerLabel(cam, undefined);
       if (cam.spec?.paused) place(k, { pool: name, reason: "Paused", message: "camera is paused" });
       else if (worker) place(k, { pool: name, worker });
-      else
-        place(k, {
-          pool: name,
-          reason: "PoolFull",
-          message: `DetectorPool ${name} is full: ${capacity} cameras at maxWorkers=${spec.maxWorkers} × camerasPerWorker=${spec.camerasPerWorker}, or its workers are lost`,
-        });
+      else place(k, { pool: name, ...(why.cameras.get(k) ?? why.pool) });
       await setWorkerLabel(cam, worker);
     });
 
     const workerStatuses: WorkerStatus[] = workers.map((w) => ({ ...w, cameras: load.get(w.name) ?? 0 }));
     for (const w of workers) {
-      const before = prevWorkers.get(w.name)?.phase;
-      if (before && before !== w.phase && (w.phase === "Lost" || w.phase === "Ready")) {
+      const before = prevWorkers.get(w.name);
+      if (before?.phase === w.phase && before.message === w.message) continue;
+      if (w.phase === "Lost" && before)
         ctx.events.emit(
           eventTarget(raw),
-          w.phase === "Lost" ? "Warning" : "Normal",
-          w.phase === "Lost" ? "WorkerLost" : "WorkerReady",
-          w.phase === "Lost" ? `worker ${w.name} lost; its cameras were reassigned` : `worker ${w.name} is ready`,
+          "Warning",
+          "WorkerLost",
+          `worker ${w.name} lost (its Lease expired or was released); its cameras were reassigned`,
         );
-      }
+      else if (w.phase === "Ready" && before)
+        ctx.events.emit(eventTarget(raw), "Normal", "WorkerReady", `worker ${w.name} is ready`);
+      else if (w.phase === "Unschedulable")
+        ctx.events.emit(
+          eventTarget(raw),
+          "Warning",
+          "WorkerUnschedulable",
+          `worker pod ${w.name} cannot be scheduled: ${w.message}`,
+        );
     }
     const readyWorkers = workers.filter((w) => w.phase === "Ready").length;
     const status: DetectorPoolStatus = {
@@ -369,8 +372,8 @@ export function createPoolReconciler(ctx: Context) {
               ? {
                   type: "CapacityAvailable",
                   status: "False",
-                  reason: "PoolFull",
-                  message: `${unassigned.length} camera(s) could not be placed`,
+                  reason: why.pool.reason,
+                  message: `${unassigned.length} camera(s) could not be placed: ${why.pool.message}`,
                 }
               : {
                   type: "CapacityAvailable",
@@ -396,30 +399,53 @@ export function createPoolReconciler(ctx: Context) {
         now,
       ),
     };
-    if (unassigned.length > 0 && (pool.status?.unassignedCameras ?? 0) === 0) {
-      ctx.events.emit(eventTarget(raw), "Warning", "PoolFull", `${unassigned.length} camera(s) could not be placed`);
-    }
+    const wasFull = findCondition(pool.status?.conditions, "CapacityAvailable")?.reason === "PoolFull";
+    if (why.overflow > 0 && !wasFull)
+      ctx.events.emit(
+        eventTarget(raw),
+        "Warning",
+        "PoolFull",
+        `${why.overflow} camera(s) could not be placed: ${why.pool.message}`,
+      );
     if (!isDeepStrictEqual(stripUndefined(status), stripUndefined(pool.status ?? {}))) {
       await patchCustomStatus(clients.custom, detectorPools.plural, namespace, name, status).catch(ignoreNotFound);
     }
-    const waits = workers.map((w) => msUntilLost(w, now, ctx.config.workerGraceMs)).filter((ms) => ms !== undefined);
-    return waits.length ? { requeueAfterMs: Math.max(100, Math.min(...waits)) } : undefined;
+    // Looked at again when the first live Lease runs out, unless renewed by then: that is how a worker that died
+    // is noticed, since a Lease that is not renewed sends no event.
+    const waits = workers.map((w) => ctx.leases.view(keyOf(namespace, w.name)).expiresInMs ?? Infinity);
+    const next = Math.min(...waits);
+    return Number.isFinite(next) ? { requeueAfterMs: next + EXPIRY_SLACK_MS } : undefined;
   };
+
+  /**
+   * One worker's state from its Lease in the cache; before a Ready worker is declared Lost, its Lease is read from
+   * the apiserver. A watch that stalls delivers no renewals, and the cache alone would then take every worker of
+   * the namespace for dead at once.
+   */
+  async function workerState(
+    namespace: string,
+    name: string,
+    prev: Map<string, WorkerStatus>,
+    now: Date,
+  ): Promise<WorkerState> {
+    const key = keyOf(namespace, name);
+    ctx.leases.observe(key, leaseSpec(caches.leases.get(key)));
+    const pod = podView(caches.pods.get(key) as Parameters<typeof podView>[0]);
+    const state = nextWorkerState(name, ctx.leases.view(key), pod, prev.get(name), now);
+    if (state.phase !== "Lost" || prev.get(name)?.phase !== "Ready") return state;
+    const fresh = await clients.coordination.readNamespacedLease({ name, namespace }).catch((err) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    });
+    if (fresh) ctx.leases.observe(key, fresh.spec as LeaseSpecLike);
+    return nextWorkerState(name, ctx.leases.view(key), pod, prev.get(name), now);
+  }
 }
+
+const leaseSpec = (o: KubernetesObject | undefined) => (o as { spec?: LeaseSpecLike } | undefined)?.spec;
 
 function ignoreNotFound(err: unknown): void {
   if (!isNotFound(err)) throw err;
-}
-
-function podView(ctx: Context, namespace: string, name: string): PodView | undefined {
-  const pod = ctx.caches.pods.get(keyOf(namespace, name)) as
-    | (KubernetesObject & { status?: { conditions?: { type: string; status: string }[] } })
-    | undefined;
-  if (!pod) return undefined;
-  return {
-    ready: pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
-    deleting: isDeleting(pod),
-  };
 }
 
 function workloadOpts(ctx: Context) {
@@ -430,6 +456,7 @@ function workloadOpts(ctx: Context) {
     rabbitmqSecret: ctx.config.rabbitmqSecret,
     redisSecret: ctx.config.redisSecret,
     clipClaim: ctx.config.clipClaim,
+    tolerationSeconds: ctx.config.tolerationSeconds,
   };
 }
 

@@ -1,43 +1,59 @@
-// A worker's phase from what its pod shows and what the pool's status remembered (pure).
-// Only a worker that was Ready and then stayed away past the grace period is Lost: a pod that is still
-// starting, or blinks during a restart, keeps its cameras.
+// A worker's phase from its Lease and its pod (pure). The Lease says whether the worker process runs: it renews it
+// every 2 s for 6 s (worker/lease.ts), so a process that dies, hangs or is cut off is Lost within 6 s, with no
+// grace on top (the Lease duration is the grace), and a worker that stopped cleanly released it: Lost at once. The
+// pod says only why a worker that never ran does not run: a pod the scheduler cannot place (no free GPU) is
+// Unschedulable, which is not capacity.
 import type { WorkerPhase, WorkerStatus } from "../api/detector-pool.ts";
+import type { LeaseView } from "./lease-tracker.ts";
 
-export type PodView = { ready: boolean; deleting: boolean };
-export type WorkerState = { name: string; phase: WorkerPhase; since: string };
+/** What the pod adds: the scheduler's message when it cannot place the pod (PodScheduled=False, Unschedulable). */
+export type PodView = { unschedulable?: string | undefined };
+export type WorkerState = { name: string; phase: WorkerPhase; since: string; message?: string | undefined };
+
+/** Scheduler messages list every node's reason; a status field and an Event keep the start of it. */
+const MAX_MESSAGE = 1024;
 
 export function nextWorkerState(
   name: string,
+  lease: LeaseView | undefined,
   pod: PodView | undefined,
   prev: Pick<WorkerStatus, "phase" | "since"> | undefined,
   now: Date,
-  graceMs: number,
 ): WorkerState {
-  // Millisecond precision: the grace period is measured from here, and seconds would cut it short.
+  // Millisecond precision: a move is measured in seconds, and seconds would round it away.
   const stamp = now.toISOString();
-  const up = pod?.ready === true && !pod.deleting;
-  const keep = (phase: WorkerPhase): WorkerState => ({
+  const keep = (phase: WorkerPhase, message?: string): WorkerState => ({
     name,
     phase,
     since: prev?.phase === phase ? prev.since : stamp,
+    ...(message !== undefined ? { message: message.slice(0, MAX_MESSAGE) } : {}),
   });
-  if (up) return keep("Ready");
-  switch (prev?.phase) {
-    case undefined:
-    case "Starting":
-      return keep("Starting");
-    case "Ready":
-      return keep("Unready");
-    case "Unready":
-      return now.getTime() - Date.parse(prev.since) >= graceMs ? keep("Lost") : keep("Unready");
-    case "Lost":
-      return keep("Lost");
-  }
+  if (lease?.live) return keep("Ready");
+  if (pod?.unschedulable !== undefined) return keep("Unschedulable", pod.unschedulable);
+  // Held once (the Lease remembers it; the status too, across a Lease recreated or not yet in the cache).
+  const ran = lease?.held || prev?.phase === "Ready" || prev?.phase === "Unready" || prev?.phase === "Lost";
+  return keep(ran ? "Lost" : "Starting");
 }
 
-export const isAssignable = (phase: WorkerPhase) => phase !== "Lost";
+/** Only a worker whose Lease is live is given cameras: one that never ran, or stopped, gets none. */
+export const isAssignable = (phase: WorkerPhase) => phase === "Ready";
 
-/** Milliseconds until an Unready worker turns Lost, for a timely requeue. */
-export function msUntilLost(state: WorkerState, now: Date, graceMs: number): number | undefined {
-  return state.phase === "Unready" ? Math.max(0, Date.parse(state.since) + graceMs - now.getTime()) : undefined;
+/** The pod of `name` as the scheduler left it: its message when it cannot be placed. */
+export function podView(
+  pod:
+    | {
+        status?: {
+          phase?: string;
+          conditions?: { type: string; status: string; reason?: string; message?: string }[];
+        };
+      }
+    | undefined,
+): PodView | undefined {
+  if (!pod) return undefined;
+  const scheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
+  const unschedulable =
+    (pod.status?.phase ?? "Pending") === "Pending" &&
+    scheduled?.status === "False" &&
+    scheduled.reason === "Unschedulable";
+  return unschedulable ? { unschedulable: scheduled.message ?? "" } : {};
 }

@@ -1,6 +1,6 @@
 // The worker StatefulSet and headless Service a DetectorPool runs as (pure: spec in, manifests out).
 import { createHash } from "node:crypto";
-import type { DetectorPool } from "../api/detector-pool.ts";
+import type { DetectorPool, DetectorPoolSpec } from "../api/detector-pool.ts";
 import { API_VERSION } from "../api/meta.ts";
 import { MODEL_CREDENTIAL_ENV, modelEnv } from "../api/worker-env.ts";
 
@@ -24,7 +24,12 @@ export type WorkloadOptions = {
   redisSecret?: { name: string; key: string } | undefined;
   /** The clip store's PersistentVolumeClaim in the pool's namespace, mounted at CLIP_DIR. */
   clipClaim?: string | undefined;
+  /** For the not-ready and unreachable taints, unless the pool sets spec.failover.tolerationSeconds. */
+  tolerationSeconds?: number | undefined;
 };
+
+/** The chart's worker.failover.tolerationSeconds, and the operator's VIGIL_WORKER_TOLERATION_SECONDS. */
+export const DEFAULT_TOLERATION_SECONDS = 30;
 
 const selectorLabels = (pool: string) => ({ "app.kubernetes.io/name": "vigil-worker", [LABEL_POOL]: pool });
 
@@ -130,7 +135,7 @@ export function workerStatefulSet(pool: DetectorPool, o: WorkloadOptions) {
             seccompProfile: { type: "RuntimeDefault" },
           },
           ...(spec.nodeSelector ? { nodeSelector: spec.nodeSelector } : {}),
-          ...(spec.tolerations ? { tolerations: spec.tolerations } : {}),
+          tolerations: workerTolerations(spec, o.tolerationSeconds ?? DEFAULT_TOLERATION_SECONDS),
           containers: [
             {
               name: "worker",
@@ -201,12 +206,41 @@ export function workerService(pool: DetectorPool) {
   });
 }
 
+type Toleration = NonNullable<DetectorPoolSpec["tolerations"]>[number];
+
+export const GPU_RESOURCE = "nvidia.com/gpu";
+
 /**
- * A worker's own identity: a ServiceAccount named like its pod, and a Role that lets that ServiceAccount read exactly
- * the credential Secrets of the cameras assigned to the worker (by resourceNames). The pod itself runs as the shared
- * worker ServiceAccount, which cannot read Secrets; it asks for a token of this one, and the chart's
- * ValidatingAdmissionPolicy lets a pod ask only for the ServiceAccount named like itself. So an ffmpeg compromised
- * through a hostile stream reads the credentials of its own worker's cameras, and no others.
+ * The pool's own tolerations, then what failover needs where the pool did not say otherwise for that key and
+ * effect. Kubernetes keeps a pod on a not-ready or unreachable node for 300 s (DefaultTolerationSeconds); a worker
+ * pod there holds a GPU that its replacement needs, so it goes after tolerationSeconds (its cameras moved within
+ * seconds already: the worker's Lease). GPU nodes carry the nvidia.com/gpu:NoSchedule taint (the GPU operator
+ * and the cloud providers' GPU pools put it there), so a pool that asks for GPUs tolerates it.
+ */
+export function workerTolerations(spec: DetectorPoolSpec, defaultSeconds: number): Toleration[] {
+  const seconds = spec.failover?.tolerationSeconds ?? defaultSeconds;
+  const own = spec.tolerations ?? [];
+  const wantsGpu = [spec.resources.limits, spec.resources.requests].some((r) => r !== undefined && GPU_RESOURCE in r);
+  const needed: Toleration[] = [
+    { key: "node.kubernetes.io/not-ready", operator: "Exists", effect: "NoExecute", tolerationSeconds: seconds },
+    { key: "node.kubernetes.io/unreachable", operator: "Exists", effect: "NoExecute", tolerationSeconds: seconds },
+    ...(wantsGpu ? [{ key: GPU_RESOURCE, operator: "Exists", effect: "NoSchedule" } as const] : []),
+  ];
+  // An own toleration without a key (operator Exists) tolerates every taint of its effect, and without an effect
+  // every effect: adding ours to it would only shorten what the pool asked for.
+  const covered = (t: Toleration) =>
+    own.some((o) => (o.key === undefined || o.key === t.key) && (o.effect === undefined || o.effect === t.effect));
+  return [...own, ...needed.filter((t) => !covered(t))];
+}
+
+/**
+ * A worker's own identity: a ServiceAccount named like its pod, a Role that lets that ServiceAccount read exactly
+ * the credential Secrets of the cameras assigned to the worker (by resourceNames) and renew its own Lease, and that
+ * Lease, named like the pod, which the worker renews to say it runs (worker/lease.ts). The pod itself runs as the
+ * shared worker ServiceAccount, which cannot read Secrets nor write Leases; it asks for a token of this one, and the
+ * chart's ValidatingAdmissionPolicy lets a pod ask only for the ServiceAccount named like itself. So an ffmpeg
+ * compromised through a hostile stream reads the credentials of its own worker's cameras, and no others, and can
+ * speak for its own worker only. The operator creates the Lease, so no worker may create Leases at all.
  */
 export function workerIdentity(pool: DetectorPool, worker: string, secrets: readonly string[]) {
   const namespace = pool.metadata.namespace;
@@ -224,8 +258,16 @@ export function workerIdentity(pool: DetectorPool, worker: string, secrets: read
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "Role",
       metadata: { ...metadata },
-      // No rule at all when no camera has credentials: a rule with no resourceNames would mean every Secret.
-      rules: names.length ? [{ apiGroups: [""], resources: ["secrets"], verbs: ["get"], resourceNames: names }] : [],
+      rules: [
+        // No Secret rule when no camera has credentials: a rule with no resourceNames would mean every Secret.
+        ...(names.length ? [{ apiGroups: [""], resources: ["secrets"], verbs: ["get"], resourceNames: names }] : []),
+        {
+          apiGroups: ["coordination.k8s.io"],
+          resources: ["leases"],
+          verbs: ["get", "update"],
+          resourceNames: [worker],
+        },
+      ],
     }),
     stamped({
       apiVersion: "rbac.authorization.k8s.io/v1",
@@ -234,5 +276,7 @@ export function workerIdentity(pool: DetectorPool, worker: string, secrets: read
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: worker },
       subjects: [{ kind: "ServiceAccount", name: worker, namespace }],
     }),
+    // Only metadata: the holder, renewTime and duration are the worker's fields (server-side apply leaves them be).
+    stamped({ apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { ...metadata } }),
   ];
 }

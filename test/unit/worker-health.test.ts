@@ -1,39 +1,85 @@
 import { describe, expect, it } from "vitest";
-import { msUntilLost, nextWorkerState } from "../../operator/controllers/worker-health.ts";
+import { isAssignable, nextWorkerState, podView } from "../../operator/controllers/worker-health.ts";
 
 const t0 = new Date("2026-01-01T00:00:00.000Z");
 const at = (s: number) => new Date(t0.getTime() + s * 1000);
-const ready = { ready: true, deleting: false };
-const notReady = { ready: false, deleting: false };
+const live = { live: true, held: true, expiresInMs: 6000 };
+const expired = { live: false, held: true };
+const never = { live: false, held: false };
+const unschedulable = { unschedulable: "0/4 nodes are available: 3 Insufficient nvidia.com/gpu." };
 
 describe("nextWorkerState", () => {
-  it("a worker that never came up is Starting, not Lost, however long it takes", () => {
-    const s1 = nextWorkerState("w", undefined, undefined, t0, 10_000);
-    const s2 = nextWorkerState("w", notReady, s1, at(3600), 10_000);
+  it("a worker whose Lease was never renewed is Starting, however long it takes, and gets no cameras", () => {
+    const s1 = nextWorkerState("w", never, {}, undefined, t0);
+    const s2 = nextWorkerState("w", undefined, undefined, s1, at(3600));
     expect(s2).toEqual({ name: "w", phase: "Starting", since: "2026-01-01T00:00:00.000Z" });
+    expect(isAssignable(s2.phase)).toBe(false);
   });
 
-  it("Ready → Unready when the pod goes away, Lost only after the grace period", () => {
-    const up = nextWorkerState("w", ready, undefined, t0, 10_000);
-    expect(up.phase).toBe("Ready");
-    const blip = nextWorkerState("w", undefined, up, at(1), 10_000);
-    expect(blip).toEqual({ name: "w", phase: "Unready", since: "2026-01-01T00:00:01.000Z" });
-    expect(msUntilLost(blip, at(4), 10_000)).toBe(7000);
-    expect(nextWorkerState("w", undefined, blip, at(10), 10_000).phase).toBe("Unready");
-    const lost = nextWorkerState("w", notReady, blip, at(11), 10_000);
-    expect(lost.phase).toBe("Lost");
-    expect(nextWorkerState("w", notReady, lost, at(100), 10_000)).toEqual(lost);
+  it("a live Lease is Ready; expired after it was held, Lost at once (the Lease duration is the grace)", () => {
+    const up = nextWorkerState("w", live, {}, undefined, t0);
+    expect(up).toEqual({ name: "w", phase: "Ready", since: "2026-01-01T00:00:00.000Z" });
+    expect(isAssignable(up.phase)).toBe(true);
+    const lost = nextWorkerState("w", expired, {}, up, at(7));
+    expect(lost).toEqual({ name: "w", phase: "Lost", since: "2026-01-01T00:00:07.000Z" });
+    expect(isAssignable(lost.phase)).toBe(false);
+    expect(nextWorkerState("w", expired, {}, lost, at(100))).toEqual(lost);
   });
 
-  it("a deleting pod counts as down even while Ready", () => {
-    const up = nextWorkerState("w", ready, undefined, t0, 10_000);
-    expect(nextWorkerState("w", { ready: true, deleting: true }, up, at(1), 10_000).phase).toBe("Unready");
+  it("remembers that a worker ran when its Lease is gone from the cache or was recreated", () => {
+    const up = nextWorkerState("w", live, {}, undefined, t0);
+    expect(nextWorkerState("w", undefined, undefined, up, at(1)).phase).toBe("Lost");
+    expect(nextWorkerState("w", never, {}, up, at(1)).phase).toBe("Lost");
+    // Written by an operator before Leases, read as having run.
+    expect(nextWorkerState("w", never, {}, { phase: "Unready", since: t0.toISOString() }, at(1)).phase).toBe("Lost");
   });
 
-  it("comes back Ready from Lost, and keeps `since` while nothing changes", () => {
+  it("comes back Ready from Lost once its Lease is renewed, and keeps `since` while nothing changes", () => {
     const lost = { phase: "Lost" as const, since: "2026-01-01T00:00:05Z" };
-    const back = nextWorkerState("w", ready, lost, at(20), 10_000);
+    const back = nextWorkerState("w", live, {}, lost, at(20));
     expect(back).toEqual({ name: "w", phase: "Ready", since: "2026-01-01T00:00:20.000Z" });
-    expect(nextWorkerState("w", ready, back, at(99), 10_000)).toEqual(back);
+    expect(nextWorkerState("w", live, {}, back, at(99))).toEqual(back);
+  });
+
+  it("a pod the scheduler cannot place is Unschedulable, with the scheduler's message, not Starting", () => {
+    const s = nextWorkerState("w", never, unschedulable, undefined, t0);
+    expect(s).toEqual({
+      name: "w",
+      phase: "Unschedulable",
+      since: t0.toISOString(),
+      message: unschedulable.unschedulable,
+    });
+    expect(isAssignable(s.phase)).toBe(false);
+    // Its replacement pod, pending after the worker was lost: why it does not come back.
+    const up = nextWorkerState("w", live, {}, undefined, t0);
+    expect(nextWorkerState("w", expired, unschedulable, up, at(60)).phase).toBe("Unschedulable");
+    // A long message is cut: a status field and an Event keep its start.
+    const long = nextWorkerState("w", never, { unschedulable: "x".repeat(5000) }, undefined, t0);
+    expect(long.message).toHaveLength(1024);
+  });
+
+  it("a live Lease wins over what the pod says", () => {
+    expect(nextWorkerState("w", live, unschedulable, undefined, t0).phase).toBe("Ready");
+  });
+});
+
+describe("podView", () => {
+  const pod = (phase: string, conditions: object[]) =>
+    ({ status: { phase, conditions } }) as Parameters<typeof podView>[0];
+  it("reads the scheduler's verdict from PodScheduled=False, reason Unschedulable, of a Pending pod", () => {
+    const message =
+      "0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 3 Insufficient nvidia.com/gpu.";
+    expect(
+      podView(pod("Pending", [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message }])),
+    ).toEqual({ unschedulable: message });
+  });
+  it("anything else says nothing: scheduled, not yet looked at, gated, or no pod", () => {
+    expect(podView(pod("Pending", [{ type: "PodScheduled", status: "True" }]))).toEqual({});
+    expect(podView(pod("Pending", []))).toEqual({});
+    expect(
+      podView(pod("Pending", [{ type: "PodScheduled", status: "False", reason: "SchedulingGated", message: "gated" }])),
+    ).toEqual({});
+    expect(podView(pod("Running", [{ type: "Ready", status: "True" }]))).toEqual({});
+    expect(podView(undefined)).toBeUndefined();
   });
 });
