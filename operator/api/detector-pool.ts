@@ -135,8 +135,8 @@ export type DetectorPoolSpec = z.infer<typeof detectorPoolSpec>;
 /**
  * From the worker's Lease (operator/controllers/worker-health.ts). Starting: its Lease was never renewed; Ready: its
  * Lease is live, so it takes cameras; Lost: its Lease expired or was released, its cameras move elsewhere;
- * Unschedulable: its pod waits for a node (no free GPU). Unready was written by operators before the Lease (pod
- * readiness within a grace period) and is read like Lost.
+ * Unschedulable: its pod waits for a node (no free GPU). Unready: a local worker of `vigil up` restarting
+ * (single/catalog.ts), and what operators before the Lease wrote; the operator reads it like Lost.
  */
 export const WORKER_PHASES = ["Starting", "Ready", "Unready", "Lost", "Unschedulable"] as const;
 export type WorkerPhase = (typeof WORKER_PHASES)[number];

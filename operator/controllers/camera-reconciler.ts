@@ -88,11 +88,12 @@ export function createCameraReconciler(ctx: Context) {
       previous?.reason !== scheduled.reason ||
       previous?.message !== scheduled.message
     ) {
-      // Waiting for a worker that is starting is how every new pool begins: not a warning. A worker that cannot be
-      // scheduled, a full pool or a bad pool are.
-      const warning =
-        scheduled.status === "False" && scheduled.reason !== "Paused" && scheduled.reason !== "WorkerNotReady";
-      ctx.events.emit(eventTarget(cam), warning ? "Warning" : "Normal", scheduled.reason, scheduled.message);
+      // Waiting for a worker that starts is how every pool begins: no Event (the pool's WorkerLost and
+      // WorkerUnschedulable say when a worker is missing). A worker that cannot be scheduled, a full pool or a bad
+      // pool are Warnings.
+      const warning = scheduled.status === "False" && scheduled.reason !== "Paused";
+      if (scheduled.reason !== "WorkerNotReady")
+        ctx.events.emit(eventTarget(cam), warning ? "Warning" : "Normal", scheduled.reason, scheduled.message);
     }
     // Stream health is the worker's to report (its own field manager); until it does, the camera is not Ready.
     const streamHealthy =

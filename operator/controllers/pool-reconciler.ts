@@ -7,7 +7,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { type DetectorPoolStatus, detectorPool, type WorkerStatus } from "../api/detector-pool.ts";
 import { detectorPools } from "../api/resources.ts";
 import { addFinalizer, mergePatch, patchCustomStatus, removeFinalizer, serverSideApply } from "../kube/apply.ts";
-import { isNotFound } from "../kube/client.ts";
+import { isNotFound, withSignal } from "../kube/client.ts";
 import { type ConditionInput, findCondition, setConditions } from "../kube/conditions.ts";
 import type { ReconcileResult } from "../kube/workqueue.ts";
 import { alarmAccessName, alarmServiceAccess } from "./alarm-access.ts";
@@ -41,6 +41,7 @@ import {
 const WRITE_PARALLELISM = 16;
 /** A Lease's expiry is looked at this long after it is due, so that it has passed by then. */
 const EXPIRY_SLACK_MS = 50;
+const LEASE_READ_TIMEOUT_MS = 5000;
 
 type Camera = KubernetesObject & {
   spec?: {
@@ -433,7 +434,9 @@ export function createPoolReconciler(ctx: Context) {
     const pod = podView(caches.pods.get(key) as Parameters<typeof podView>[0]);
     const state = nextWorkerState(name, ctx.leases.view(key), pod, prev.get(name), now);
     if (state.phase !== "Lost" || prev.get(name)?.phase !== "Ready") return state;
-    const fresh = await clients.coordination.readNamespacedLease({ name, namespace }).catch((err) => {
+    // Bounded: a dead connection must not hold this pool's reconciles (it fails, and the retry reads again).
+    const options = withSignal(AbortSignal.timeout(LEASE_READ_TIMEOUT_MS));
+    const fresh = await clients.coordination.readNamespacedLease({ name, namespace }, options).catch((err) => {
       if (isNotFound(err)) return undefined;
       throw err;
     });

@@ -21,7 +21,7 @@ const names = (ws: readonly string[]) =>
 /**
  * The youngest cameras beyond what maxWorkers can hold: the pool is full. The others wait for a worker the pool
  * wants and that does not run: one the scheduler cannot place (no free GPU), named with the scheduler's message,
- * else those starting or lost.
+ * else one starting, or lost and not back.
  */
 export function whyUnplaced(
   pool: string,
@@ -37,16 +37,18 @@ export function whyUnplaced(
     message: `DetectorPool ${pool} is full: ${capacity} cameras at maxWorkers=${spec.maxWorkers} × camerasPerWorker=${spec.camerasPerWorker}`,
   };
   const pending = workers.filter((w) => w.phase === "Unschedulable");
-  const down = workers.filter((w) => w.phase !== "Ready");
+  const down = workers.some((w) => w.phase !== "Ready");
   const waiting: Unplaced = pending[0]
     ? {
         reason: "WorkerUnschedulable",
         message: `worker pod ${names(pending.map((w) => w.name))} cannot be scheduled: ${pending[0].message ?? ""}`,
       }
-    : down.length
+    : down
       ? {
           reason: "WorkerNotReady",
-          message: `waiting for a worker with room: ${names(down.map((w) => `${w.name} is ${w.phase}`))}`,
+          // The same words while workers come and go: each change would be a status write for every waiting camera
+          // (1000 cameras on 100 starting workers: 10 writes each). The pool's status.workers says which.
+          message: `waiting for a worker of DetectorPool ${pool} with room to run (one takes cameras once its Lease is renewed; status.workers of the pool says which are not running)`,
         }
       : full;
   const overflow = Math.max(0, Math.min(unassigned.length, activeCameras - capacity));

@@ -21,6 +21,7 @@ import {
   serviceAccountKubeconfig,
   waitFor,
 } from "../setup/kube.ts";
+import { workerLeases } from "../setup/worker-leases.ts";
 
 type Obj = Record<string, any>;
 let c: Clients;
@@ -143,6 +144,9 @@ it("reconciles crds/samples in the context's namespace, with its lease there", {
     200,
   );
   expect(sts.spec?.replicas).toBe(1); // two cameras, eight per worker
+  // Its worker's heartbeat (no worker process here): cameras go only to a worker that runs.
+  const leases = workerLeases(c, ns);
+  leases.start(`${statefulSetName("yolov8n")}-0`);
   const pool = await waitFor("the pool's status", async () => {
     const p = await getCr<Obj>(c, "detectorpools", ns, "yolov8n");
     return p.status?.assignedCameras === 2 && p.status;
@@ -155,6 +159,7 @@ it("reconciles crds/samples in the context's namespace, with its lease there", {
     });
     expect(status).toMatchObject({ pool: "yolov8n", worker: `${statefulSetName("yolov8n")}-0` });
   }
+  await leases.close();
   expect(await op.stop()).toBe(0);
   const records = expectOneLineRecords(op.lines());
   expect(records.filter((r) => r.level >= 40)).toEqual([]);

@@ -14,11 +14,11 @@ import {
   type OperatorProc,
   operatorKubeconfig,
   poolManifest,
-  readyWorkerPod,
   startOperator,
   waitFor,
 } from "../setup/kube.ts";
 import { kubeconfigFileVia, startTcpProxy, type TcpProxy } from "../setup/proxy.ts";
+import { type WorkerLeases, workerLeases } from "../setup/worker-leases.ts";
 
 type Obj = Record<string, any>;
 type AuditEvent = {
@@ -33,7 +33,6 @@ type AuditEvent = {
 // The operator's defaults (operator/config.ts), which this test is about: 10 s lease, 7 s renew deadline.
 const RENEW_DEADLINE_MS = 7000;
 const WRITES = ["create", "update", "patch", "delete"];
-const GRACE_MS = 10_000;
 
 let c: Clients;
 let ns: string;
@@ -41,6 +40,7 @@ let proxy: TcpProxy;
 let oldLeader: OperatorProc;
 let standby: OperatorProc;
 let auditOffset: number;
+let leases: WorkerLeases;
 const audit = () => inject("auditLog");
 
 const holder = async () =>
@@ -81,14 +81,14 @@ beforeAll(async () => {
   const viaProxy = kubeconfigFileVia(await operatorKubeconfig(c, ns, "op-old"), proxy.port);
   const direct = await operatorKubeconfig(c, ns, "op-new");
   auditOffset = statSync(audit()).size;
-  // A worker that went away turns Lost after this grace, on a timer: work a leader does without being told.
-  const env = { VIGIL_WORKER_GRACE_MS: String(GRACE_MS) };
-  oldLeader = startOperator(viaProxy, ns, { ...env, POD_NAME: "op-old" });
+  oldLeader = startOperator(viaProxy, ns, { POD_NAME: "op-old" });
   await waitFor("op-old holds the lease", async () => (await holder()) === "op-old");
-  standby = startOperator(direct, ns, { ...env, POD_NAME: "op-new" });
+  standby = startOperator(direct, ns, { POD_NAME: "op-new" });
   await standby.port;
+  leases = workerLeases(c, ns);
 });
 afterAll(async () => {
+  await leases?.close();
   await Promise.all([oldLeader?.stop("SIGKILL"), standby?.stop("SIGKILL")]);
   await proxy?.close();
 });
@@ -98,16 +98,15 @@ it("a leader cut off from the apiserver writes nothing after its renew deadline;
 }, async () => {
   await createCr(c, "detectorpools", ns, poolManifest("p", { camerasPerWorker: 4, minWorkers: 1, maxWorkers: 1 }));
   await createCr(c, "cameradetections", ns, cameraManifest("cam-1", "p"));
+  leases.start(workerName("p", 0));
   await waitFor("cam-1 scheduled", async () => {
     const cam = await getCr<Obj>(c, "cameradetections", ns, "cam-1");
     return cam.status?.conditions?.some((x: Obj) => x.type === "Scheduled" && x.status === "True");
   });
-  await readyWorkerPod(c, ns, "p", workerName("p", 0));
   await waitFor("worker Ready", async () => (await workerPhase()) === "Ready");
-  await c.core.deleteNamespacedPod({ name: workerName("p", 0), namespace: ns });
-  await waitFor("worker Unready", async () => (await workerPhase()) === "Unready");
-
-  // The leader's grace timer for that worker is running; now nothing flows between it and the apiserver.
+  // The worker dies: nothing tells the leader, which looks again when the worker's Lease runs out (within 6 s), on a
+  // timer: work a leader does without being told. Now nothing flows between it and the apiserver.
+  await leases.kill(workerName("p", 0));
   proxy.mode = "partition";
   const cutAt = Date.now();
   await waitFor("the standby takes the lease", async () => (await holder()) === "op-new", 20_000, 50);

@@ -23,6 +23,7 @@ import {
 } from "../setup/kube.ts";
 import { kubeconfigFileVia, startTcpProxy, type TcpProxy } from "../setup/proxy.ts";
 import { FIXTURES, type Service, startRedis, startRtsp, startWorker, waitFor } from "../setup/services.ts";
+import { type WorkerLeases, workerLeases } from "../setup/worker-leases.ts";
 
 type Obj = Record<string, any>;
 const PASSWORD = "k8s-Secret-pw";
@@ -34,6 +35,8 @@ let rtsp: Service;
 let worker: ChildProcess;
 let workerKubeconfig: string;
 let proxy: TcpProxy;
+/** Heartbeats of workers no process runs for (pool q's). */
+let leases: WorkerLeases;
 const workerLogs: string[] = [];
 
 const cam = () => getCr<Obj>(c, "cameradetections", ns, "door");
@@ -66,9 +69,8 @@ beforeAll(async () => {
       detection: { targetFps: 5 },
     },
   } as KubernetesObject);
-  await waitFor("camera assigned", async () => (await cam()).metadata.labels?.["vigil.dev/worker"] === "p-worker-0");
   // The pod this worker plays (no kubelet here): the process below runs as its ServiceAccount, with a token bound
-  // to the pod as the kubelet's projected token is.
+  // to the pod as the kubelet's projected token is. The camera is given to it once it renews its Lease.
   const pod = await readyWorkerPod(c, ns, "p", "p-worker-0", { serviceAccountName: "vigil-worker" });
   workerKubeconfig = await serviceAccountKubeconfig(
     c,
@@ -84,12 +86,19 @@ beforeAll(async () => {
     { KUBECONFIG: kubeconfig, POD_NAME: "p-worker-0", POD_NAMESPACE: ns },
     workerLogs,
   ));
+  leases = workerLeases(c, ns);
+  await waitFor(
+    "camera assigned",
+    async () => (await cam()).metadata.labels?.["vigil.dev/worker"] === "p-worker-0",
+    45_000,
+  );
 }, 90_000);
 
 afterAll(async () => {
   if (process.env.DEBUG_WORKER)
     console.log(workerLogs.join(""), op.logs.join("\n"), JSON.stringify((await cam()).status, null, 1));
   worker?.kill("SIGTERM");
+  await leases?.close();
   await op?.stop();
   await proxy?.close();
   await rtsp?.stop("SIGKILL");
@@ -169,6 +178,7 @@ it("lets the worker read its own cameras' Secrets and no others (SubjectAccessRe
     body: { metadata: { name: "db-password" }, stringData: { pw: "x" } },
   });
   await createCr(c, "detectorpools", ns, poolManifest("q", { maxWorkers: 1 }));
+  leases.start("q-worker-0");
   await createCr(
     c,
     "cameradetections",
@@ -178,18 +188,19 @@ it("lets the worker read its own cameras' Secrets and no others (SubjectAccessRe
     }),
   );
   const authz = c.kc.makeApiClient(AuthorizationV1Api);
-  const can = async (user: string, secret: string) =>
+  const may = async (user: string, verb: string, resource: string, name: string, group = "") =>
     (
       await authz.createSubjectAccessReview({
         body: {
           spec: {
             user: `system:serviceaccount:${ns}:${user}`,
             groups: ["system:serviceaccounts", `system:serviceaccounts:${ns}`, "system:authenticated"],
-            resourceAttributes: { namespace: ns, verb: "get", resource: "secrets", name: secret },
+            resourceAttributes: { namespace: ns, verb, resource, name, ...(group ? { group } : {}) },
           },
         },
       })
     ).status?.allowed ?? false;
+  const can = (user: string, secret: string) => may(user, "get", "secrets", secret);
   await waitFor("q-worker-0 may read yard-creds", () => can("q-worker-0", "yard-creds"), 20_000);
   // The pods' shared ServiceAccount reads no Secret; each worker's own reads its cameras' only.
   for (const secret of ["door-creds", "yard-creds", "db-password"])
@@ -198,6 +209,15 @@ it("lets the worker read its own cameras' Secrets and no others (SubjectAccessRe
   expect(await can("p-worker-0", "yard-creds")).toBe(false);
   expect(await can("p-worker-0", "db-password")).toBe(false);
   expect(await can("q-worker-0", "door-creds")).toBe(false);
+  // Each worker renews its own Lease and no other; the shared ServiceAccount none, nor may any worker create one.
+  const coordination = "coordination.k8s.io";
+  for (const verb of ["get", "update"]) {
+    expect(await may("p-worker-0", verb, "leases", "p-worker-0", coordination)).toBe(true);
+    expect(await may("p-worker-0", verb, "leases", "q-worker-0", coordination)).toBe(false);
+    expect(await may("vigil-worker", verb, "leases", "p-worker-0", coordination)).toBe(false);
+  }
+  expect(await may("p-worker-0", "create", "leases", "", coordination)).toBe(false);
+  expect(await may("p-worker-0", "delete", "leases", "p-worker-0", coordination)).toBe(false);
 
   // Real reads, as the worker pod p-worker-0 makes them (worker/secret-reader.ts).
   const kc = new KubeConfig();

@@ -164,7 +164,6 @@ export function startOperator(kubeconfig: string, namespace: string, env: Record
       VIGIL_NAMESPACE: namespace,
       VIGIL_HEALTH_PORT: "0", // the OS's choice, read back from the "health server listening" line
       VIGIL_HEALTH_HOST: "127.0.0.1",
-      VIGIL_WORKER_GRACE_MS: "2000",
       LOG_LEVEL: "info",
       ...env,
     },

@@ -48,7 +48,7 @@ describe("whyUnplaced", () => {
     expect(v.cameras.get("ns/x")?.reason).toBe("PoolFull");
   });
 
-  it("otherwise waits for workers that are starting or lost, naming a few of them", () => {
+  it("otherwise waits for workers that are starting or lost, in words that stay the same while they come", () => {
     const v = whyUnplaced(
       "p",
       { maxWorkers: 10, camerasPerWorker: 1 },
@@ -59,7 +59,7 @@ describe("whyUnplaced", () => {
     expect(v.cameras.get("ns/a")).toEqual({
       reason: "WorkerNotReady",
       message:
-        "waiting for a worker with room: p-worker-0 is Lost, p-worker-1 is Starting, p-worker-2 is Starting and 2 more",
+        "waiting for a worker of DetectorPool p with room to run (one takes cameras once its Lease is renewed; status.workers of the pool says which are not running)",
     });
   });
 });
