@@ -45,6 +45,7 @@ describe("operator status metrics", () => {
       'vigil_pool_workers{pool="shop/p",phase="Ready"} 2',
       'vigil_pool_workers{pool="shop/p",phase="Unready"} 0',
       'vigil_pool_workers{pool="shop/p",phase="Lost"} 1',
+      'vigil_pool_workers{pool="shop/p",phase="Unschedulable"} 0',
     ]);
     expect(await samples("vigil_pool_cameras")).toEqual([
       'vigil_pool_cameras{pool="shop/p",state="assigned"} 3',
