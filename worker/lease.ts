@@ -41,6 +41,45 @@ export type WorkerLease = {
   holding(): boolean;
 };
 
+export type Observed = { holder: string; renewTime: string; at: number };
+
+/**
+ * How long until this process (`identity`) may take the Lease (pure): at once when no one holds it (a new pod, or a
+ * clean stop released it); else only once the holder's record has gone unrenewed for the lease duration, timed from
+ * when this process first saw that record, as client-go's leader election does. A Lease is one holder's claim: a
+ * worker killed and restarted at once by its kubelet does not keep its cameras through the restart; the operator
+ * moves them when the dead process's Lease runs out (≤ 6 s), so cameras never wait on a crash-looping worker, and
+ * two processes of one pod never both hold it.
+ */
+export function takeover(
+  observed: Observed | undefined,
+  spec: { holderIdentity?: string; renewTime?: Date | string; leaseDurationSeconds?: number } | undefined,
+  identity: string,
+  now: number,
+  durationSeconds: number,
+): { waitMs: number; observed: Observed | undefined } {
+  const holder = spec?.holderIdentity;
+  if (!holder || holder === identity) return { waitMs: 0, observed: undefined };
+  const renewTime = spec?.renewTime instanceof Date ? spec.renewTime.toISOString() : String(spec?.renewTime ?? "");
+  const seen =
+    observed?.holder === holder && observed.renewTime === renewTime ? observed : { holder, renewTime, at: now };
+  return {
+    waitMs: Math.max(0, seen.at + (spec?.leaseDurationSeconds ?? durationSeconds) * 1000 - now),
+    observed: seen,
+  };
+}
+
+/** The Lease is held by another process (this pod's previous one): not ours until it runs out. */
+class HeldElsewhere extends Error {
+  readonly holder: string;
+  readonly waitMs: number;
+  constructor(holder: string, waitMs: number) {
+    super(`held by ${holder}`);
+    this.holder = holder;
+    this.waitMs = waitMs;
+  }
+}
+
 export function startWorkerLease(o: WorkerLeaseOptions): WorkerLease {
   const { namespace, name } = o;
   const identity = o.identity ?? `${name}_${randomBytes(4).toString("hex")}`;
@@ -58,6 +97,13 @@ export function startWorkerLease(o: WorkerLeaseOptions): WorkerLease {
   let inFlight: Promise<void> = Promise.resolve();
   /** The last problem logged, so that a renewal failing every 2 s is one line, not thirty a minute. */
   let problem: string | undefined;
+  /** The other holder's record as first seen, on this process's clock (client-go's observedTime). */
+  let observed: Observed | undefined;
+  const takeoverWait = (spec: V1Lease["spec"], now: number): number => {
+    const r = takeover(observed, spec, identity, now, durationSeconds);
+    observed = r.observed;
+    return r.waitMs;
+  };
 
   async function write(
     api: CoordinationV1Api,
@@ -89,16 +135,21 @@ export function startWorkerLease(o: WorkerLeaseOptions): WorkerLease {
     }
     try {
       const now = new V1MicroTime();
-      await write(await o.api(), AbortSignal.timeout(timeoutMs), (spec) => ({
-        ...spec,
-        holderIdentity: identity,
-        leaseDurationSeconds: durationSeconds,
-        renewTime: now,
-        // A new process takes the Lease over from the one before it in this pod: the Lease is this pod's alone.
-        ...(acquired
-          ? {}
-          : { acquireTime: now, leaseTransitions: (spec?.leaseTransitions ?? 0) + (spec?.holderIdentity ? 1 : 0) }),
-      }));
+      await write(await o.api(), AbortSignal.timeout(timeoutMs), (spec) => {
+        if (!acquired) {
+          const wait = takeoverWait(spec, Date.now());
+          if (wait > 0) throw new HeldElsewhere(spec?.holderIdentity ?? "", wait);
+        }
+        return {
+          ...spec,
+          holderIdentity: identity,
+          leaseDurationSeconds: durationSeconds,
+          renewTime: now,
+          ...(acquired
+            ? {}
+            : { acquireTime: now, leaseTransitions: (spec?.leaseTransitions ?? 0) + (spec?.holderIdentity ? 1 : 0) }),
+        };
+      });
       if (!acquired) o.log?.info({ lease: `${namespace}/${name}`, durationSeconds, renewMs }, "worker Lease acquired");
       else if (problem) o.log?.info({ lease: `${namespace}/${name}` }, "worker Lease renewed again");
       acquired = true;
@@ -106,6 +157,13 @@ export function startWorkerLease(o: WorkerLeaseOptions): WorkerLease {
       problem = undefined;
     } catch (err) {
       ok = false;
+      if (err instanceof HeldElsewhere) {
+        lease = undefined; // read it afresh next time: its holder may renew meanwhile
+        return report(
+          `worker Lease held by ${err.holder} (this pod's previous process); taking it over once it expires, in ≤ ${Math.ceil(err.waitMs / 1000)} s`,
+          false,
+        );
+      }
       if (statusCode(err) === 401) o.onUnauthorized?.();
       // 404: the operator has not created it yet (it does before the StatefulSet exists, so only briefly).
       report(`worker Lease renewal failed: ${apiError(err)}`, true);

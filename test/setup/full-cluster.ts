@@ -3,6 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
+import { buildDist } from "../../hack/build.ts";
 import { loadKubeConfig, makeClients } from "../../operator/kube/client.ts";
 import { applyCrds } from "../../operator/kube/crds.ts";
 
@@ -17,6 +18,8 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject) {
+  // The process kubelet runs dist/vigil.js, as the image does: build it once per run.
+  await buildDist();
   const out = execFileSync("bash", [CLUSTER, "up", "--full"], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
