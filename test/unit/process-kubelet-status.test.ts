@@ -143,12 +143,20 @@ describe("launch", () => {
   it("bind-mounts, remounts read-only, sets the hostname, then execs setpriv (same pid)", () => {
     const lines = mountScript(l).split("\n");
     expect(lines[0]).toBe("set -e");
-    expect(lines).toContain("mount --bind '/s/tmp' '/tmp'");
-    expect(lines).toContain(`mount --bind '/s/it'\\''s' '/etc/vigil'`);
+    // Every source is staged before any is mounted at its path: /tmp mounted first must not hide a source under it.
+    const stage = (i: number) => `/run/process-kubelet-stage/${i}`;
+    expect(lines).toContain(`mount --bind '/s/tmp' ${stage(0)}`);
+    expect(lines).toContain(`mount --bind '/s/it'\\''s' ${stage(1)}`);
+    expect(lines.indexOf(`mount --bind '/s/it'\\''s' ${stage(1)}`)).toBeLessThan(
+      lines.indexOf(`mount --bind ${stage(0)} '/tmp'`),
+    );
+    expect(lines).toContain(`mount --bind ${stage(1)} '/etc/vigil'`);
     expect(lines).toContain("mount -o remount,bind,ro '/etc/vigil'");
     expect(lines).not.toContain("mount -o remount,bind,ro '/tmp'");
     // The root goes read-only after the mount points were made on it.
-    expect(lines.indexOf("mount -o remount,bind,ro /")).toBeGreaterThan(lines.indexOf("mount --bind '/s/tmp' '/tmp'"));
+    expect(lines.indexOf("mount -o remount,bind,ro /")).toBeGreaterThan(
+      lines.indexOf(`mount --bind ${stage(0)} '/tmp'`),
+    );
     expect(lines.at(-1)).toBe(
       "exec setpriv --reuid=65532 --regid=65532 --groups=2000 --no-new-privs --inh-caps=-all --bounding-set=-all " +
         "--pdeathsig=KILL -- '/node' '/repo/dist/vigil.js' 'operator'",
