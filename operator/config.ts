@@ -1,4 +1,5 @@
 // Operator settings from the environment, validated once at start; a bad value names the variable.
+import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { z } from "zod";
 import { DEFAULT_TOLERATION_SECONDS } from "./controllers/workload.ts";
@@ -96,4 +97,10 @@ export function loadOperatorEnv(env: NodeJS.ProcessEnv = process.env): OperatorE
  */
 export const leaseNamespace = (e: OperatorEnv, contextNamespace?: string) =>
   e.VIGIL_NAMESPACE || e.POD_NAMESPACE || contextNamespace || "default";
-export const identity = (e: OperatorEnv) => e.POD_NAME ?? `${hostname()}_${process.pid}`;
+/**
+ * This process's leader-election identity: the pod's name and a token of this process (controller-runtime's
+ * hostname_uuid). A leader its kubelet restarts at once is a new candidate: it cannot take the Lease back as its own
+ * before the dead process's term ran out, so the standby, which has watched that term, takes over.
+ */
+export const identity = (e: OperatorEnv) =>
+  `${e.POD_NAME ?? `${hostname()}_${process.pid}`}_${randomBytes(4).toString("hex")}`;

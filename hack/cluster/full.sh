@@ -179,7 +179,7 @@ write_nodes_env() {
 
 # create_node NAME GPUS: the Node object, with its capacity in status (kwok's node-initialize keeps it).
 create_node() {
-  local name=$1 gpus=$2 index labels taints gpu_res=""
+  local name=$1 gpus=$2 cordoned=${3:-false} index labels taints gpu_res=""
   index=$(($(cat "$CLUSTER/nodes/.next" 2>/dev/null || echo 0)))
   # 253 node numbers fit in 127.100.1-254.0/24.
   ((index < 254)) || die "no pod CIDR left for node $name"
@@ -202,6 +202,7 @@ metadata:
   labels: {$labels, kubernetes.io/os: linux, kubernetes.io/arch: amd64}
 spec:
   taints: $taints
+  unschedulable: $cordoned
 status:
   capacity: {cpu: "16", memory: 64Gi, pods: "110"$gpu_res}
   allocatable: {cpu: "16", memory: 64Gi, pods: "110"$gpu_res}
@@ -261,10 +262,14 @@ cmd_node() {
       [[ $name =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || die "node add: '$name' is not a valid node name"
       [[ $gpus =~ ^[0-9]+$ ]] || die "node add: --gpus takes a number (got '$gpus')"
       [[ ! -f $CLUSTER/nodes/$name ]] || die "node $name exists"
-      create_node "$name" "$gpus"
+      # Cordoned until its kwok is up: a pod waiting for room (a GPU) is bound the moment the node is Ready, and a
+      # kwok that started a moment before never played it (seen here: bound, never given an IP).
+      create_node "$name" "$gpus" true
       start_kwok "$name"
       write_nodes_env
       wait_node_ready "$name" 60
+      sleep 1
+      kctl patch node "$name" --type=merge -p '{"spec":{"unschedulable":false}}' >/dev/null
       log "node $name Ready"
       ;;
     kill)

@@ -23,7 +23,9 @@ let kubeconfig: string;
 const ops: Record<string, OperatorProc> = {};
 
 const holder = async () =>
-  (await c.coordination.readNamespacedLease({ name: "vigil-operator", namespace: ns })).spec?.holderIdentity ?? "";
+  (
+    (await c.coordination.readNamespacedLease({ name: "vigil-operator", namespace: ns })).spec?.holderIdentity ?? ""
+  ).replace(/_[0-9a-f]{8}$/, "");
 const scheduled = async (name: string) => {
   const o = await getCr<Obj>(c, "cameradetections", ns, name);
   return o.status?.conditions?.some((x: Obj) => x.type === "Scheduled" && x.status === "True");

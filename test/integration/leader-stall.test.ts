@@ -44,7 +44,9 @@ let leases: WorkerLeases;
 const audit = () => inject("auditLog");
 
 const holder = async () =>
-  (await c.coordination.readNamespacedLease({ name: "vigil-operator", namespace: ns })).spec?.holderIdentity ?? "";
+  (
+    (await c.coordination.readNamespacedLease({ name: "vigil-operator", namespace: ns })).spec?.holderIdentity ?? ""
+  ).replace(/_[0-9a-f]{8}$/, "");
 const workerPhase = async () =>
   (await getCr<Obj>(c, "detectorpools", ns, "p")).status?.workers?.find((w: Obj) => w.name === workerName("p", 0))
     ?.phase;
