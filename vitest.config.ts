@@ -1,7 +1,8 @@
 import { defineConfig } from "vitest/config";
 
 // Three projects: pure unit tests; integration tests against a real kube-apiserver + etcd started once per run;
-// e2e tests on the simulated GPU cluster (hack/cluster.sh up --full), run after the other two (groupOrder).
+// e2e tests on the simulated GPU cluster (hack/cluster.sh up --full). The groups (groupOrder) keep e2e apart; measured,
+// its files still run beside the integration ones, and its timed goals hold there.
 export default defineConfig({
   test: {
     projects: [

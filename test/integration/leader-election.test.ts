@@ -1,6 +1,7 @@
 // Two operator processes share one Lease: exactly one reconciles; kill it and the other takes over.
 
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { workerName } from "../../operator/controllers/workload.ts";
 import type { Clients } from "../../operator/kube/client.ts";
 import {
   admin,
@@ -15,12 +16,14 @@ import {
   startOperator,
   waitFor,
 } from "../setup/kube.ts";
+import { type WorkerLeases, workerLeases } from "../setup/worker-leases.ts";
 
 type Obj = Record<string, any>;
 let c: Clients;
 let ns: string;
 let kubeconfig: string;
 const ops: Record<string, OperatorProc> = {};
+let leases: WorkerLeases;
 
 const holder = async () =>
   (
@@ -35,11 +38,13 @@ const camera = (name: string) => cameraManifest(name, "p");
 beforeAll(async () => {
   c = admin();
   ns = await freshNamespace(c, "le");
+  leases = workerLeases(c, ns);
   kubeconfig = await operatorKubeconfig(c, ns);
   for (const id of ["op-a", "op-b"]) ops[id] = startOperator(kubeconfig, ns, { POD_NAME: id });
   await Promise.all(Object.values(ops).map((o) => o.port));
 });
 afterAll(async () => {
+  await leases?.close();
   await Promise.all(Object.values(ops).map((o) => o.stop("SIGKILL")));
 });
 
@@ -68,6 +73,8 @@ it("exactly one replica reconciles; the other takes over within 15 s of the lead
   const leader = await waitFor("a lease holder", async () => (await holder()) || undefined);
   const standby = leader === "op-a" ? "op-b" : "op-a";
   await createCr(c, "detectorpools", ns, poolManifest("p", { camerasPerWorker: 4, maxWorkers: 2 }));
+  // The worker's heartbeat (its Lease): cameras go only to workers that run.
+  leases.start(workerName("p", 0));
   await createCr(c, "cameradetections", ns, camera("cam-1"));
   await waitFor("cam-1 scheduled", () => scheduled("cam-1"));
 

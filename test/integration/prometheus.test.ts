@@ -107,10 +107,6 @@ beforeAll(async () => {
       rules: [{ name: "someone", presence: { zone: "all" } }],
     },
   } as KubernetesObject);
-  await waitFor("camera assigned", async () => {
-    const cam = await getCr<Obj>(c, "cameradetections", ns, "door");
-    return cam.metadata.labels?.["vigil.dev/worker"] === POD;
-  });
   // The pod this worker plays (no kubelet here), with a token bound to it as the kubelet's projected one is.
   const pod = await readyWorkerPod(c, ns, "p", POD, { serviceAccountName: "vigil-worker" });
   const kubeconfig = await serviceAccountKubeconfig(
@@ -122,6 +118,15 @@ beforeAll(async () => {
   );
   const w = await startWorker([], redis.port, { KUBECONFIG: kubeconfig, POD_NAME: POD, POD_NAMESPACE: ns }, workerLogs);
   worker = w.proc;
+  // Cameras go only to workers that run: this one, once it renews its Lease.
+  await waitFor(
+    "camera assigned",
+    async () => {
+      const cam = await getCr<Obj>(c, "cameradetections", ns, "door");
+      return cam.metadata.labels?.["vigil.dev/worker"] === POD;
+    },
+    60_000,
+  );
   prom.setTargets("vigil-worker", target(w.port, POD, { pool: `${ns}/p` }));
   gateway = await startGateway([], redis.port, {
     KUBECONFIG: inject("kubeconfig"),
