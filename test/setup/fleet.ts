@@ -11,6 +11,7 @@ import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import { buildDist } from "../../hack/build.ts";
 import { GROUP, VERSION } from "../../operator/api/meta.ts";
 import { type Clients, loadKubeConfig, makeClients } from "../../operator/kube/client.ts";
+import { inApp } from "./kubelet/launch.ts";
 import { createCr, waitFor } from "./operator-env.ts";
 import { startProcessKubelet } from "./process-kubelet.ts";
 import { FIXTURES, type Service, startRedis, startRtsp } from "./services.ts";
@@ -18,7 +19,8 @@ import { FIXTURES, type Service, startRedis, startRtsp } from "./services.ts";
 const ROOT = join(import.meta.dirname, "..", "..");
 const run = promisify(execFile);
 export const CHART = join(ROOT, "charts", "vigil");
-const MODEL = join(FIXTURES, "yolov8n.onnx");
+/** The model as the worker sees it: the process kubelet shows the checkout at /app, where the image has the app. */
+const MODEL = inApp(ROOT, join(FIXTURES, "yolov8n.onnx"));
 
 export const helm = async (kubeconfig: string, ...args: string[]) =>
   (

@@ -1,6 +1,6 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { launchArgv, mountScript, shQuote } from "../setup/kubelet/launch.ts";
+import { inApp, launchArgv, mountScript, shQuote } from "../setup/kubelet/launch.ts";
 import { ProbeTracker, probeTarget } from "../setup/kubelet/probe.ts";
 import { type ContainerRecord, finalPhase, podStatusPatch, restarts, terminated } from "../setup/kubelet/status.ts";
 
@@ -139,6 +139,19 @@ describe("launch", () => {
     dropAllCaps: true,
     argv: ["/node", "/repo/dist/vigil.js", "operator"],
   };
+
+  it("shows the checkout read-only at /app, as the image has the app, before any volume hides it", () => {
+    const lines = mountScript({ ...l, app: "/tmp/clone" }).split("\n");
+    expect(lines).toContain("mount --bind '/tmp/clone' /run/process-kubelet-stage/0");
+    expect(lines).toContain("mount --bind /run/process-kubelet-stage/0 '/app'");
+    expect(lines).toContain("mount -o remount,bind,ro '/app'");
+    // The /tmp volume is staged after the checkout, so the checkout under /tmp stays reachable at /app.
+    expect(lines).toContain("mount --bind '/s/tmp' /run/process-kubelet-stage/1");
+    expect(lines.indexOf("cd /app")).toBe(lines.indexOf(`umount -l /run/process-kubelet-stage`) + 1);
+    expect(lines.at(-1)).toMatch(/^exec setpriv .* '\/node'/);
+    expect(inApp("/tmp/clone", "/tmp/clone/node_modules/node/bin/node")).toBe("/app/node_modules/node/bin/node");
+    expect(inApp("/tmp/clone", "/usr/bin/node")).toBe("/usr/bin/node");
+  });
 
   it("bind-mounts, remounts read-only, sets the hostname, then execs setpriv (same pid)", () => {
     const lines = mountScript(l).split("\n");

@@ -7,6 +7,11 @@ import type { Mount } from "./volumes.ts";
 
 export type Launch = {
   mounts: Mount[];
+  /**
+   * The checkout that stands for the image, shown at APP_DIR as the image has its app there (bin, dist,
+   * node_modules): a pod's volume at /tmp would hide a checkout under /tmp (a clean clone in CI) otherwise.
+   */
+  app?: string;
   readOnlyRoot: boolean;
   hostname: string;
   uid: number;
@@ -21,30 +26,39 @@ export type Launch = {
 /** One shell word: single-quoted, with embedded quotes closed, escaped and reopened. */
 export const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
+/** Where the image keeps the app (Dockerfile, hack/image.sh), and so where the checkout is shown to the process. */
+export const APP_DIR = "/app";
+
+/** A path of the checkout as the process sees it (under APP_DIR), or the path itself when outside the checkout. */
+export const inApp = (repoRoot: string, path: string) =>
+  path === repoRoot || path.startsWith(`${repoRoot}/`) ? `${APP_DIR}${path.slice(repoRoot.length)}` : path;
+
 /** Where each volume's source is bind-mounted first, in the container's own mount namespace (a tmpfs there). */
 const STAGE = "/run/process-kubelet-stage";
 
 export function mountScript(l: Launch): string {
   const q = shQuote;
   const lines = ["set -e"];
+  const mounts: Mount[] = [...(l.app ? [{ source: l.app, target: APP_DIR, readOnly: true }] : []), ...l.mounts];
   // Two passes: every source is bound to a staging path first, then each staged one at its mountPath. In one pass,
   // a volume mounted at /tmp would hide every later source under /tmp (a checkout there, or the kubelet's state).
-  if (l.mounts.length) lines.push(`mkdir -p ${STAGE}`, `mount -t tmpfs -o size=1m,mode=700 stage ${STAGE}`);
-  for (const [i, m] of l.mounts.entries()) {
+  if (mounts.length) lines.push(`mkdir -p ${STAGE}`, `mount -t tmpfs -o size=1m,mode=700 stage ${STAGE}`);
+  for (const [i, m] of mounts.entries()) {
     // A directory is mounted on a directory, a file (a subPath to a Secret key) on a file.
     lines.push(
       `if [ -d ${q(m.source)} ]; then mkdir ${STAGE}/${i}; else : > ${STAGE}/${i}; fi`,
       `mount --bind ${q(m.source)} ${STAGE}/${i}`,
     );
   }
-  for (const [i, m] of l.mounts.entries()) {
+  for (const [i, m] of mounts.entries()) {
     lines.push(
       `if [ -d ${STAGE}/${i} ]; then mkdir -p ${q(m.target)}; else mkdir -p "$(dirname ${q(m.target)})"; [ -e ${q(m.target)} ] || : > ${q(m.target)}; fi`,
       `mount --bind ${STAGE}/${i} ${q(m.target)}`,
     );
     if (m.readOnly) lines.push(`mount -o remount,bind,ro ${q(m.target)}`);
   }
-  if (l.mounts.length) lines.push(`umount -l ${STAGE}`);
+  if (mounts.length) lines.push(`umount -l ${STAGE}`);
+  if (l.app) lines.push(`cd ${APP_DIR}`);
   // After the volumes: their mount points had to be created on the (then writable) root first.
   if (l.readOnlyRoot) lines.push("mount -o remount,bind,ro /");
   lines.push(`hostname ${q(l.hostname)}`);

@@ -10,7 +10,7 @@ import { afterRestart, type BackoffEntry, type BackoffPolicy, restartDelay } fro
 import { type ContainerProcess, LogTail, spawnContainer } from "./container.ts";
 import { ContainerConfigError, envReferences, expandArgs, resolveEnv } from "./env.ts";
 import { isImageOf } from "./image.ts";
-import { launchArgv } from "./launch.ts";
+import { APP_DIR, inApp, launchArgv } from "./launch.ts";
 import { asText, PodVolumes, readSources } from "./pod-volumes.ts";
 import { runProbes } from "./probe.ts";
 import { identity } from "./security.ts";
@@ -208,7 +208,8 @@ export class PodRunner {
         gid: who.gid,
         groups: who.groups,
         dropAllCaps: (c.securityContext?.capabilities?.drop ?? []).includes("ALL"),
-        argv: [this.d.nodeBinary, join(this.d.repoRoot, "dist", "vigil.js"), ...expandArgs(c, env)],
+        app: this.d.repoRoot,
+        argv: [inApp(this.d.repoRoot, this.d.nodeBinary), `${APP_DIR}/dist/vigil.js`, ...expandArgs(c, env)],
       });
     } catch (err) {
       if (this.state !== "running") return;
