@@ -220,7 +220,8 @@ describe("process kubelet", () => {
       expect(status).toMatch(/^Uid:\s+65532\s+65532\s+65532\s+65532$/m);
       expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
       // The pid the kubelet reports is the Vigil process itself (unshare and setpriv exec'd into it).
-      expect(readFileSync(`/proc/${x.pid}/cmdline`, "utf8").split("\0")).toContain(join(ROOT, "dist", "vigil.js"));
+      // The checkout is shown at /app, where the image has the app (test/setup/kubelet/launch.ts).
+      expect(readFileSync(`/proc/${x.pid}/cmdline`, "utf8").split("\0")).toContain("/app/dist/vigil.js");
     }
     expect(statusOf(p, "operator")).toMatchObject({ restartCount: 0, state: { running: {} } });
   });
