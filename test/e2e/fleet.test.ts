@@ -5,6 +5,7 @@
 // lost (the kwok chaos stage, and its kwok killed). The printed times are the issue's goals.
 import type { V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { GROUP, VERSION } from "../../operator/api/meta.ts";
 import {
   applyCameras,
   CHART,
@@ -18,7 +19,7 @@ import {
   startFleet,
   watchCameras,
 } from "../setup/fleet.ts";
-import { createCr, getCr, mergePatchCr, waitFor } from "../setup/operator-env.ts";
+import { createCr, getCr, waitFor } from "../setup/operator-env.ts";
 
 type Camera = {
   metadata: { labels?: Record<string, string> };
@@ -143,20 +144,17 @@ describe("Vigil on the simulated GPU cluster", () => {
     expect(await nodeOf("extra-worker-0")).toBe("gpu-3");
     // Free gpu-3 again: the spare node for the failures below.
     f.cameraNames.pop();
-    await f.c.custom.deleteNamespacedCustomObject({
-      group: "vigil.dev",
-      version: "v1alpha1",
-      namespace: f.namespace,
-      plural: "detectorpools",
-      name: "extra",
-    });
-    await f.c.custom.deleteNamespacedCustomObject({
-      group: "vigil.dev",
-      version: "v1alpha1",
-      namespace: f.namespace,
-      plural: "cameradetections",
-      name: "extra-cam",
-    });
+    for (const [plural, name] of [
+      ["detectorpools", "extra"],
+      ["cameradetections", "extra-cam"],
+    ] as const)
+      await f.c.custom.deleteNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: f.namespace,
+        plural,
+        name,
+      });
     await waitFor(
       "the extra pool's worker gone",
       async () => (await runningPods(f.c, f.namespace, "vigil.dev/pool=extra")).length === 0,
@@ -271,4 +269,3 @@ describe("Vigil on the simulated GPU cluster", () => {
 });
 
 const imageIs = (tag: string) => (p: V1Pod) => (p.spec?.containers ?? []).every((c) => c.image?.endsWith(`:${tag}`));
-void mergePatchCr;

@@ -7,12 +7,11 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
+import type { V1Pod } from "@kubernetes/client-node";
 import { buildDist } from "../../hack/build.ts";
-import { GROUP, VERSION } from "../../operator/api/meta.ts";
 import { type Clients, loadKubeConfig, makeClients } from "../../operator/kube/client.ts";
 import { inApp } from "./kubelet/launch.ts";
-import { createCr, waitFor } from "./operator-env.ts";
+import { cameraManifest as baseCamera, poolManifest as basePool, createCr, waitFor } from "./operator-env.ts";
 import { startProcessKubelet } from "./process-kubelet.ts";
 import { FIXTURES, type Service, startRedis, startRtsp } from "./services.ts";
 
@@ -172,26 +171,18 @@ export async function runningPods(c: Clients, namespace: string, labelSelector: 
 }
 
 /** A pool of GPU workers running the real YOLOv8n on CPU (no GPU here: the fake nvidia.com/gpu only schedules). */
+/** The shared pool manifest (operator-env.ts), as GPU workers running the real YOLOv8n on CPU. */
 export const poolManifest = (name: string, spec: Record<string, unknown> = {}) =>
-  ({
-    apiVersion: `${GROUP}/${VERSION}`,
-    kind: "DetectorPool",
-    metadata: { name },
-    spec: {
-      model: { uri: `file://${MODEL}` },
-      executionProviders: ["cpu"],
-      resources: { limits: { "nvidia.com/gpu": 1 }, requests: { cpu: "100m", memory: "256Mi" } },
-      ...spec,
-    },
-  }) as KubernetesObject;
+  basePool(name, {
+    model: { uri: `file://${MODEL}` },
+    executionProviders: ["cpu"],
+    resources: { limits: { "nvidia.com/gpu": 1 }, requests: { cpu: "100m", memory: "256Mi" } },
+    ...spec,
+  });
 
+/** The shared camera manifest (operator-env.ts) on a stream, at `fps` detections per second. */
 export const cameraManifest = (name: string, pool: string, url: string, fps = 1, spec: Record<string, unknown> = {}) =>
-  ({
-    apiVersion: `${GROUP}/${VERSION}`,
-    kind: "CameraDetection",
-    metadata: { name },
-    spec: { source: { url }, poolRef: { name: pool }, detection: { targetFps: fps }, ...spec },
-  }) as KubernetesObject;
+  baseCamera(name, pool, { source: { url }, detection: { targetFps: fps }, ...spec });
 
 /** A presence rule over the whole frame: every person seen is an event (after the cooldown, per track). */
 export const wholeFrameRule = (cooldownSeconds = 5) => ({
@@ -290,11 +281,3 @@ export function auditLogPath(): string {
   const env = readFileSync(join(ROOT, ".cache", "cluster-full", "env"), "utf8");
   return /^VIGIL_AUDIT_LOG=(.*)$/m.exec(env)?.[1] ?? join(ROOT, ".cache", "cluster-full", "audit.log");
 }
-
-export const crObject = (plural: string, namespace: string, name: string) => ({
-  group: GROUP,
-  version: VERSION,
-  plural,
-  namespace,
-  name,
-});
