@@ -2,7 +2,9 @@
 """A real RTSP server for tests (GStreamer's gst-rtsp-server from Debian): serves a video file as H.264
 in real time at rtsp://127.0.0.1:PORT/PATH, optionally behind basic auth. Prints "ready PORT" once listening;
 PORT 0 lets the OS choose (the printed port is the one bound).
+With VIGIL_RTSP_LOOP=1 the file plays again and again, seamlessly, as a camera that never ends.
 Usage: server.py PORT PATH VIDEO [USER:PASSWORD]"""
+import os
 import sys
 
 import gi
@@ -53,7 +55,39 @@ def refuse_seeks_until_eos(_factory, media):
     pay.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM | Gst.PadProbeType.QUERY_UPSTREAM, probe)
 
 
+def loop_forever(_factory, media):
+    """A camera's stream never ends; a file does (vtest.avi after 79.5 s), and then every client of the shared media
+    is cut at once and all reconnect together. Looping by segment seeks: the media plays [0, end] as a segment, and
+    at its end (SEGMENT_DONE instead of EOS) it seeks to 0 again without a flush, so running time, timestamps and
+    the clients' streams go on without a break. The seek runs on the main loop, not the demuxer's thread that posts
+    the message."""
+    pipeline = media.get_element().get_parent() or media.get_element()
+
+    def seek(flags):
+        pipeline.seek(1.0, Gst.Format.TIME, flags | Gst.SeekFlags.SEGMENT, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1)
+        return False
+
+    def on_sync(_bus, msg):
+        if msg.type == Gst.MessageType.SEGMENT_DONE:
+            GLib.idle_add(seek, Gst.SeekFlags.NONE)
+
+    bus = pipeline.get_bus()
+    bus.enable_sync_message_emission()
+    bus.connect("sync-message", on_sync)
+
+    def start_looping():
+        # Once playing: the first PLAY's own (flushing, non-segment) seek would undo an earlier segment seek.
+        if pipeline.get_state(0)[1] != Gst.State.PLAYING:
+            return True  # look again
+        seek(Gst.SeekFlags.NONE)
+        return False
+
+    media.connect("prepared", lambda _m: GLib.timeout_add(200, start_looping))
+
+
 factory.connect("media-configure", refuse_seeks_until_eos)
+if os.environ.get("VIGIL_RTSP_LOOP") == "1":
+    factory.connect("media-configure", loop_forever)
 if len(sys.argv) > 4:
     user, password = sys.argv[4].split(":", 1)
     auth = GstRtspServer.RTSPAuth()

@@ -21,9 +21,17 @@ export type LeaseSighting = {
   seenAt: number;
   /** Renewed or acquired at least once: a worker that ran. */
   held: boolean;
+  /** The Lease's acquireTime in ms (0 if none): when its holder took it, to tell it from a process that died since. */
+  acquireTime: number;
 };
 
-export type LeaseView = { live: boolean; held: boolean; expiresInMs?: number | undefined };
+export type LeaseView = {
+  live: boolean;
+  held: boolean;
+  expiresInMs?: number | undefined;
+  /** When the holder took the Lease (its acquireTime, ms epoch), if the Lease says. */
+  acquiredAt?: number | undefined;
+};
 
 const stamp = (t: Date | string | null | undefined) => (t ? timeOf(t) || 0 : 0);
 
@@ -35,22 +43,28 @@ export function sightLease(
   const holder = spec?.holderIdentity || undefined;
   const renewTime = stamp(spec?.renewTime);
   const durationMs = Math.max(0, spec?.leaseDurationSeconds ?? 0) * 1000;
-  const held = Boolean(holder || renewTime || spec?.acquireTime) || (prev?.held ?? false);
+  const acquireTime = stamp(spec?.acquireTime);
+  const held = Boolean(holder || renewTime || acquireTime) || (prev?.held ?? false);
   if (prev) {
     // Older than what was seen (a stale cache after a direct read) or the same renewal: nothing new.
     if (renewTime < prev.renewTime) return prev;
     if (renewTime === prev.renewTime && holder === prev.holder && durationMs === prev.durationMs)
-      return prev.held === held ? prev : { ...prev, held };
-    return { holder, renewTime, durationMs, seenAt: now, held };
+      return prev.held === held && prev.acquireTime === acquireTime ? prev : { ...prev, held, acquireTime };
+    return { holder, renewTime, durationMs, seenAt: now, held, acquireTime };
   }
-  return { holder, renewTime, durationMs, seenAt: Math.min(now, renewTime), held };
+  return { holder, renewTime, durationMs, seenAt: Math.min(now, renewTime), held, acquireTime };
 }
 
 export function leaseView(s: LeaseSighting | undefined, now: number): LeaseView {
   if (!s) return { live: false, held: false };
   const left = s.seenAt + s.durationMs - now;
   const live = s.holder !== undefined && left > 0;
-  return { live, held: s.held, expiresInMs: live ? left : undefined };
+  return {
+    live,
+    held: s.held,
+    expiresInMs: live ? left : undefined,
+    ...(s.acquireTime ? { acquiredAt: s.acquireTime } : {}),
+  };
 }
 
 export class LeaseTracker {

@@ -1,6 +1,7 @@
 // Lease-based leader election modelled on client-go's leaderelection package.
 // Takeover is judged on the local time at which we last saw the lease change (as client-go does), so clock
-// skew between replicas can never produce two leaders; with a 10 s lease that bounds takeover to ~12 s.
+// skew between replicas can never produce two leaders; with a 10 s lease that bounds takeover to ~12 s (~14 s for a
+// replica that has only just started).
 // All durations are measured on the monotonic clock (performance.now()): a wall-clock step must not stretch them.
 import { type CoordinationV1Api, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -159,7 +160,12 @@ export class LeaderElector {
     const holder = lease.spec?.holderIdentity;
     const renew = lease.spec?.renewTime ? new Date(lease.spec.renewTime).toISOString() : undefined;
     if (holder !== this.observed.holder || renew !== this.observed.renewTime) {
-      this.observed = { holder, renewTime: renew, at: performance.now() };
+      // A replica that just started (a leader killed and restarted by its kubelet, under a new identity) has not
+      // watched the holder: the standby that has saw its last renewal up to a retry period late, so both would
+      // judge it expired within ~2 s of each other, and the newcomer won that race in the fleet e2e. Its first
+      // sighting counts two retry periods longer, so the replica that kept watching takes over first.
+      const newcomer = this.observed.at === 0 && Boolean(holder) && holder !== identity;
+      this.observed = { holder, renewTime: renew, at: performance.now() + (newcomer ? 2 * this.retryPeriodMs : 0) };
     }
     const durationMs = (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
     const expiresIn = this.observed.at + durationMs - performance.now();

@@ -16,10 +16,13 @@ let rtsp: Service;
 let url: string;
 
 /** A client reading the stream's video packets without decoding them: their timestamps (90 kHz), as they come. */
-function packets(extra: string[] = []): { proc: ChildProcess; pts: number[]; exited: Promise<number | null> } {
+function packets(
+  extra: string[] = [],
+  from = url,
+): { proc: ChildProcess; pts: number[]; exited: Promise<number | null> } {
   const proc = spawn("ffprobe", [
     ...["-v", "error", "-rtsp_transport", "tcp", ...extra, "-select_streams", "v"],
-    ...["-show_entries", "packet=pts", "-of", "compact=p=0:nk=1", url],
+    ...["-show_entries", "packet=pts", "-of", "compact=p=0:nk=1", from],
   ]);
   const pts: number[] = [];
   let rest = "";
@@ -68,4 +71,27 @@ it("a second client joining and leaving leaves the first one's stream going on, 
   expect(backwards).toEqual([]);
   expect(a.pts.length).toBeGreaterThan(90);
   expect(a.pts.length).toBeLessThanOrEqual(100);
+}, 60_000);
+
+it("looped (a camera's stream never ends): the file plays again and again, its timestamps going on without a break", async () => {
+  // 3 s of video, read for 8 s: two loops, at 10 fps.
+  const short = join(tmp, "three.mp4");
+  await run("ffmpeg", [
+    ...["-v", "error", "-f", "lavfi", "-i", "testsrc=s=160x120:r=10:d=3"],
+    ...["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", short],
+  ]);
+  const looped = await startRtsp(short, { loop: true });
+  const a = packets(["-read_intervals", "%+8"], `rtsp://127.0.0.1:${looped.port}/cam1`);
+  try {
+    expect(await a.exited).toBe(0);
+  } finally {
+    a.proc.kill();
+    await looped.stop();
+  }
+  const steps = a.pts.slice(1).map((p, i) => p - (a.pts[i] ?? 0));
+  // At each loop the first frame repeats the last one's timestamp (a decoder drops one frame); never goes back.
+  expect(steps.filter((d) => d < 0)).toEqual([]);
+  expect(Math.max(...steps)).toBeLessThanOrEqual(0.2 * 90_000);
+  expect((a.pts.at(-1) ?? 0) / 90_000).toBeGreaterThan(7);
+  expect(a.pts.length).toBeGreaterThan(70);
 }, 60_000);

@@ -13,6 +13,7 @@ import { type Clients, loadKubeConfig, makeClients } from "../../operator/kube/c
 import { inApp } from "./kubelet/launch.ts";
 import { cameraManifest as baseCamera, poolManifest as basePool, createCr, waitFor } from "./operator-env.ts";
 import { startProcessKubelet } from "./process-kubelet.ts";
+import { installPrometheusOperatorCrds } from "./prometheus.ts";
 import { FIXTURES, type Service, startRedis, startRtsp } from "./services.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -60,6 +61,8 @@ export type FleetOptions = {
   /** Extra helm --set pairs. */
   set?: string[];
   rtspServers?: number;
+  /** The Prometheus Operator's CRDs first, so the chart installs its ServiceMonitors, PodMonitor and PrometheusRule. */
+  monitoring?: boolean;
 };
 
 /** Installs the chart and starts what it needs; no pool or camera yet. */
@@ -71,7 +74,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const stateDir = mkdtempSync(join(tmpdir(), "vigil-fleet-"));
   const redis = await startRedis();
   const rtsp: Service[] = [];
-  for (let i = 0; i < (o.rtspServers ?? 2); i++) rtsp.push(await startRtsp(join(FIXTURES, "vtest.avi")));
+  for (let i = 0; i < (o.rtspServers ?? 2); i++)
+    rtsp.push(await startRtsp(join(FIXTURES, "vtest.avi"), { loop: true }));
   const kubelet = await startProcessKubelet({
     kubeconfig: o.kubeconfig,
     repoRoot: ROOT,
@@ -80,6 +84,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   });
   const token = randomBytes(24).toString("hex");
 
+  if (o.monitoring) await installPrometheusOperatorCrds(c.custom);
   await c.core.createNamespace({ body: { metadata: { name: namespace } } });
   const secret = (name: string, data: Record<string, string>) =>
     c.core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: data } });

@@ -141,6 +141,8 @@ export async function startPrometheus(opts: {
   jobs: string[];
   ruleFiles: string[];
   intervalS?: number;
+  /** More scrape jobs, as written (e.g. from ServiceMonitors: monitorScrapeConfig). */
+  scrapeConfigs?: Obj[];
 }): Promise<Prometheus> {
   const dir = mkdtempSync(join(tmpdir(), "vigil-prometheus-"));
   const interval = `${opts.intervalS ?? 1}s`;
@@ -160,10 +162,13 @@ export async function startPrometheus(opts: {
     stringify({
       global: { scrape_interval: interval, evaluation_interval: interval, scrape_timeout: interval },
       rule_files: opts.ruleFiles,
-      scrape_configs: opts.jobs.map((job) => ({
-        job_name: job,
-        file_sd_configs: [{ files: [targetsFile(job)], refresh_interval: interval }],
-      })),
+      scrape_configs: [
+        ...opts.jobs.map((job) => ({
+          job_name: job,
+          file_sd_configs: [{ files: [targetsFile(job)], refresh_interval: interval }],
+        })),
+        ...(opts.scrapeConfigs ?? []),
+      ],
     }),
   );
   // Prometheus takes no port 0 it would report: a port free a moment ago, tried again if it was taken meanwhile.
@@ -230,4 +235,65 @@ export async function startPrometheus(opts: {
       },
     };
   }
+}
+
+/** Prometheus' name for a Kubernetes label in discovery metadata: every character not [a-zA-Z0-9_] becomes `_`. */
+const metaName = (label: string) => label.replace(/[^a-zA-Z0-9_]/g, "_");
+
+/**
+ * The scrape job the Prometheus Operator generates from a ServiceMonitor (Kubernetes discovery of the Services'
+ * endpoints) or a PodMonitor (of pods), for its first endpoint: kept are the targets whose Service (or pod) carries
+ * the selector's labels and whose port has the endpoint's name; they are labelled namespace, service, pod and
+ * container as the operator does, then the monitor's own relabelings apply. There is no Prometheus Operator here
+ * (it is a Go controller with no release for this machine); this is the part of it the chart relies on.
+ */
+export function monitorScrapeConfig(monitor: Obj, kubeconfigFile: string, intervalS: number): Obj {
+  const pod = monitor.kind === "PodMonitor";
+  const endpoint = (pod ? monitor.spec.podMetricsEndpoints : monitor.spec.endpoints)[0] as Obj;
+  const role = pod ? "pod" : "endpoints";
+  const on = pod ? "pod" : "service";
+  const ns = monitor.spec.namespaceSelector ?? {};
+  const keep = Object.entries((monitor.spec.selector?.matchLabels ?? {}) as Record<string, string>).map(([k, v]) => ({
+    action: "keep",
+    source_labels: [
+      `__meta_kubernetes_${on}_label_${metaName(k)}`,
+      `__meta_kubernetes_${on}_labelpresent_${metaName(k)}`,
+    ],
+    regex: `(${v});true`,
+  }));
+  const port = pod
+    ? { action: "keep", source_labels: ["__meta_kubernetes_pod_container_port_name"], regex: endpoint.port }
+    : { action: "keep", source_labels: ["__meta_kubernetes_endpoint_port_name"], regex: endpoint.port };
+  const relabel = (r: Obj) => ({
+    action: r.action ?? "replace",
+    ...(r.sourceLabels ? { source_labels: r.sourceLabels } : {}),
+    ...(r.separator !== undefined ? { separator: r.separator } : {}),
+    ...(r.targetLabel ? { target_label: r.targetLabel } : {}),
+    ...(r.regex ? { regex: r.regex } : {}),
+    ...(r.replacement !== undefined ? { replacement: r.replacement } : {}),
+  });
+  return {
+    job_name: `${pod ? "podMonitor" : "serviceMonitor"}/${monitor.metadata.namespace}/${monitor.metadata.name}/0`,
+    // The monitors say 30s; a test has no 30 s to wait for each scrape.
+    scrape_interval: `${intervalS}s`,
+    scrape_timeout: `${intervalS}s`,
+    metrics_path: endpoint.path ?? "/metrics",
+    kubernetes_sd_configs: [
+      {
+        role,
+        kubeconfig_file: kubeconfigFile,
+        ...(ns.any ? {} : { namespaces: { names: ns.matchNames ?? [monitor.metadata.namespace] } }),
+      },
+    ],
+    relabel_configs: [
+      ...keep,
+      port,
+      ...(pod ? [{ action: "drop", source_labels: ["__meta_kubernetes_pod_phase"], regex: "(Failed|Succeeded)" }] : []),
+      { source_labels: ["__meta_kubernetes_namespace"], target_label: "namespace" },
+      ...(pod ? [] : [{ source_labels: ["__meta_kubernetes_service_name"], target_label: "service" }]),
+      { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
+      { source_labels: ["__meta_kubernetes_pod_container_name"], target_label: "container" },
+      ...((endpoint.relabelings ?? []) as Obj[]).map(relabel),
+    ],
+  };
 }

@@ -17,8 +17,14 @@ export type Service = {
  * Runs a server until its output matches `ready`; the port is the one given, or the one the server printed (the
  * first group of `ready`) when the OS chose it.
  */
-function run(cmd: string, args: string[], port: number, ready: RegExp): Promise<Service> {
-  const proc = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+function run(
+  cmd: string,
+  args: string[],
+  port: number,
+  ready: RegExp,
+  env: Record<string, string> = {},
+): Promise<Service> {
+  const proc = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   const output: string[] = [];
   const exited = new Promise<void>((r) => proc.once("exit", () => r()));
   return new Promise((resolve, reject) => {
@@ -70,7 +76,8 @@ export async function startRedis(port?: number): Promise<Service> {
 /** Serves a video file at rtsp://127.0.0.1:PORT/PATH in real time, optionally behind basic auth. */
 export async function startRtsp(
   video: string,
-  opts: { port?: number; path?: string; auth?: string } = {},
+  /** loop: the file plays again and again, as a camera's stream never ends (by default it ends with the file). */
+  opts: { port?: number; path?: string; auth?: string; loop?: boolean } = {},
 ): Promise<Service> {
   // Port 0: the server binds one the OS gives and prints it; a restart passes the port it had.
   const args = [
@@ -80,7 +87,7 @@ export async function startRtsp(
     video,
     ...(opts.auth ? [opts.auth] : []),
   ];
-  return run("/usr/bin/python3", args, opts.port ?? 0, /ready (\d+)/);
+  return run("/usr/bin/python3", args, opts.port ?? 0, /ready (\d+)/, opts.loop ? { VIGIL_RTSP_LOOP: "1" } : {});
 }
 
 export const FIXTURES = join(ROOT, ".cache", "fixtures");

@@ -19,7 +19,7 @@ describe("sightLease / leaseView", () => {
     expect(leaseView(s, T + 20_000).live).toBe(false);
     // Its next renewal, seen now, lasts 6 s from now.
     const r = sightLease(s, spec(2), T + 22_000);
-    expect(leaseView(r, T + 22_000)).toEqual({ live: true, held: true, expiresInMs: 6000 });
+    expect(leaseView(r, T + 22_000)).toEqual({ live: true, held: true, expiresInMs: 6000, acquiredAt: T });
     expect(leaseView(r, T + 27_999).live).toBe(true);
     expect(leaseView(r, T + 28_000).live).toBe(false);
   });
@@ -43,7 +43,7 @@ describe("sightLease / leaseView", () => {
   it("a released Lease (no holder) is not live, yet was held; a new one never renewed was not", () => {
     const up = sightLease(undefined, spec(0), T);
     const released = sightLease(up, spec(1, null), T + 1000);
-    expect(leaseView(released, T + 1000)).toEqual({ live: false, held: true, expiresInMs: undefined });
+    expect(leaseView(released, T + 1000)).toEqual({ live: false, held: true, expiresInMs: undefined, acquiredAt: T });
     expect(leaseView(sightLease(undefined, {}, T), T)).toEqual({ live: false, held: false, expiresInMs: undefined });
     expect(leaseView(undefined, T)).toEqual({ live: false, held: false });
   });

@@ -61,6 +61,35 @@ describe("nextWorkerState", () => {
   it("a live Lease wins over what the pod says", () => {
     expect(nextWorkerState("w", live, unschedulable, undefined, t0).phase).toBe("Ready");
   });
+
+  it("a live Lease whose holder's container exited since it took the Lease is Lost at once, not at its expiry", () => {
+    const up = nextWorkerState("w", { ...live, acquiredAt: t0.getTime() }, {}, undefined, t0);
+    expect(up.phase).toBe("Ready");
+    // SIGKILLed 10 s after taking the Lease: the kubelet says so (and restarts it) long before the Lease runs out.
+    const gone = nextWorkerState(
+      "w",
+      { ...live, acquiredAt: t0.getTime() },
+      { exitedAt: at(10).getTime() },
+      up,
+      at(10.4),
+    );
+    expect(gone).toEqual({ name: "w", phase: "Lost", since: at(10.4).toISOString() });
+    // The restarted process took the Lease over after that exit: Ready again.
+    const back = nextWorkerState(
+      "w",
+      { ...live, acquiredAt: at(17).getTime() },
+      { exitedAt: at(10).getTime() },
+      gone,
+      at(17),
+    );
+    expect(back.phase).toBe("Ready");
+    // An exit before the holder took the Lease is an earlier process's: says nothing about this one.
+    expect(
+      nextWorkerState("w", { ...live, acquiredAt: at(17).getTime() }, { exitedAt: at(16).getTime() }, up, at(18)).phase,
+    ).toBe("Ready");
+    // A Lease that does not say when it was taken: only its expiry counts.
+    expect(nextWorkerState("w", live, { exitedAt: at(10).getTime() }, up, at(11)).phase).toBe("Ready");
+  });
 });
 
 describe("podView", () => {
@@ -81,5 +110,21 @@ describe("podView", () => {
     ).toEqual({});
     expect(podView(pod("Running", [{ type: "Ready", status: "True" }]))).toEqual({});
     expect(podView(undefined)).toBeUndefined();
+  });
+  it("the last exit of any container, from its state or its lastState, as the kubelet wrote it", () => {
+    const exited = (finishedAt: string) => ({ terminated: { finishedAt } });
+    const view = podView({
+      status: {
+        phase: "Running",
+        containerStatuses: [
+          { state: { running: {} }, lastState: exited("2026-01-01T00:00:10Z") },
+          { state: exited("2026-01-01T00:00:04Z") },
+        ],
+      },
+    } as Parameters<typeof podView>[0]);
+    expect(view).toEqual({ exitedAt: at(10).getTime() });
+    expect(podView({ status: { phase: "Running", containerStatuses: [{ state: { running: {} } }] } } as never)).toEqual(
+      {},
+    );
   });
 });
