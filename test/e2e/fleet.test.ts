@@ -24,11 +24,13 @@ import {
 } from "../setup/fleet.ts";
 import { createCr, getCr, waitFor } from "../setup/operator-env.ts";
 import {
+  kubernetesTargets,
   monitorScrapeConfig,
   type Obj,
   type Prometheus,
   startPrometheus,
   writeRulesFile,
+  writeTargets,
 } from "../setup/prometheus.ts";
 
 type Camera = {
@@ -65,6 +67,7 @@ async function allStreaming(which: string[], since: number, timeoutMs: number, n
 }
 
 let prom: Prometheus | undefined;
+let discovery: NodeJS.Timeout | undefined;
 const rulesDir = mkdtempSync(join(tmpdir(), "vigil-fleet-rules-"));
 
 beforeAll(async () => {
@@ -73,6 +76,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
+  clearInterval(discovery);
   await prom?.stop();
   rmSync(rulesDir, { recursive: true, force: true });
   await watch?.stop();
@@ -139,10 +143,17 @@ describe("Vigil on the simulated GPU cluster", () => {
     expect(monitors.map((m) => m.metadata.name).sort()).toEqual(
       ["gateway", "operator", "worker"].map((c) => `${f.release}-${c}`),
     );
+    // Kubernetes discovery, as Prometheus would do it, every second into each monitor's targets file.
+    const files = monitors.map((_, i) => join(rulesDir, `targets-${i}.json`));
+    const discover = async () => {
+      for (const [i, m] of monitors.entries()) writeTargets(files[i]!, await kubernetesTargets(f.c.core, m));
+    };
+    await discover();
+    discovery = setInterval(() => void discover().catch(() => undefined), 1000);
     prom = await startPrometheus({
       jobs: [],
       ruleFiles: [writeRulesFile(await list("prometheusrules"), rulesDir)],
-      scrapeConfigs: monitors.map((m) => monitorScrapeConfig(m, f.kubeconfig, 1)),
+      scrapeConfigs: monitors.map((m, i) => monitorScrapeConfig(m, files[i]!, 1)),
     });
     const at = Date.now();
     // Every process of the release, found through the Services' endpoints and the pods, as its job: 2 operator

@@ -5,7 +5,13 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { type CustomObjectsApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import {
+  type CoreV1Api,
+  type CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import { z } from "zod";
 import { freePort, ROOT, waitFor } from "./operator-env.ts";
@@ -148,14 +154,7 @@ export async function startPrometheus(opts: {
   const interval = `${opts.intervalS ?? 1}s`;
   const config = join(dir, "prometheus.yml");
   const targetsFile = (job: string) => join(dir, `targets-${job}.json`);
-  const setTargets: Prometheus["setTargets"] = (job, targets) => {
-    // Written whole, then renamed: Prometheus watches the file and must never read half of it.
-    writeFileSync(
-      `${targetsFile(job)}.tmp`,
-      JSON.stringify(targets.map((t) => ({ targets: [t.address], labels: t.labels }))),
-    );
-    renameSync(`${targetsFile(job)}.tmp`, targetsFile(job));
-  };
+  const setTargets: Prometheus["setTargets"] = (job, targets) => writeTargets(targetsFile(job), targets);
   for (const job of opts.jobs) setTargets(job, []);
   writeFileSync(
     config,
@@ -240,19 +239,24 @@ export async function startPrometheus(opts: {
 /** Prometheus' name for a Kubernetes label in discovery metadata: every character not [a-zA-Z0-9_] becomes `_`. */
 const metaName = (label: string) => label.replace(/[^a-zA-Z0-9_]/g, "_");
 
+/** Writes file-based discovery targets whole, then renames: Prometheus watches the file and must never read half. */
+export function writeTargets(file: string, targets: { address: string; labels: Record<string, string> }[]): void {
+  writeFileSync(`${file}.tmp`, JSON.stringify(targets.map((t) => ({ targets: [t.address], labels: t.labels }))));
+  renameSync(`${file}.tmp`, file);
+}
+
 /**
- * The scrape job the Prometheus Operator generates from a ServiceMonitor (Kubernetes discovery of the Services'
- * endpoints) or a PodMonitor (of pods), for its first endpoint: kept are the targets whose Service (or pod) carries
- * the selector's labels and whose port has the endpoint's name; they are labelled namespace, service, pod and
- * container as the operator does, then the monitor's own relabelings apply. There is no Prometheus Operator here
- * (it is a Go controller with no release for this machine); this is the part of it the chart relies on.
+ * The scrape job the Prometheus Operator generates from a ServiceMonitor (role endpoints) or a PodMonitor (role pod),
+ * for its first endpoint: kept are the targets whose Service (or pod) carries the selector's labels and whose port
+ * has the endpoint's name; they are labelled namespace, service, pod and container as the operator does, then the
+ * monitor's own relabelings apply. There is no Prometheus Operator here (a Go controller), and Debian builds
+ * Prometheus without Kubernetes discovery ("field kubernetes_sd_configs not found"): the targets come from
+ * `file`, written by kubernetesTargets with the same __meta_kubernetes_* labels that discovery would give.
  */
-export function monitorScrapeConfig(monitor: Obj, kubeconfigFile: string, intervalS: number): Obj {
+export function monitorScrapeConfig(monitor: Obj, file: string, intervalS: number): Obj {
   const pod = monitor.kind === "PodMonitor";
   const endpoint = (pod ? monitor.spec.podMetricsEndpoints : monitor.spec.endpoints)[0] as Obj;
-  const role = pod ? "pod" : "endpoints";
   const on = pod ? "pod" : "service";
-  const ns = monitor.spec.namespaceSelector ?? {};
   const keep = Object.entries((monitor.spec.selector?.matchLabels ?? {}) as Record<string, string>).map(([k, v]) => ({
     action: "keep",
     source_labels: [
@@ -261,9 +265,8 @@ export function monitorScrapeConfig(monitor: Obj, kubeconfigFile: string, interv
     ],
     regex: `(${v});true`,
   }));
-  const port = pod
-    ? { action: "keep", source_labels: ["__meta_kubernetes_pod_container_port_name"], regex: endpoint.port }
-    : { action: "keep", source_labels: ["__meta_kubernetes_endpoint_port_name"], regex: endpoint.port };
+  const ns = monitor.spec.namespaceSelector ?? {};
+  const names: string[] | undefined = ns.any ? undefined : (ns.matchNames ?? [monitor.metadata.namespace]);
   const relabel = (r: Obj) => ({
     action: r.action ?? "replace",
     ...(r.sourceLabels ? { source_labels: r.sourceLabels } : {}),
@@ -278,16 +281,17 @@ export function monitorScrapeConfig(monitor: Obj, kubeconfigFile: string, interv
     scrape_interval: `${intervalS}s`,
     scrape_timeout: `${intervalS}s`,
     metrics_path: endpoint.path ?? "/metrics",
-    kubernetes_sd_configs: [
-      {
-        role,
-        kubeconfig_file: kubeconfigFile,
-        ...(ns.any ? {} : { namespaces: { names: ns.matchNames ?? [monitor.metadata.namespace] } }),
-      },
-    ],
+    file_sd_configs: [{ files: [file], refresh_interval: `${intervalS}s` }],
     relabel_configs: [
+      ...(names
+        ? [{ action: "keep", source_labels: ["__meta_kubernetes_namespace"], regex: `(${names.join("|")})` }]
+        : []),
       ...keep,
-      port,
+      {
+        action: "keep",
+        source_labels: [pod ? "__meta_kubernetes_pod_container_port_name" : "__meta_kubernetes_endpoint_port_name"],
+        regex: endpoint.port,
+      },
       ...(pod ? [{ action: "drop", source_labels: ["__meta_kubernetes_pod_phase"], regex: "(Failed|Succeeded)" }] : []),
       { source_labels: ["__meta_kubernetes_namespace"], target_label: "namespace" },
       ...(pod ? [] : [{ source_labels: ["__meta_kubernetes_service_name"], target_label: "service" }]),
@@ -296,4 +300,94 @@ export function monitorScrapeConfig(monitor: Obj, kubeconfigFile: string, interv
       ...((endpoint.relabelings ?? []) as Obj[]).map(relabel),
     ],
   };
+}
+
+type Target = { address: string; labels: Record<string, string> };
+const labelMeta = (kind: string, labels: Record<string, string> | undefined) =>
+  Object.fromEntries(
+    Object.entries(labels ?? {}).flatMap(([k, v]) => [
+      [`__meta_kubernetes_${kind}_label_${metaName(k)}`, v],
+      [`__meta_kubernetes_${kind}_labelpresent_${metaName(k)}`, "true"],
+    ]),
+  );
+
+/**
+ * What Prometheus' Kubernetes discovery finds for a monitor, read with client-node: for role pod, every container
+ * port of every pod with an IP; for role endpoints, every port of every ready pod behind each Service, with the
+ * Service's and the pod's metadata. Only the __meta_kubernetes_* labels the relabelings above read.
+ */
+export async function kubernetesTargets(core: CoreV1Api, monitor: Obj): Promise<Target[]> {
+  const ns = monitor.spec.namespaceSelector ?? {};
+  const namespaces: (string | undefined)[] = ns.any ? [undefined] : (ns.matchNames ?? [monitor.metadata.namespace]);
+  const out: Target[] = [];
+  for (const namespace of namespaces) {
+    const pods = namespace
+      ? (await core.listNamespacedPod({ namespace })).items
+      : (await core.listPodForAllNamespaces()).items;
+    const podMeta = (p: V1Pod) => ({
+      __meta_kubernetes_namespace: p.metadata?.namespace ?? "",
+      __meta_kubernetes_pod_name: p.metadata?.name ?? "",
+      __meta_kubernetes_pod_phase: p.status?.phase ?? "",
+      ...labelMeta("pod", p.metadata?.labels),
+    });
+    if (monitor.kind === "PodMonitor") {
+      for (const p of pods) {
+        if (!p.status?.podIP) continue;
+        for (const c of p.spec?.containers ?? [])
+          for (const port of c.ports ?? [])
+            out.push({
+              address: `${p.status.podIP}:${port.containerPort}`,
+              labels: {
+                ...podMeta(p),
+                __meta_kubernetes_pod_container_name: c.name,
+                __meta_kubernetes_pod_container_port_name: port.name ?? "",
+              },
+            });
+      }
+      continue;
+    }
+    // The Services' endpoints as the endpoints controller computes them (its Ready pods matching the selector, each
+    // Service port resolved to the container port): here it cannot store them, as pod IPs are loopback addresses
+    // ("may not be in the loopback range"), so they are worked out the same way.
+    const services = namespace
+      ? (await core.listNamespacedService({ namespace })).items
+      : (await core.listServiceForAllNamespaces()).items;
+    const ready = (p: V1Pod) =>
+      Boolean(p.status?.podIP) &&
+      !p.metadata?.deletionTimestamp &&
+      (p.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
+    for (const svc of services) {
+      const selector = Object.entries(svc.spec?.selector ?? {});
+      if (selector.length === 0) continue;
+      const members = pods.filter(
+        (p) =>
+          p.metadata?.namespace === svc.metadata?.namespace &&
+          ready(p) &&
+          selector.every(([k, v]) => p.metadata?.labels?.[k] === v),
+      );
+      for (const p of members)
+        for (const port of svc.spec?.ports ?? []) {
+          const target = port.targetPort ?? port.port;
+          const container = p.spec?.containers.find((c) =>
+            (c.ports ?? []).some((x) => (typeof target === "string" ? x.name === target : x.containerPort === target)),
+          );
+          const number =
+            typeof target === "string"
+              ? container?.ports?.find((x) => x.name === target)?.containerPort
+              : Number(target);
+          if (number === undefined) continue;
+          out.push({
+            address: `${p.status?.podIP}:${number}`,
+            labels: {
+              ...podMeta(p),
+              __meta_kubernetes_service_name: svc.metadata?.name ?? "",
+              ...labelMeta("service", svc.metadata?.labels),
+              __meta_kubernetes_endpoint_port_name: port.name ?? "",
+              ...(container ? { __meta_kubernetes_pod_container_name: container.name } : {}),
+            },
+          });
+        }
+    }
+  }
+  return out;
 }
