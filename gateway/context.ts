@@ -2,6 +2,7 @@
 import type { FastifyReply } from "fastify";
 import type { ClipStore } from "../alarms/clips/store.ts";
 import type { AlarmRecords } from "../alarms/records.ts";
+import type { CameraControl } from "../operator/api/executor.ts";
 import type { FeedCache } from "./cache.ts";
 import type { BusFeed, CameraCatalog } from "./feed.ts";
 import type { VideoHub } from "./live/video-hub.ts";
@@ -32,6 +33,8 @@ export type GatewayContext = {
   /** Live HTTP streams to end when the server closes (WebSockets are closed by @fastify/websocket). */
   streams: Set<() => void>;
   alarms: AlarmSources;
+  /** Starting and stopping cameras (POST /cameras/{id}/start|stop); unset: those routes answer 503. */
+  control?: CameraControl;
 };
 
 export type WithContext = { ctx: GatewayContext };

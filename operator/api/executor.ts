@@ -23,3 +23,17 @@ export interface Executor {
   stop(): Promise<void>;
   workers(): WorkerInfo[];
 }
+
+/** What a camera control did: done (also when it already was so), or no such camera. */
+export type CameraControlResult = "done" | "not-found";
+
+/**
+ * The intent half of the scheduler (the gateway's POST /cameras/{id}/start and /stop): the caller says what it wants
+ * and the executor decides how. In a cluster the gateway sets the camera's spec.paused and the operator does the
+ * rest (gateway/control-kube.ts); under `vigil up` the local executor stops or starts that camera's pipeline in its
+ * worker (single/local-executor.ts). Idempotent: pausing a paused camera is done, not an error.
+ */
+export interface CameraControl {
+  /** `actor` says who asked (an API token's name, never the token), for the record. */
+  setPaused(cameraId: string, paused: boolean, actor: string): Promise<CameraControlResult>;
+}

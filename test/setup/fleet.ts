@@ -52,6 +52,8 @@ export type Fleet = {
   /** The installed values, as helm --set pairs. */
   values: string[];
   cameraNames: string[];
+  /** The clip store's directory on this host (the hostPath behind the chart's clip claim). */
+  clipDir: string;
   stop(): Promise<void>;
 };
 
@@ -63,6 +65,8 @@ export type FleetOptions = {
   rtspServers?: number;
   /** The Prometheus Operator's CRDs first, so the chart installs its ServiceMonitors, PodMonitor and PrometheusRule. */
   monitoring?: boolean;
+  /** More Secrets in the release namespace before the install (name → stringData), e.g. the alarm connections. */
+  secrets?: Record<string, Record<string, string>>;
 };
 
 /** Installs the chart and starts what it needs; no pool or camera yet. */
@@ -90,6 +94,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     c.core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: data } });
   await secret("vigil-redis", { url: `redis://127.0.0.1:${redis.port}` });
   await secret("vigil-api-token", { token });
+  for (const [name, data] of Object.entries(o.secrets ?? {})) await secret(name, data);
   // The chart's clip store claim (ReadWriteMany), pre-bound to a hostPath volume: this cluster has no provisioner.
   mkdirSync(join(stateDir, "clips"), { recursive: true, mode: 0o777 });
   await c.core.createPersistentVolume({
@@ -154,6 +159,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     api,
     values,
     cameraNames: [],
+    clipDir: join(stateDir, "clips"),
     async stop() {
       await helm(o.kubeconfig, "uninstall", namespace, "--namespace", namespace, "--wait=false").catch(() => {});
       await c.core.deleteNamespace({ name: namespace }).catch(() => {});
