@@ -164,6 +164,17 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       await helm(o.kubeconfig, "uninstall", namespace, "--namespace", namespace, "--wait=false").catch(() => {});
       await c.core.deleteNamespace({ name: namespace }).catch(() => {});
       await c.core.deletePersistentVolume({ name: `${namespace}-clips` }).catch(() => {});
+      // Gone before the next e2e file starts, the kubelet still running to end their processes: their GPUs count
+      // as used until then. A pod still there after that (its node dead) is force-deleted, as its admin would.
+      const pods = async () => (await c.core.listNamespacedPod({ namespace })).items;
+      const gone = await waitFor("the fleet's pods gone", async () => (await pods()).length === 0, 60_000, 500).catch(
+        () => false,
+      );
+      if (!gone)
+        for (const p of await pods().catch(() => []))
+          await c.core
+            .deleteNamespacedPod({ name: p.metadata?.name ?? "", namespace, gracePeriodSeconds: 0 })
+            .catch(() => {});
       await kubelet.stop();
       for (const s of rtsp) await s.stop();
       await redis.stop();
