@@ -133,15 +133,40 @@ export class PodRunner {
     return Math.min(g, this.d.maxGraceSeconds);
   }
 
+  /**
+   * The pod's claims bound to a hostPath PersistentVolume, and that path: mounted as a kubelet mounts the volume, so
+   * what the pods write is where the PV says. Any other claim gets a directory of its own here, shared by the pods
+   * that mount it (the ReadWriteMany volume a provisioner would give).
+   */
+  private async hostPathClaims(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const v of this.pod.spec?.volumes ?? []) {
+      const claimName = v.persistentVolumeClaim?.claimName;
+      if (!claimName) continue;
+      // As a kubelet, the pod waits for its claim to exist and be bound (retried as a config error meanwhile).
+      const claim = await this.d.core
+        .readNamespacedPersistentVolumeClaim({ name: claimName, namespace: this.namespace })
+        .catch(() => undefined);
+      if (!claim) throw new ContainerConfigError(`persistentvolumeclaim "${claimName}" not found`);
+      if (claim.status?.phase !== "Bound" || !claim.spec?.volumeName)
+        throw new ContainerConfigError(`persistentvolumeclaim "${claimName}" is not bound`);
+      const pv = await this.d.core.readPersistentVolume({ name: claim.spec.volumeName });
+      if (pv.spec?.hostPath?.path) out.set(claimName, pv.spec.hostPath.path);
+    }
+    return out;
+  }
+
   private async prepare(): Promise<void> {
     const ip = this.pod.status?.podIP ?? "";
     await this.d.ipFree(ip, this.uid);
     if (this.state !== "preparing") return;
     const t0 = Date.now();
     try {
+      const bound = await this.hostPathClaims();
       this.planned = podVolumes(this.pod, {
         podDir: this.podDir,
-        claimDir: (claim) => join(this.d.stateDir, "claims", safeName(this.namespace), safeName(claim)),
+        claimDir: (claim) =>
+          bound.get(claim) ?? join(this.d.stateDir, "claims", safeName(this.namespace), safeName(claim)),
       });
       const first = [...this.slots.values()][0]?.spec;
       const who = first ? identity(this.pod, first) : { uid: 65532, volumeGroup: 65532 };

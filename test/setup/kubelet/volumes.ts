@@ -1,7 +1,7 @@
 // The volume plan (pure): each pod volume becomes a host directory under the kubelet's state dir, and each
 // volumeMount a bind mount of it (or of its subPath) at the real mountPath. emptyDir: a fresh directory per pod;
-// persistentVolumeClaim: one directory per claim, shared by every pod that mounts it (ReadWriteMany, as a test needs
-// it); secret, configMap, downwardAPI and projected: files written by renderFiles, mounted read-only (the kubelet
+// persistentVolumeClaim: the path of the hostPath PersistentVolume it is bound to, or else one directory per claim,
+// shared by every pod that mounts it (ReadWriteMany, as a test needs it; pod-runner.ts resolves which); secret, configMap, downwardAPI and projected: files written by renderFiles, mounted read-only (the kubelet
 // mounts them read-only too). When the pod has no ServiceAccount volume (a cluster without the ServiceAccount
 // admission plugin) and does not opt out, the one that plugin would add is added here.
 import { join, normalize } from "node:path";
