@@ -77,8 +77,9 @@ beforeAll(async () => {
   ns = await freshNamespace(c, "ctl");
   ID = `${ns}/${CAM}`;
   // The chart's gateway ServiceAccount, Role and RoleBinding, rendered with the gateway watching this namespace.
-  const objects = await render(ns, ns, "--set", `gateway.watchNamespace=${ns}`);
-  gatewaySa = `${ns}-gateway`;
+  // Release `vigil`: its names are vigil-<component>. Only namespaced objects are applied, so runs do not collide.
+  const objects = await render("vigil", ns, "--set", `gateway.watchNamespace=${ns}`);
+  gatewaySa = "vigil-gateway";
   chartRole = named(objects, "Role", gatewaySa);
   for (const o of [named(objects, "ServiceAccount", gatewaySa), chartRole, named(objects, "RoleBinding", gatewaySa)])
     await c.objects.create(o as KubernetesObject);
