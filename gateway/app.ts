@@ -14,7 +14,8 @@ import {
   validatorCompiler,
 } from "fastify-type-provider-zod";
 import { Registry } from "prom-client";
-import { authHook, redactUrl } from "./auth.ts";
+import type { CameraControl } from "../operator/api/executor.ts";
+import { type ApiToken, authHook, parseApiTokens, redactUrl } from "./auth.ts";
 import { type CacheOptions, FeedCache } from "./cache.ts";
 import type { AlarmSources, GatewayContext } from "./context.ts";
 import type { BusFeed, CameraCatalog } from "./feed.ts";
@@ -31,8 +32,13 @@ import { healthRoutes } from "./routes/health.ts";
 export type GatewayOptions = {
   feed: BusFeed;
   catalog: CameraCatalog;
-  /** Accepted bearer tokens (at least one). */
-  tokens: string[];
+  /**
+   * Accepted bearer tokens (at least one): VIGIL_API_TOKEN entries (`name:token[:read|write]`, or a plain read-only
+   * `token`, named by its position) or parsed ones.
+   */
+  tokens: readonly (string | ApiToken)[];
+  /** Starting and stopping cameras (POST /api/v1/cameras/{id}/start|stop); unset: those routes answer 503. */
+  control?: CameraControl;
   /** Origins allowed by CORS (`true`: any, reflecting the request's). CORS is off when unset or empty. */
   corsOrigins?: string[] | true;
   /** REST requests per minute per client address; 0 turns the limit off (default 6000). */
@@ -95,7 +101,9 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
     eventBufferBytes: opts.eventBufferBytes ?? 1 << 20,
     streams: new Set(),
     alarms: opts.alarms ?? {},
+    ...(opts.control ? { control: opts.control } : {}),
   };
+  const tokens = parseApiTokens(opts.tokens);
 
   const app = Fastify({
     ...(opts.logger
@@ -140,7 +148,7 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
   if (origins === true || (origins && origins.length > 0))
     app.register(cors, {
       origin: origins,
-      methods: ["GET", "HEAD", "OPTIONS"],
+      methods: ["GET", "HEAD", "POST", "OPTIONS"],
       allowedHeaders: ["authorization", "content-type", "last-event-id"],
       maxAge: 600,
     });
@@ -166,7 +174,8 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
   app.register(swaggerUi, { routePrefix: "/docs" });
 
   // Preflight requests carry no credentials by design; CORS answers them.
-  const auth = authHook(opts.tokens, isOpen);
+  app.decorateRequest("apiToken", null);
+  const auth = authHook(tokens, isOpen);
   app.addHook("onRequest", async (req, reply) => {
     if (req.method !== "OPTIONS") return auth(req, reply);
   });

@@ -9,8 +9,10 @@ import { createFsClipStore } from "../alarms/clips/fs-store.ts";
 import { describeRecordsUrl, openRecords } from "../alarms/records-open.ts";
 import { loadKubeConfig } from "../operator/kube/client.ts";
 import { buildGateway } from "./app.ts";
+import { parseApiTokens } from "./auth.ts";
 import { createKubeCatalog } from "./catalog-kube.ts";
 import { createStaticCatalog } from "./catalog-static.ts";
+import { createKubeControl } from "./control-kube.ts";
 import type { CameraCatalog } from "./feed.ts";
 import { buildHealthServer } from "./health-server.ts";
 import { createRedisFeed } from "./redis-feed.ts";
@@ -27,10 +29,17 @@ export const gatewayEnv = z.object({
   // /healthz, /readyz and /metrics without the API token, on VIGIL_HOST too (like the operator's :8081; in a pod
   // the port is the pod's own). 0: a port of the OS's choosing, logged as healthPort.
   VIGIL_GATEWAY_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
+  // name:token[:read|write], comma-separated; a plain token is read-only (gateway/auth.ts).
   VIGIL_API_TOKEN: z
-    .string({ error: "is required: one or more API tokens, comma-separated" })
-    .transform(list)
-    .refine((t) => t.length > 0, "is required: one or more API tokens, comma-separated"),
+    .string({ error: "is required: one or more API tokens, comma-separated (name:token[:read|write])" })
+    .transform((v, ctx) => {
+      try {
+        return parseApiTokens(v);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message.replace(/^VIGIL_API_TOKEN: /, "") });
+        return z.NEVER;
+      }
+    }),
   REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
   KUBECONFIG: z.string().optional(),
   VIGIL_WATCH_NAMESPACE: z.string().optional().describe("Only this namespace's cameras; all when unset."),
@@ -76,12 +85,16 @@ export async function runGateway(argv: string[]): Promise<void> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
-  const catalog: CameraCatalog = values.manifests
-    ? createStaticCatalog(values.manifests)
-    : createKubeCatalog(loadKubeConfig(env.KUBECONFIG), {
+  // From the Kubernetes API, or from a manifest file; starting and stopping cameras sets their spec.paused, so it
+  // needs the API (a manifest file is not written to: those routes answer 503).
+  const kc = values.manifests ? undefined : loadKubeConfig(env.KUBECONFIG);
+  const catalog: CameraCatalog = kc
+    ? createKubeCatalog(kc, {
         ...(env.VIGIL_WATCH_NAMESPACE ? { namespace: env.VIGIL_WATCH_NAMESPACE } : {}),
         log,
-      });
+      })
+    : createStaticCatalog(values.manifests ?? "");
+  const control = kc ? createKubeControl(kc) : undefined;
   const feed = createRedisFeed(env.REDIS_URL, { registry, log });
   const recordsUrl = env.MYSQL_URL ?? env.VIGIL_ALARMS_DB;
   const records = recordsUrl ? openRecords(recordsUrl) : undefined;
@@ -100,6 +113,7 @@ export async function runGateway(argv: string[]): Promise<void> {
     logger: log,
     rateLimitPerMinute: env.VIGIL_RATE_LIMIT_PER_MINUTE,
     trustProxy: env.VIGIL_TRUST_PROXY === "true",
+    ...(control ? { control } : {}),
     alarms: { ...(records ? { records } : {}), ...(clips ? { clips } : {}) },
     ...(cors ? { corsOrigins: cors.trim() === "*" ? (true as const) : list(cors) } : {}),
   });
@@ -118,7 +132,8 @@ export async function runGateway(argv: string[]): Promise<void> {
       catalog: values.manifests
         ? `manifests ${values.manifests}`
         : `kubernetes ${env.VIGIL_WATCH_NAMESPACE ?? "(all namespaces)"}`,
-      tokens: env.VIGIL_API_TOKEN.length,
+      tokens: env.VIGIL_API_TOKEN.map((t) => `${t.name}:${t.scope}`),
+      control: control ? "kubernetes (spec.paused)" : "off (--manifests)",
       alarms: recordsUrl
         ? `${describeRecordsUrl(recordsUrl).kind} ${describeRecordsUrl(recordsUrl).where}`
         : "off (set MYSQL_URL or VIGIL_ALARMS_DB)",

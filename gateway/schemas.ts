@@ -3,11 +3,14 @@
 import { z } from "zod";
 import { cameraIdSchema } from "../worker/publish/camera-id.ts";
 import { eventMessage, statsMessage } from "../worker/publish/messages.ts";
+import { TOKEN_SCOPES } from "./auth.ts";
 import type { CameraSummary, PoolSummary } from "./feed.ts";
 
 export const errorBody = z
   .object({
-    error: z.string().describe("Machine-readable code: unauthorized, not_found, bad_request, rate_limited, …"),
+    error: z
+      .string()
+      .describe("Machine-readable code: unauthorized, forbidden, not_found, bad_request, rate_limited, unavailable, …"),
     message: z.string().describe("What went wrong, for people."),
   })
   .describe("An error");
@@ -71,6 +74,13 @@ export const eventsQuery = z.object({
 export const cameraParams = z.object({
   id: cameraIdSchema.describe("Camera id, `<namespace>/<name>`, URL-encoded as one path segment: `shop%2Fentrance`."),
 });
+
+export const tokenIdentity = z
+  .object({
+    name: z.string().describe("The token's name, from VIGIL_API_TOKEN (`name:token[:read|write]`); never the token."),
+    scope: z.enum(TOKEN_SCOPES).describe("`read`: every GET route. `write`: also starting and stopping cameras."),
+  })
+  .describe("The token a request was made with");
 
 export const eventsStreamQuery = z.object({
   camera: cameraIdSchema.optional().describe("Only this camera's events (its id, `<namespace>/<name>`)."),

@@ -1,9 +1,11 @@
 // The REST API under /api/v1: cameras (catalog summary and status merged with the latest stats from the bus),
-// their stats and events, all events, pools. Rate limited per client address (the live endpoints are not).
+// their stats and events, all events, pools; starting and stopping cameras (write tokens); the caller's token
+// (/me). Rate limited per client address (the live endpoints are not).
 import rateLimit from "@fastify/rate-limit";
 import type { FastifyReply } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { requireWrite } from "../auth.ts";
 import { cameraNotFound, servedCamera, type WithContext } from "../context.ts";
 import type { CameraSummary } from "../feed.ts";
 import {
@@ -16,6 +18,7 @@ import {
   parseSince,
   poolSummary,
   statsMessage,
+  tokenIdentity,
 } from "../schemas.ts";
 import { alarmRoutes } from "./alarms.ts";
 
@@ -67,6 +70,43 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, r
       return c ? view(c) : cameraNotFound(reply, req.params.id);
     },
   );
+
+  // Starting and stopping: the intent, whichever executor serves it (gateway/control-kube.ts in a cluster, the local
+  // executor under `vigil up`). 202: the change is asked for; the phase follows as the executor makes it so.
+  for (const [action, paused] of [
+    ["stop", true],
+    ["start", false],
+  ] as const)
+    app.post(
+      `/cameras/:id/${action}`,
+      {
+        preHandler: requireWrite,
+        schema: {
+          summary: paused
+            ? "Stop a camera: its pipeline stops, its phase becomes Paused"
+            : "Start a stopped camera again",
+          description: `Needs a token with the write scope (403 otherwise). Answers 202 with the camera's summary, \`paused\` ${paused} (its phase follows once the ${paused ? "pipeline has stopped" : "camera has a worker again"}). ${paused ? "Stopping a stopped" : "Starting a running"} camera is not an error. In a cluster this sets the CameraDetection's spec.paused, and the operator records an Event naming the token. 503 when this gateway cannot control cameras (a manifest catalog).`,
+          tags,
+          params: cameraParams,
+          response: { 202: cameraView, 403: errorBody, 404: errorBody, 503: errorBody, ...errors },
+        },
+      },
+      async (req, reply) => {
+        const { id } = req.params;
+        if (!ctx.control)
+          return reply.code(503).send({
+            error: "unavailable",
+            message:
+              "this gateway cannot start or stop cameras: its catalog is a manifest file, not the Kubernetes API",
+          });
+        const c = ctx.catalog.camera(id);
+        if (!c) return cameraNotFound(reply, id);
+        const done = await ctx.control.setPaused(id, paused, req.apiToken?.name ?? "");
+        if (done === "not-found") return cameraNotFound(reply, id);
+        req.log.info({ camera: id, action, token: req.apiToken?.name }, "camera control");
+        return reply.code(202).send({ ...view(ctx.catalog.camera(id) ?? c), paused });
+      },
+    );
 
   app.get(
     "/cameras/:id/stats",
@@ -123,6 +163,19 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, r
         keep: (e) => served(e.camera_id),
       }),
     }),
+  );
+
+  app.get(
+    "/me",
+    {
+      schema: {
+        summary: "The token this request was made with: its name and scope",
+        description: "A dashboard shows the start and stop controls only for a `write` token.",
+        tags: ["auth"],
+        response: { 200: tokenIdentity, ...errors },
+      },
+    },
+    async (req) => req.apiToken ?? { name: "", scope: "read" as const },
   );
 
   app.get(

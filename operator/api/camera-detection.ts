@@ -199,6 +199,14 @@ export const cameraDetectionSpec = z
   });
 export type CameraDetectionSpec = z.infer<typeof cameraDetectionSpec>;
 
+/**
+ * Set with spec.paused by whoever starts or stops a camera through the gateway (gateway/control-kube.ts): the API
+ * token's name (never the token), and the spec.paused it set. The operator's Paused and Resumed Events name that
+ * actor only while spec.paused still is that value, so a later `kubectl edit` is not put down to the token.
+ */
+export const CONTROL_ACTOR_ANNOTATION = "vigil.dev/control-actor";
+export const CONTROL_PAUSED_ANNOTATION = "vigil.dev/control-paused";
+
 export const CAMERA_PHASES = ["Pending", "Scheduled", "Running", "Degraded", "Unschedulable", "Paused"] as const;
 
 export const cameraDetectionStatus = z.object({

@@ -1,7 +1,13 @@
 // CameraDetection → finalizer, and status (Conditions, phase, worker) from the pool's placement decision.
 // Status is written only when it changes, so a quiet cluster sees no writes from us.
 import { isDeepStrictEqual } from "node:util";
-import { type CameraDetectionStatus, cameraDetectionSpec } from "../api/camera-detection.ts";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import {
+  type CameraDetectionStatus,
+  CONTROL_ACTOR_ANNOTATION,
+  CONTROL_PAUSED_ANNOTATION,
+  cameraDetectionSpec,
+} from "../api/camera-detection.ts";
 import type { Condition } from "../api/meta.ts";
 import { cameraDetections } from "../api/resources.ts";
 import { addFinalizer, applyCustomStatus, removeFinalizer } from "../kube/apply.ts";
@@ -12,7 +18,7 @@ import { type Context, FINALIZER, hasFinalizer, isDeleting, keyOf, type Placemen
 import { eventTarget } from "./pool-reconciler.ts";
 import { createWebhookCheck, WEBHOOK_RECHECK_MS } from "./webhook-check.ts";
 
-type Camera = import("@kubernetes/client-node").KubernetesObject & {
+type Camera = KubernetesObject & {
   spec?: unknown;
   status?: CameraDetectionStatus;
 };
@@ -88,11 +94,17 @@ export function createCameraReconciler(ctx: Context) {
       previous?.reason !== scheduled.reason ||
       previous?.message !== scheduled.message
     ) {
+      // Paused and Resumed say who did it when the gateway did (the annotations its merge patch sets with
+      // spec.paused); each is recorded once, on the transition.
+      const paused = scheduled.reason === "Paused";
+      const resumed = previous?.reason === "Paused" && !paused;
+      if (paused) ctx.events.emit(eventTarget(cam), "Normal", "Paused", pauseMessage(cam, true));
+      if (resumed) ctx.events.emit(eventTarget(cam), "Normal", "Resumed", pauseMessage(cam, false));
       // Waiting for a worker that starts is how every pool begins: no Event (the pool's WorkerLost and
       // WorkerUnschedulable say when a worker is missing). A worker that cannot be scheduled, a full pool or a bad
       // pool are Warnings.
-      const warning = scheduled.status === "False" && scheduled.reason !== "Paused";
-      if (scheduled.reason !== "WorkerNotReady")
+      const warning = scheduled.status === "False";
+      if (!paused && scheduled.reason !== "WorkerNotReady")
         ctx.events.emit(eventTarget(cam), warning ? "Warning" : "Normal", scheduled.reason, scheduled.message);
     }
     // Stream health is the worker's to report (its own field manager); until it does, the camera is not Ready.
@@ -196,6 +208,18 @@ function ownedPart(s: CameraDetectionStatus): OwnedStatus {
 
 function mergeConditions(all: Condition[] | undefined, ours: Condition[]): Condition[] {
   return [...(all ?? []).filter((x) => !OWNED_CONDITIONS.includes(x.type)), ...ours];
+}
+
+/**
+ * A Paused or Resumed Event's message: who set spec.paused, when it was the gateway (its annotations name the token
+ * and the value it set, and still match spec.paused), else what happened.
+ */
+export function pauseMessage(cam: KubernetesObject & { spec?: unknown }, paused: boolean): string {
+  const annotations = cam.metadata?.annotations ?? {};
+  const actor = annotations[CONTROL_ACTOR_ANNOTATION];
+  const byGateway = actor && annotations[CONTROL_PAUSED_ANNOTATION] === String(paused);
+  if (byGateway) return `${paused ? "stopped" : "started"} through the gateway by token ${actor}`;
+  return paused ? "camera is paused" : "camera is no longer paused";
 }
 
 function scheduledCondition(p: Placement): ConditionInput {

@@ -375,7 +375,11 @@ describe("charts/vigil", () => {
       "vigil-mysql": { url: "mysql://u:pw@mysql:3306/vigil" },
     };
     const cfg = loadGatewayEnv(resolveEnv(container.env as never, {}, secrets));
-    expect(cfg.VIGIL_API_TOKEN).toEqual(["t1", "t2"]);
+    // The plain form: read-only tokens named by position.
+    expect(cfg.VIGIL_API_TOKEN).toEqual([
+      { name: "token-1", token: "t1", scope: "read" },
+      { name: "token-2", token: "t2", scope: "read" },
+    ]);
     expect([cfg.REDIS_URL, cfg.MYSQL_URL, cfg.VIGIL_CLIP_DIR]).toEqual([
       "redis://:pw@redis:6379",
       "mysql://u:pw@mysql:3306/vigil",
@@ -406,13 +410,18 @@ describe("charts/vigil", () => {
     expect(noAlarms.volumes).toBeUndefined();
   });
 
-  it("lets the gateway list and watch cameras and pools and nothing else; its catalog syncs as that ServiceAccount", async () => {
+  it("lets the gateway list and watch cameras and pools, patch cameras, and nothing else; its catalog syncs as that ServiceAccount", async () => {
     expect(named(objects, "ClusterRole", `${ns}-gateway`).rules).toEqual(rules("gateway-rules.yaml"));
     const user = `system:serviceaccount:${ns}:${ns}-gateway`;
     await waitFor("the gateway's bindings to take effect", () => can(user, "watch", "vigil.dev", "cameradetections"));
     expect(await can(user, "list", "vigil.dev", "detectorpools", "elsewhere")).toBe(true);
+    // Starting and stopping cameras: a merge patch of spec.paused (gateway/control-kube.ts).
+    expect(await can(user, "patch", "vigil.dev", "cameradetections", ns)).toBe(true);
     for (const [verb, group, resource] of [
-      ["patch", "vigil.dev", "cameradetections"],
+      ["patch", "vigil.dev", "detectorpools"],
+      ["update", "vigil.dev", "cameradetections"],
+      ["delete", "vigil.dev", "cameradetections"],
+      ["get", "vigil.dev", "cameradetections"],
       ["get", "", "secrets"],
       ["list", "", "pods"],
       ["create", "", "serviceaccounts"],

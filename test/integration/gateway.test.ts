@@ -318,6 +318,13 @@ describe("rate limit and CORS", () => {
       expect(pre.statusCode).toBe(204);
       expect(pre.headers["access-control-allow-origin"]).toBe(origin);
       expect(String(pre.headers["access-control-allow-headers"])).toContain("authorization");
+      // POST too: a write token may start and stop cameras from another origin's dashboard.
+      expect(String(pre.headers["access-control-allow-methods"]).split(/, */)).toEqual([
+        "GET",
+        "HEAD",
+        "POST",
+        "OPTIONS",
+      ]);
       const r = await g.inject({ url: "/api/v1/pools", headers: { ...AUTH, origin } });
       expect(r.headers["access-control-allow-origin"]).toBe(origin);
       const other = await g.inject({ url: "/api/v1/pools", headers: { ...AUTH, origin: "https://evil.example" } });
