@@ -14,6 +14,7 @@ import {
   validatorCompiler,
 } from "fastify-type-provider-zod";
 import { Registry } from "prom-client";
+import type { CameraControl } from "../operator/api/executor.ts";
 import { authHook, redactUrl } from "./auth.ts";
 import { type CacheOptions, FeedCache } from "./cache.ts";
 import type { AlarmSources, GatewayContext } from "./context.ts";
@@ -25,14 +26,17 @@ import { VideoHub } from "./live/video-hub.ts";
 import { wsRoutes } from "./live/ws.ts";
 import { gatewayMetrics } from "./metrics.ts";
 import { apiRoutes } from "./routes/api.ts";
+import { controlRoutes, parseTokenEntries } from "./routes/control.ts";
 import { DASHBOARD_PATHS, dashboardRoutes } from "./routes/dashboard.ts";
 import { healthRoutes } from "./routes/health.ts";
 
 export type GatewayOptions = {
   feed: BusFeed;
   catalog: CameraCatalog;
-  /** Accepted bearer tokens (at least one). */
+  /** Accepted bearer tokens (at least one): `name:token[:read|write]`, or a plain token (read-only). */
   tokens: string[];
+  /** Starts and stops cameras (POST /cameras/{id}/start|stop); without it those routes answer 503. */
+  control?: CameraControl;
   /** Origins allowed by CORS (`true`: any, reflecting the request's). CORS is off when unset or empty. */
   corsOrigins?: string[] | true;
   /** REST requests per minute per client address; 0 turns the limit off (default 6000). */
@@ -95,7 +99,9 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
     eventBufferBytes: opts.eventBufferBytes ?? 1 << 20,
     streams: new Set(),
     alarms: opts.alarms ?? {},
+    ...(opts.control ? { control: opts.control } : {}),
   };
+  const tokens = parseTokenEntries(opts.tokens);
 
   const app = Fastify({
     ...(opts.logger
@@ -166,7 +172,10 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
   app.register(swaggerUi, { routePrefix: "/docs" });
 
   // Preflight requests carry no credentials by design; CORS answers them.
-  const auth = authHook(opts.tokens, isOpen);
+  const auth = authHook(
+    tokens.map((t) => t.token),
+    isOpen,
+  );
   app.addHook("onRequest", async (req, reply) => {
     if (req.method !== "OPTIONS") return auth(req, reply);
   });
@@ -185,6 +194,7 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
 
   app.register(healthRoutes, { feed: ctx.feed, catalog: ctx.catalog, registry });
   app.register(apiRoutes, { prefix: API_PREFIX, ctx, rateLimitPerMinute: opts.rateLimitPerMinute ?? 6000 });
+  app.register(controlRoutes, { prefix: API_PREFIX, ctx, tokens });
   app.register(sseRoutes, { prefix: API_PREFIX, ctx });
   app.register(wsRoutes, { prefix: API_PREFIX, ctx });
   app.register(mjpegRoutes, { prefix: API_PREFIX, ctx });
