@@ -80,6 +80,8 @@ export function createIpcFeed(opts: IpcFeedOptions = {}): IpcFeed {
       const camera = m.camera;
       return void each((h) => h.frame?.(camera, jpeg));
     }
+    // A worker's answer to a pause (worker/paused-cameras.ts): read by the local executor, not a bus message.
+    if (m.t === "paused") return;
     reject(`unknown type ${String(m.t)}`);
   }
 

@@ -50,7 +50,9 @@ export function createLocalCatalog(opts: LocalCatalogOptions): CameraCatalog {
     if (!cam) return undefined;
     const placement = opts.placements().get(id);
     const worker = placement?.worker ? opts.workers().find((w) => w.name === placement.worker) : undefined;
-    const stats = latest.get(id);
+    // Stats from before the camera was last started (through the API) are of its previous run.
+    const received = latest.get(id);
+    const stats = received && received.at >= (placement?.since ?? 0) ? received : undefined;
     const fresh = stats && now() - stats.at <= staleMs ? stats.m : undefined;
     const conditions: Condition[] = [];
     let phase: string;
@@ -88,7 +90,9 @@ export function createLocalCatalog(opts: LocalCatalogOptions): CameraCatalog {
         ? new Date(Date.parse(m.timestamp) - m.data.last_frame_age_ms).toISOString()
         : undefined;
     const { namespace, name } = parseCameraId(id);
-    return cameraSummary(name, namespace, cam.spec, {
+    // Stopped through the API reads as spec.paused does in a cluster, where the gateway sets it.
+    const spec = { ...cam.spec, paused: placement?.reason === "Paused" };
+    return cameraSummary(name, namespace, spec, {
       phase,
       worker: placement?.worker,
       fps: fresh?.data.fps,

@@ -12,12 +12,13 @@ import { stringify } from "yaml";
 import type { BusFeed } from "../gateway/feed.ts";
 import type { IpcFeed } from "../gateway/ipc-feed.ts";
 import type { DetectorPool } from "../operator/api/detector-pool.ts";
-import type { Executor, WorkerInfo } from "../operator/api/executor.ts";
+import type { CameraControl, Executor, WorkerInfo } from "../operator/api/executor.ts";
 import { MODEL_CREDENTIAL_ENV, MODEL_ENV_KEYS, modelEnv } from "../operator/api/worker-env.ts";
 import { assignCameras, desiredReplicas } from "../operator/controllers/assignment.ts";
 import { isHttpUrl } from "../worker/ingest/source-url.ts";
 import type { LocalManifests } from "../worker/manifests.ts";
 import { parseCameraId } from "../worker/publish/camera-id.ts";
+import { type IpcPauseMessage, ipcPausedMessage } from "../worker/publish/ipc-bus.ts";
 import { type SupervisedProcess, Supervisor, type SupervisorOptions } from "./supervisor.ts";
 
 export const ROOT = join(import.meta.dirname, "..");
@@ -77,21 +78,29 @@ export type Placement = {
   /** Assigned, or why not: Paused, PoolNotFound, PoolFull (as the operator's Scheduled condition says). */
   reason: "Assigned" | "Paused" | "PoolNotFound" | "PoolFull";
   message: string;
+  /** When this placement took effect, if after the start (a camera stopped or started through the API): stats
+   * received before it are not this placement's. */
+  since?: number | undefined;
 };
 
 /**
  * Packs cameras onto workers as the operator would: per pool, desiredReplicas workers named `<pool>-<n>`, cameras
  * in file order (older first) by assignCameras. Workers left without cameras are not started (minWorkers idles
- * nothing on one host). Pure.
+ * nothing on one host). Pure. `placePaused`: cameras with spec.paused are placed too (their worker starts them
+ * paused, and they can be started through the API); without it they are left out, as the operator leaves them.
  */
-export function planWorkers(manifests: LocalManifests): { workers: WorkerPlan[]; placements: Map<string, Placement> } {
+export function planWorkers(
+  manifests: LocalManifests,
+  opts: { placePaused?: boolean } = {},
+): { workers: WorkerPlan[]; placements: Map<string, Placement> } {
   const placements = new Map<string, Placement>();
   const workers: WorkerPlan[] = [];
   const pools = new Map(manifests.pools.map((p) => [p.metadata.name, p]));
   const byPool = new Map<string, string[]>();
   for (const cam of manifests.cameras) {
     const pool = cam.spec.poolRef.name;
-    if (cam.spec.paused) placements.set(cam.id, { pool, reason: "Paused", message: "camera is paused" });
+    if (cam.spec.paused && !opts.placePaused)
+      placements.set(cam.id, { pool, reason: "Paused", message: "camera is paused" });
     else if (!pools.has(pool))
       placements.set(cam.id, {
         pool,
@@ -176,13 +185,24 @@ export type LocalExecutorOptions = {
   supervisor?: Pick<SupervisorOptions, "initialDelayMs" | "maxDelayMs" | "resetAfterMs" | "stopGraceMs" | "clock">;
 };
 
-export type LocalExecutor = Executor & {
-  placements(): Map<string, Placement>;
-  /** The worker serving a camera, if any. */
-  workerOf(cameraId: string): WorkerInfo | undefined;
-  /** The live child process of a worker (tests, diagnostics). */
-  child(worker: string): ChildProcess | undefined;
-};
+/**
+ * The executor and the gateway's camera control: setPaused stops or starts one camera's pipeline inside its
+ * running worker (no restart; the worker's other cameras go on), and placements() says Paused for it until it is
+ * started again or `vigil up` exits. A worker restarted meanwhile starts its paused cameras paused.
+ */
+export type LocalExecutor = Executor &
+  CameraControl & {
+    /** Where each camera runs, or why not (Paused while stopped through the API). */
+    placements(): Map<string, Placement>;
+    /** The worker serving a camera, if any. */
+    workerOf(cameraId: string): WorkerInfo | undefined;
+    /** The live child process of a worker (tests, diagnostics). */
+    child(worker: string): ChildProcess | undefined;
+  };
+
+/** How long setPaused waits for a running worker to confirm; past it the state still holds (and is applied when
+ * the worker reads the message, or at its next start). */
+const PAUSE_CONFIRM_MS = 5000;
 
 type Proc = { plan: WorkerPlan; child?: ChildProcess | undefined; tail: string[] };
 type Running = Proc & { supervisor: Supervisor };
@@ -191,7 +211,13 @@ export function createLocalExecutor(opts: LocalExecutorOptions): LocalExecutor {
   const base = opts.base ?? process.cwd();
   const { log } = opts;
   const env = opts.env ?? process.env;
-  const { workers: plans, placements } = planWorkers(opts.manifests);
+  // Paused cameras get a worker too, which starts them paused: they can be started through the API.
+  const { workers: plans, placements } = planWorkers(opts.manifests, { placePaused: true });
+  /** Paused cameras: by the manifests (no actor) or through the API (actor: the token's name). */
+  const paused = new Map<string, { actor?: string; at?: number }>();
+  for (const cam of opts.manifests.cameras) if (cam.spec.paused) paused.set(cam.id, {});
+  /** Cameras started through the API, and when. */
+  const resumedAt = new Map<string, number>();
   const pools = new Map(opts.manifests.pools.map((p) => [p.metadata.name, p]));
   const ipc = "ipc" in opts.bus ? opts.bus.ipc : undefined;
   const feed: BusFeed = "ipc" in opts.bus ? opts.bus.ipc : opts.bus.feed;
@@ -243,7 +269,10 @@ export function createLocalExecutor(opts: LocalExecutorOptions): LocalExecutor {
       childEnv.VIGIL_BUS = "redis";
       childEnv.REDIS_URL = opts.bus.redisUrl;
     }
-    const child = fork(VIGIL_BIN, ["worker", "--cameras", file, "--only", plan.cameras.join(",")], {
+    const args = ["worker", "--cameras", file, "--only", plan.cameras.join(",")];
+    const pausedHere = plan.cameras.filter((c) => paused.has(c));
+    if (pausedHere.length) args.push("--paused", pausedHere.join(","));
+    const child = fork(VIGIL_BIN, args, {
       serialization: "advanced",
       execArgv: [],
       env: childEnv,
@@ -271,6 +300,11 @@ export function createLocalExecutor(opts: LocalExecutorOptions): LocalExecutor {
       if (rt.child === child) rt.child = undefined;
       onExit(null, null);
     });
+    // A worker answers pauses once its model is loaded (and announces the cameras it started paused): it is up,
+    // also when none of its cameras streams.
+    child.on("message", (m: unknown) => {
+      if ((m as { t?: unknown } | null)?.t === "paused") running.get(plan.name)?.supervisor.markRunning();
+    });
     ipc?.attach(child);
     return child satisfies SupervisedProcess;
   }
@@ -288,7 +322,61 @@ export function createLocalExecutor(opts: LocalExecutorOptions): LocalExecutor {
     };
   }
 
+  /** Sends a worker a pause; resolves when it confirms, exits, or PAUSE_CONFIRM_MS passed (or at once if `wait` is false). */
+  function tellWorker(child: ChildProcess, camera: string, pause: boolean, wait: boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        child.off("message", onMessage);
+        child.off("exit", done);
+        resolve();
+      };
+      const onMessage = (raw: unknown) => {
+        if ((raw as { t?: unknown } | null)?.t !== "paused") return;
+        const r = ipcPausedMessage.safeParse(raw);
+        if (r.success && r.data.camera === camera && r.data.paused === pause) done();
+      };
+      const timer = setTimeout(() => {
+        if (wait) log?.warn({ camera, paused: pause }, "the worker did not confirm the pause in time");
+        done();
+      }, PAUSE_CONFIRM_MS);
+      child.on("message", onMessage);
+      child.once("exit", done);
+      try {
+        child.send({ t: "pause", camera, paused: pause } satisfies IpcPauseMessage, (err) => {
+          if (err) {
+            log?.debug({ camera, err: err.message }, "pause not delivered (the next start applies it)");
+            done();
+          } else if (!wait) done();
+        });
+      } catch {
+        done();
+      }
+    });
+  }
+
   return {
+    async setPaused(cameraId, pause, actor) {
+      if (!placements.has(cameraId)) return "not-found";
+      if (pause === paused.has(cameraId)) return "done";
+      const at = Date.now();
+      if (pause) {
+        paused.set(cameraId, { actor, at });
+        resumedAt.delete(cameraId);
+      } else {
+        paused.delete(cameraId);
+        resumedAt.set(cameraId, at);
+      }
+      log?.info(
+        { camera: cameraId, actor },
+        pause ? "camera stopped through the API" : "camera started through the API",
+      );
+      const w = byCamera.get(cameraId);
+      const rt = w ? running.get(w) : undefined;
+      // A worker that is not up yet reads the message once its model is loaded; one in backoff starts with --paused.
+      if (rt?.child?.connected) await tellWorker(rt.child, cameraId, pause, rt.supervisor.state === "running");
+      return "done";
+    },
     async start() {
       if (dir || stopped) return;
       for (const [name, pool] of pools) {
@@ -341,7 +429,22 @@ export function createLocalExecutor(opts: LocalExecutorOptions): LocalExecutor {
       if (dir) rmSync(dir, { recursive: true, force: true });
     },
     workers: () => [...running.values()].map(info),
-    placements: () => placements,
+    placements() {
+      const out = new Map<string, Placement>();
+      for (const [id, p] of placements) {
+        const pause = paused.get(id);
+        const since = pause?.at ?? resumedAt.get(id);
+        if (pause)
+          out.set(id, {
+            pool: p.pool,
+            reason: "Paused",
+            message: pause.actor ? `stopped through the API by token ${pause.actor}` : "camera is paused",
+            since,
+          });
+        else out.set(id, since === undefined ? p : { ...p, since });
+      }
+      return out;
+    },
     workerOf(cameraId) {
       const w = byCamera.get(cameraId);
       const rt = w ? running.get(w) : undefined;

@@ -33,11 +33,15 @@ const USAGE = `usage: vigil up -f FILE
 Runs the CameraDetections of FILE (with their DetectorPools and Secrets) on this host and serves the dashboard.
 file:// sources play in real time and loop; file://./x and file://../x are relative to the current directory.
 
-environment: VIGIL_PORT (8080), VIGIL_HOST (127.0.0.1), VIGIL_API_TOKEN (comma-separated; a random one otherwise),
+environment: VIGIL_PORT (8080), VIGIL_HOST (127.0.0.1), VIGIL_API_TOKEN (comma-separated name:token[:read|write];
+             otherwise a random write token, named vigil-up),
              REDIS_URL (workers publish to Redis instead of the built-in IPC bus), LOG_LEVEL
 alarms:      VIGIL_DATA_DIR (.vigil): the embedded alarm queue, records and clips, used unless
              RABBITMQ_URL (the queue on RabbitMQ) / MYSQL_URL (the records on MySQL or MariaDB) are set
 `;
+
+/** The name of the token `vigil up` generates when VIGIL_API_TOKEN is unset (GET /api/v1/me, the logs). */
+export const GENERATED_TOKEN_NAME = "vigil-up";
 
 const upEnv = z.object({
   VIGIL_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -133,7 +137,7 @@ export async function runUp(argv: string[]): Promise<number> {
     feed = createRedisFeed(env.REDIS_URL, { registry, log });
     bus = { redisUrl: env.REDIS_URL, feed };
   } else {
-    const scheduled = planWorkers(manifests).workers.length > 0;
+    const scheduled = planWorkers(manifests, { placePaused: true }).workers.length > 0;
     const ipc = createIpcFeed({ registry, log, hasCameras: () => scheduled });
     feed = ipc;
     bus = { ipc };
@@ -178,8 +182,9 @@ export async function runUp(argv: string[]): Promise<number> {
     .split(",")
     .map((t) => t.trim())
     .filter(Boolean);
-  const generated = tokens.length === 0;
-  if (generated) tokens.push(randomBytes(24).toString("base64url"));
+  // None given: one generated for this run, with the write scope (its dashboard may start and stop cameras).
+  const generated = tokens.length === 0 ? randomBytes(24).toString("base64url") : undefined;
+  if (generated) tokens.push(`${GENERATED_TOKEN_NAME}:${generated}:write`);
 
   let app: FastifyInstance | undefined;
   const closeGateway = async () => {
@@ -211,7 +216,15 @@ export async function runUp(argv: string[]): Promise<number> {
     alarmService?.start();
     await executor.start();
     const { buildGateway } = await import("../gateway/app.ts");
-    app = buildGateway({ feed, catalog, tokens, registry, logger: log, alarms: { records, clips } });
+    app = buildGateway({
+      feed,
+      catalog,
+      tokens,
+      registry,
+      logger: log,
+      alarms: { records, clips },
+      control: executor,
+    });
     await app.listen({ port: env.VIGIL_PORT, host: env.VIGIL_HOST });
   } catch (err) {
     await shutdown();
@@ -223,7 +236,7 @@ export async function runUp(argv: string[]): Promise<number> {
   const base = `http://${host.includes(":") ? `[${host}]` : host}:${port}/`;
   process.stdout.write(
     generated
-      ? `vigil up: dashboard ${base}?access_token=${tokens[0]}\n`
+      ? `vigil up: dashboard ${base}?access_token=${generated}\n`
       : `vigil up: dashboard ${base}?access_token=… (a token from VIGIL_API_TOKEN)\n`,
   );
   log.info(

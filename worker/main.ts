@@ -23,12 +23,16 @@ import { watchAssignedCameras } from "./kube-cameras.ts";
 import { startWorkerLease, type WorkerLease } from "./lease.ts";
 import { loadManifests } from "./manifests.ts";
 import { createOwnIdentity } from "./own-identity.ts";
+import { createPausedCameras, listenForPauses, type PauseChannel } from "./paused-cameras.ts";
 import { createPipeline } from "./pipeline.ts";
 import { createIpcBus } from "./publish/ipc-bus.ts";
 import { createRedisBus } from "./publish/redis-bus.ts";
 
 export async function runWorker(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { cameras: { type: "string" }, only: { type: "string" } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { cameras: { type: "string" }, only: { type: "string" }, paused: { type: "string" } },
+  });
   const env = parseWorkerEnv(process.env);
   const log = pino({ level: env.LOG_LEVEL, base: { component: "worker" } });
   // Two sources of cameras: manifests (single-host mode) or, in a pod, the CameraDetections assigned to it.
@@ -41,6 +45,12 @@ export async function runWorker(argv: string[]): Promise<void> {
       throw new Error(`vigil worker --only: no CameraDetection ${unknown.join(", ")} in ${values.cameras}`);
     manifests.cameras = manifests.cameras.filter((c) => only.has(c.id));
   }
+  // --paused a,b: of those, the cameras `vigil up` was told to stop (POST /cameras/{id}/stop) before this start.
+  const paused = values.paused?.split(",").filter(Boolean) ?? [];
+  if (paused.length && !manifests) throw new Error("vigil worker --paused needs --cameras FILE");
+  const unknownPaused = paused.filter((id) => !manifests?.cameras.some((c) => c.id === id));
+  if (unknownPaused.length)
+    throw new Error(`vigil worker --paused: no CameraDetection ${unknownPaused.join(", ")} among its cameras`);
   if (env.VIGIL_BUS === "ipc" && !process.send)
     throw new Error("VIGIL_BUS=ipc needs an IPC channel to the parent (a worker forked by `vigil up`)");
   if (!manifests && !(env.POD_NAME && env.POD_NAMESPACE))
@@ -117,8 +127,19 @@ export async function runWorker(argv: string[]): Promise<void> {
     onStats: (id, stats, fps) => void kube?.reportHealth(id, stats, fps),
     alarms,
   });
-  if (manifests) for (const cam of manifests.cameras) pipeline.add(cam);
-  else {
+  let stopListening: (() => void) | undefined;
+  if (manifests) {
+    const cameras = createPausedCameras(pipeline, manifests.cameras, paused, log);
+    // Forked by `vigil up` (an IPC channel, whichever bus): it may stop and start single cameras. In the same tick
+    // as the IPC bus's listener, so no message from the parent arrives in between.
+    if (process.send) {
+      const stop = listenForPauses(cameras, process as unknown as PauseChannel, log);
+      stopListening = () => {
+        stop();
+        process.channel?.unref();
+      };
+    }
+  } else {
     const kc = loadKubeConfig(env.KUBECONFIG);
     const namespace = env.POD_NAMESPACE ?? "";
     const pod = env.POD_NAME ?? "";
@@ -195,6 +216,7 @@ export async function runWorker(argv: string[]): Promise<void> {
   });
   if (onDisconnect) process.off("disconnect", onDisconnect);
   clearInterval(probe);
+  stopListening?.();
   // First: the operator moves this worker's cameras now, while the streams below stop (not 6 s later).
   await lease?.stop();
   kube?.stop();

@@ -28,6 +28,8 @@ const state = {
   stopped: false,
   /** cameras, camera, alarms or alarm: what the hash shows */
   page: "cameras",
+  /** The token's scope (GET /me): only "write" shows the start/stop controls. */
+  scope: "read",
 };
 /** img → function that stops its stream */
 const videos = new Map();
@@ -68,6 +70,14 @@ async function api(path) {
     throw err;
   }
   return r.json();
+}
+
+/** POST, answered 202 with the camera's summary (start/stop). */
+async function post(path) {
+  const r = await fetch(API + path, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(typeof body.message === "string" ? body.message : `HTTP ${r.status}`);
+  return body;
 }
 
 const fmtFps = (n) => (typeof n === "number" ? n.toFixed(1) : "—");
@@ -221,16 +231,56 @@ function makeTile(view) {
     h("dl", { class: "stats" }, fpsRow, personsRow, ageRow, workerRow),
     note,
   );
-  const tile = h("li", { class: "tile", "data-testid": "camera-tile", "data-camera": id }, link);
-  return { tile, refs: { img, fps, persons, age, worker, phase, note, link } };
+  // Beside the link, not in it (no button inside an <a>); shown only to a write token.
+  const control = h("button", { type: "button", class: "control", "data-testid": "camera-control", hidden: true });
+  control.addEventListener("click", () => toggle(id, control));
+  const tile = h("li", { class: "tile", "data-testid": "camera-tile", "data-camera": id }, link, control);
+  return { tile, refs: { img, fps, persons, age, worker, phase, note, link, control } };
+}
+
+/** A start/stop button's face for a camera view: Stop while it runs, Start while paused. */
+function showControl(button, view) {
+  button.hidden = state.scope !== "write" || !view;
+  if (button.hidden || button.dataset.busy) return;
+  const paused = view.paused === true;
+  button.dataset.action = paused ? "start" : "stop";
+  button.textContent = paused ? "▶ Start" : "■ Stop";
+  button.setAttribute("aria-label", `${paused ? "Start" : "Stop"} camera ${view.id}`);
+}
+
+/** Clicks on a start/stop control: POST, then show the answer's camera (its phase) at once, without a reload. */
+async function toggle(id, button) {
+  if (button.dataset.busy) return;
+  const action = button.dataset.action;
+  button.dataset.busy = "1";
+  button.disabled = true;
+  try {
+    const view = await post(`${cameraPath(id)}/${action}`);
+    const c = state.cameras.get(id);
+    if (c) {
+      observe(c, view);
+      updateTile(c);
+    }
+    if (state.detail?.id === id) state.detail.camera = view;
+    $("reach").textContent = "";
+  } catch (err) {
+    $("reach").textContent = `Could not ${action} ${id}: ${err.message}`;
+  } finally {
+    delete button.dataset.busy;
+    button.disabled = false;
+    const c = state.cameras.get(id);
+    showControl(button, c?.view ?? state.detail?.camera);
+    if (state.detail?.id === id) updateDetailStats();
+  }
 }
 
 function updateTile(c) {
   const { refs, view } = c;
-  const data = view.stats?.data;
+  // A paused camera's last stats are of its previous run: not shown as if current.
+  const data = view.paused ? undefined : view.stats?.data;
   refs.fps.textContent = fmtFps(data?.fps);
   refs.persons.textContent = fmtInt(data?.persons);
-  refs.age.textContent = fmtMs(frameAge(c));
+  refs.age.textContent = fmtMs(data ? frameAge(c) : undefined);
   refs.worker.textContent = view.status.worker ?? "—";
   const phase = phaseOf(c);
   refs.phase.textContent = phase;
@@ -241,6 +291,7 @@ function updateTile(c) {
     "aria-label",
     `${view.id}: ${phase}, ${fmtFps(data?.fps)} fps, ${fmtInt(data?.persons)} persons`,
   );
+  showControl(refs.control, view);
 }
 
 function render(views) {
@@ -267,8 +318,9 @@ function render(views) {
     prev = c.tile;
   }
   $("cameras-empty").hidden = views.length > 0;
-  const streaming = views.filter((v) => v.stats?.data.stream === "streaming").length;
-  const persons = views.reduce((n, v) => n + (v.stats?.data.persons ?? 0), 0);
+  const live = views.filter((v) => !v.paused);
+  const streaming = live.filter((v) => v.stats?.data.stream === "streaming").length;
+  const persons = live.reduce((n, v) => n + (v.stats?.data.persons ?? 0), 0);
   $("summary").textContent =
     `${views.length} camera${views.length === 1 ? "" : "s"} · ${streaming} streaming · ${persons} person${persons === 1 ? "" : "s"}`;
   if (state.detail) updateDetailStats();
@@ -416,6 +468,7 @@ function updateDetailStats() {
   const phase = c ? phaseOf(c) : (view.status.phase ?? "—");
   $("detail-phase").textContent = phase;
   $("detail-phase").dataset.state = phaseClass(phase);
+  showControl($("detail-control"), view);
   const facts = [
     ["fps", `${fmtFps(data?.fps)} of ${view.targetFps}`],
     ["persons", fmtInt(data?.persons)],
@@ -518,6 +571,18 @@ function fatal(message) {
   $("fatal").hidden = false;
 }
 
+/** The token's name and scope; a gateway without /me (or any failure) leaves the page read-only. */
+async function loadScope() {
+  try {
+    const me = await api("/me");
+    state.scope = me.scope === "write" ? "write" : "read";
+  } catch {
+    state.scope = "read";
+  }
+  for (const c of state.cameras.values()) showControl(c.refs.control, c.view);
+  if (state.detail) updateDetailStats();
+}
+
 function start() {
   if (!token) {
     $("notoken-example").textContent = `${location.origin}/?access_token=YOUR_TOKEN`;
@@ -535,6 +600,9 @@ function start() {
   $("show-zones").addEventListener("change", (e) => {
     $("detail-frame").classList.toggle("no-zones", !e.target.checked);
   });
+  $("detail-control").addEventListener("click", () => {
+    if (state.detail) toggle(state.detail.id, $("detail-control"));
+  });
   $("back").addEventListener("click", () => {
     history.pushState(null, "", location.pathname + location.search);
     route();
@@ -547,6 +615,7 @@ function start() {
   window.addEventListener("hashchange", route);
   connectEvents();
   loadHistory();
+  loadScope();
   refresh();
   route();
 }

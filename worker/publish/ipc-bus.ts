@@ -12,11 +12,26 @@ import type { Bus } from "./redis-bus.ts";
 export type IpcUpMessage =
   | { t: "stats"; m: StatsMessage }
   | { t: "event"; m: EventMessage }
-  | { t: "frame"; camera: string; jpeg: Buffer };
+  | { t: "frame"; camera: string; jpeg: Buffer }
+  | IpcPausedMessage;
 
 /** Parent → worker: someone started or stopped watching a camera's video. */
 export const ipcDownMessage = z.object({ t: z.literal("watch"), camera: cameraIdSchema, watching: z.boolean() });
 export type IpcDownMessage = z.infer<typeof ipcDownMessage>;
+
+/** Parent → worker: stop (paused) or start again one camera's pipeline (POST /cameras/{id}/stop|start). */
+export const ipcPauseMessage = z.object({ t: z.literal("pause"), camera: cameraIdSchema, paused: z.boolean() });
+export type IpcPauseMessage = z.infer<typeof ipcPauseMessage>;
+
+/** Worker → parent: a camera's pipeline is now stopped (paused) or running; also sent at start for each camera the
+ * worker was started with paused (`--paused`). `known: false`: the worker has no such camera. */
+export const ipcPausedMessage = z.object({
+  t: z.literal("paused"),
+  camera: cameraIdSchema,
+  paused: z.boolean(),
+  known: z.boolean(),
+});
+export type IpcPausedMessage = z.infer<typeof ipcPausedMessage>;
 
 /** The part of `process` the bus uses (injectable for tests). */
 export type IpcChannel = {
