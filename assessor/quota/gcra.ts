@@ -11,6 +11,8 @@
 // so any window [s, s + P) admits less than L + b units (at most L + b - 1 for unit costs: exactly L at b = 1).
 // A reservation is all or nothing across dimensions; a refused one leaves the state as it was.
 
+import { z } from "zod";
+
 export type Dimension = "rps" | "rpm" | "tpm";
 export const DIMENSIONS: readonly Dimension[] = ["rps", "rpm", "tpm"];
 export const PERIOD_MS: Readonly<Record<Dimension, number>> = { rps: 1_000, rpm: 60_000, tpm: 60_000 };
@@ -28,6 +30,17 @@ export type Limit = {
 
 /** A scope's limits; an absent dimension is not limited. */
 export type Limits = Partial<Record<Dimension, Limit>>;
+
+/** Limits as configuration gives them (a pool's key Secret): positive, finite rates and bursts. */
+export const limitSchema = z.object({
+  rate: z.number().positive().finite(),
+  burst: z.number().positive().finite().optional(),
+});
+export const limitsSchema = z.object({
+  rps: limitSchema.optional(),
+  rpm: limitSchema.optional(),
+  tpm: limitSchema.optional(),
+});
 
 /** TAT per dimension, ms on the clock that `now` comes from; absent or in the past means an idle (full) bucket. */
 export type QuotaState = Readonly<Partial<Record<Dimension, number>>>;

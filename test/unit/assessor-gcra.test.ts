@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type Cost, type Limits, type QuotaState, reserve, settle } from "../../assessor/quota/gcra.ts";
+import { type Cost, type Limits, limitsSchema, type QuotaState, reserve, settle } from "../../assessor/quota/gcra.ts";
 
 const ONE: Cost = { requests: 1, tokens: 0 };
 
@@ -141,5 +141,21 @@ describe("settle", () => {
     const s: QuotaState = { rps: 100, tpm: 50 };
     expect(settle(s, { estimated: 10, actual: 20 }, 0, { rps: { rate: 10 } })).toBe(s);
     expect(settle(s, { estimated: 10, actual: 10 }, 0, limits)).toBe(s);
+  });
+});
+
+describe("limitsSchema", () => {
+  it("accepts positive finite rates and bursts, and nothing else", () => {
+    expect(limitsSchema.parse({ rpm: { rate: 1_200 }, tpm: { rate: 1e6, burst: 20_000 } })).toEqual({
+      rpm: { rate: 1_200 },
+      tpm: { rate: 1e6, burst: 20_000 },
+    });
+    for (const bad of [
+      { rps: { rate: 0 } },
+      { rpm: { rate: -1 } },
+      { tpm: { rate: 1, burst: 0 } },
+      { rps: { rate: Infinity } },
+    ])
+      expect(limitsSchema.safeParse(bad).success).toBe(false);
   });
 });
