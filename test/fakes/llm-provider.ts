@@ -64,6 +64,10 @@ export const fakeProviderConfig = z
       if (!names.has(k.scope)) ctx.addIssue({ code: "custom", path: ["keys", i, "scope"], message: "unknown scope" });
     }
     if (c.latencyMs[0] > c.latencyMs[1]) ctx.addIssue({ code: "custom", path: ["latencyMs"], message: "min > max" });
+    const f = c.faults;
+    if (f.rate5xx + f.rateTimeout + f.rateMalformed + f.rateFenced > 1) {
+      ctx.addIssue({ code: "custom", path: ["faults"], message: "the fault rates sum to more than 1" });
+    }
   });
 
 export type FakeProviderConfig = z.input<typeof fakeProviderConfig>;
@@ -323,13 +327,17 @@ export async function startFakeProvider(input: FakeProviderConfig, port = 0): Pr
     res.end(text);
   }
 
+  // limit and remaining are per minute, as OpenAI's. reset is the time until the next call fits (both request
+  // windows; "0ms" while there is room), not OpenAI's "until fully replenished": over a sliding minute that would be up
+  // to 60 s after every call, while a pool cooling down on a 429 needs the moment it may call again.
   function rateHeaders(s: ScopeState, now: number): Record<string, string> {
     if (!config.rateLimitHeaders) return {};
     const used = s.minute.sum(now);
+    const reset = Math.max(s.minute.waitFor(now, s.rpm, 1), s.second.waitFor(now, s.perSecond, 1));
     const h: Record<string, string> = {
       "x-ratelimit-limit-requests": String(s.rpm),
       "x-ratelimit-remaining-requests": String(Math.max(0, s.rpm - used)),
-      "x-ratelimit-reset-requests": openaiDuration(s.minute.waitFor(now, s.rpm, 1)),
+      "x-ratelimit-reset-requests": openaiDuration(reset),
     };
     if (s.tpm !== undefined) {
       const t = s.tokens.sum(now);
