@@ -195,6 +195,35 @@ describe("limits per scope, shared by its keys", () => {
     expect(s.perKey[fingerprint("sk-a1")]).toMatchObject({ calls: 3, ok: 3, r429: 0 });
   });
 
+  it("under 2x load admits the scope's rate and no more: 20 calls/s for 3 s on a 10 rps scope", async () => {
+    const o = await provider({
+      scopes: [{ name: "O", rpm: 6000, rps: 10 }],
+      keys: [
+        { key: "sk-o1", scope: "O" },
+        { key: "sk-o2", scope: "O" },
+      ],
+    });
+    const keys = [client(o, "sk-o1"), client(o, "sk-o2")];
+    const calls: Promise<string>[] = [];
+    const t0 = Date.now();
+    for (let i = 0; i < 60; i++) {
+      await new Promise((r) => setTimeout(r, Math.max(0, t0 + i * 50 - Date.now())));
+      calls.push(
+        assess(keys[i % 2]!, [crops[0]!]).then(
+          () => "ok",
+          (e: APIError) => String(e.status),
+        ),
+      );
+    }
+    const seen = await Promise.all(calls);
+    const ok = seen.filter((x) => x === "ok").length;
+    // Any sliding second holds at most 10, so the 3 s hold at most 30; a fixed window would let ~40 through.
+    expect(ok).toBeLessThanOrEqual(30);
+    expect(ok).toBeGreaterThanOrEqual(27);
+    expect(seen.filter((x) => x === "429").length).toBe(60 - ok);
+    expect(o.stats().perScope.O).toMatchObject({ ok, r429: 60 - ok });
+  });
+
   it("guards each second at rpm/60 when rps is unset", async () => {
     const q = await provider({ scopes: [{ name: "Q", rpm: 120 }], keys: [{ key: "sk-q1", scope: "Q" }] });
     const c = client(q, "sk-q1");
