@@ -78,8 +78,18 @@ export type Faults = Config["faults"];
 /** The answer the fake gives for a set of images; exported so tests can predict it. */
 export type Assessment = { risk: number; labels: string[]; reason: string };
 
-type Counter = { calls: number; ok: number; r429: number; r401: number; r403: number; r400: number; r5xx: number };
-const counter = (): Counter => ({ calls: 0, ok: 0, r429: 0, r401: 0, r403: 0, r400: 0, r5xx: 0 });
+type Counter = {
+  calls: number;
+  ok: number;
+  r429: number;
+  r401: number;
+  r403: number;
+  r400: number;
+  r5xx: number;
+  /** Calls the fake never answered (the timeout fault). */
+  timeout: number;
+};
+const counter = (): Counter => ({ calls: 0, ok: 0, r429: 0, r401: 0, r403: 0, r400: 0, r5xx: 0, timeout: 0 });
 
 export type ProviderStats = {
   calls: number;
@@ -287,22 +297,26 @@ export async function startFakeProvider(input: FakeProviderConfig, port = 0): Pr
     };
   }
 
+  /** Status 0 is a call left unanswered (byStatus "timeout"). */
   function count(status: number, scope: string | undefined, key: string | undefined): void {
-    stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
+    const name = status === 0 ? "timeout" : String(status);
+    stats.byStatus[name] = (stats.byStatus[name] ?? 0) + 1;
     const field: keyof Counter | undefined =
-      status === 200
-        ? "ok"
-        : status === 429
-          ? "r429"
-          : status === 401
-            ? "r401"
-            : status === 403
-              ? "r403"
-              : status === 400
-                ? "r400"
-                : status >= 500
-                  ? "r5xx"
-                  : undefined;
+      status === 0
+        ? "timeout"
+        : status === 200
+          ? "ok"
+          : status === 429
+            ? "r429"
+            : status === 401
+              ? "r401"
+              : status === 403
+                ? "r403"
+                : status === 400
+                  ? "r400"
+                  : status >= 500
+                    ? "r5xx"
+                    : undefined;
     if (status === 200) stats.ok++;
     const targets: Counter[] = [];
     if (scope) targets.push(stats.perScope[scope]!);
@@ -474,6 +488,7 @@ export async function startFakeProvider(input: FakeProviderConfig, port = 0): Pr
       if (u < faults.rate5xx + faults.rateTimeout) {
         // Never answers: the client's timeout has to fire. Counted as a call, not as a status.
         stats.faults.timeout++;
+        count(0, entry.scope, key);
         hanging.add(res);
         await new Promise<void>((r) => res.once("close", () => r()));
         hanging.delete(res);

@@ -379,7 +379,10 @@ describe("injected faults", () => {
     const fenced = (await assess(c, images)).data.choices[0]!.message.content!;
     const inner = /^```json\n([\s\S]*)\n```$/.exec(fenced);
     expect(JSON.parse(inner![1]!)).toEqual(assessImages(images));
-    expect(p.stats().inFlight).toBe(0); // the timed-out call was released when the client gave up
+    const st = p.stats();
+    expect(st.inFlight).toBe(0); // the timed-out call was released when the client gave up
+    expect(st.perScope.A).toMatchObject({ calls: 4, ok: 2, r5xx: 1, timeout: 1 });
+    expect(st.byStatus).toEqual({ 200: 2, 500: 1, timeout: 1 });
   });
 });
 
