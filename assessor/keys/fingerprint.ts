@@ -24,7 +24,7 @@ export function fingerprints(keys: readonly string[]): string[] {
 
 // Providers quote the key back in errors: OpenAI's 401 says "Incorrect API key provided: sk-abc***...xyz", and a
 // proxy may echo the Authorization header. Long key-like tokens are cut even when they are not one of ours.
-const KEY_LIKE = /\b(?:sk|sk-proj|sk-ant)-[A-Za-z0-9_*.-]{6,}|\bBearer\s+[A-Za-z0-9._~+/*-]{8,}=*/g;
+const KEY_LIKE = /\b(?:sk|sk-proj|sk-ant)-[A-Za-z0-9_*-]{6,}|\bBearer\s+[A-Za-z0-9._~+/*-]{8,}=*/g;
 
 /** `text` fit for a log line or a status field: each of `keys` becomes `key:<fingerprint>`, key-like tokens `…`. */
 export function scrubKeys(text: string, keys: readonly string[] = []): string {
