@@ -230,13 +230,14 @@ describe("classifyResponse", () => {
 
 describe("classifyError (the openai package's errors, by shape)", () => {
   class APIError extends Error {
-    constructor(
-      readonly status: number | undefined,
-      readonly error: object | undefined,
-      message: string,
-      readonly headers: Headers | undefined,
-    ) {
+    readonly status: number | undefined;
+    readonly error: object | undefined;
+    readonly headers: Headers | undefined;
+    constructor(status: number | undefined, error: object | undefined, message: string, headers: Headers | undefined) {
       super(message);
+      this.status = status;
+      this.error = error;
+      this.headers = headers;
     }
     get code() {
       return (this.error as any)?.code;
