@@ -61,7 +61,7 @@ export type ScopeState = {
   /** AIMD: the share of the scope's configured limits to use now, in [rateFloor, 1]. */
   rate: number;
   /** The last multiplicative decrease: a 429 on a call sent before it was sent at the old rate, and decreases no more. */
-  decreasedAt: number;
+  decreasedAt?: number;
   /** The last additive increase (or decrease): the increase is per second since then. */
   adjustedAt: number;
   cooldown?: Cooldown;
@@ -144,7 +144,6 @@ const newKey = (fingerprint: string, scope: string): KeyState => ({
 const newScope = (name: string, now: number): ScopeState => ({
   name,
   rate: 1,
-  decreasedAt: Number.NEGATIVE_INFINITY,
   adjustedAt: now,
   inFlight: 0,
   counters: zero(),
@@ -160,7 +159,12 @@ export function syncPool(prev: Pool | undefined, keys: readonly KeyRef[], now: n
   const out: Pool = { keys: {}, scopes: {} };
   for (const k of keys) {
     const old = prev?.keys[k.fingerprint];
-    out.keys[k.fingerprint] = old ? { ...old, scope: k.scope } : newKey(k.fingerprint, k.scope);
+    // A key moved to another scope starts its count of calls in flight afresh: those of the old scope settle there.
+    out.keys[k.fingerprint] = !old
+      ? newKey(k.fingerprint, k.scope)
+      : old.scope === k.scope
+        ? old
+        : { ...old, scope: k.scope, inFlight: 0 };
     out.scopes[k.scope] ??= prev?.scopes[k.scope] ?? newScope(k.scope, now);
   }
   return out;
@@ -272,10 +276,13 @@ export function settle(pool: Pool, t: Ticket, outcome: Outcome, c: SettleContext
   const { now } = c;
   const k0 = pool.keys[t.fingerprint];
   const s0 = pool.scopes[t.scope];
-  // The key left the Secret (or changed scope) while its call ran: nothing to update, the task's fate still holds.
-  if (!k0 || !s0 || k0.scope !== t.scope) return { pool, next: nextFor(outcome, t, c, p) };
-  const key: KeyState = { ...k0, inFlight: Math.max(0, k0.inFlight - 1), counters: { ...k0.counters } };
-  const scope: ScopeState = { ...s0, inFlight: Math.max(0, s0.inFlight - 1), counters: { ...s0.counters } };
+  // The key left the Secret (or moved scope) while its call ran: the answer still tells about the scope it was sent
+  // in, while the key's side is worked on a throwaway copy. Likewise a scope no key names any more.
+  const keyStays = k0 !== undefined && k0.scope === t.scope;
+  const kb = keyStays ? k0 : newKey(t.fingerprint, t.scope);
+  const sb = s0 ?? newScope(t.scope, now);
+  const key: KeyState = { ...kb, inFlight: Math.max(0, kb.inFlight - 1), counters: { ...kb.counters } };
+  const scope: ScopeState = { ...sb, inFlight: Math.max(0, sb.inFlight - 1), counters: { ...sb.counters } };
   const bump = (f: keyof Counters) => {
     key.counters[f]++;
     scope.counters[f]++;
@@ -301,6 +308,7 @@ export function settle(pool: Pool, t: Ticket, outcome: Outcome, c: SettleContext
     case "rate_limited": {
       bump("rateLimited");
       key.lastError = outcome.reason;
+      // Any 429 slows the scope, a key's too: the scope's rate is what its keys' calls add up to.
       decrease(scope, t, now, p);
       const target = outcome.target === "scope" ? scope : key;
       const hint = Math.min(p.hintMaxMs, Math.max(outcome.retryAfterMs ?? 0, outcome.resetMs ?? 0));
@@ -338,7 +346,12 @@ export function settle(pool: Pool, t: Ticket, outcome: Outcome, c: SettleContext
       break;
     }
   }
-  return { pool: put(pool, key, scope), next: nextFor(outcome, t, c, p) };
+  if (!keyStays && !s0) return { pool, next: nextFor(outcome, t, c, p) };
+  const out: Pool = {
+    keys: keyStays ? { ...pool.keys, [key.fingerprint]: key } : pool.keys,
+    scopes: s0 ? { ...pool.scopes, [scope.name]: scope } : pool.scopes,
+  };
+  return { pool: out, next: nextFor(outcome, t, c, p) };
 }
 
 function nextFor(o: Outcome, t: Ticket, c: SettleContext, p: KeyPolicy): Next {
@@ -426,7 +439,7 @@ function unprobed(cd: Cooldown): Cooldown {
 
 function decrease(s: ScopeState, t: Ticket, now: number, p: KeyPolicy) {
   // Once per round: the calls in flight when the first 429 came were all sent at the old rate.
-  if (t.startedAt < s.decreasedAt) return;
+  if (s.decreasedAt !== undefined && t.startedAt < s.decreasedAt) return;
   s.rate = Math.max(p.rateFloor, s.rate * p.rateDecrease);
   s.decreasedAt = now;
   s.adjustedAt = now;

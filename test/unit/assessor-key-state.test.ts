@@ -498,6 +498,35 @@ describe("edges", () => {
     expect(r.next).toMatchObject({ action: "retry", avoid: "a1" });
   });
 
+  it("a key that left while its call ran: the scope still counts the call and learns from its 429", () => {
+    const x = start(fresh(), "a1", T0);
+    const left = syncPool(x.pool, [KEYS[1]!, KEYS[2]!], T0 + 50);
+    expect(left.scopes.A?.inFlight).toBe(1);
+    const r = settle(left, x.ticket, r429({ retryAfterMs: 2000 }), ctx(T0 + 100));
+    expect(r.pool.keys.a1).toBeUndefined();
+    expect(r.pool.scopes.A?.inFlight).toBe(0);
+    expect(keyPhase(r.pool, "a2", T0 + 100)).toBe("COOLING");
+  });
+
+  it("a key moved to another scope starts its in-flight count afresh; its old call settles in the old scope", () => {
+    const x = start(fresh(), "a1", T0);
+    const moved = syncPool(x.pool, [{ fingerprint: "a1", scope: "B" }, KEYS[1]!, KEYS[2]!], T0 + 50);
+    expect(moved.keys.a1?.inFlight).toBe(0);
+    expect(keyPhase(moved, "a1", T0 + 50)).toBe("AVAILABLE");
+    const r = settle(moved, x.ticket, ok, ctx(T0 + 100));
+    expect(r.pool.keys.a1).toBe(moved.keys.a1);
+    expect(r.pool.scopes.A?.inFlight).toBe(0);
+    expect(r.pool.scopes.A?.counters.ok).toBe(1);
+  });
+
+  it("the state is plain data: a JSON round trip (the Redis edge) changes nothing", () => {
+    let p = call(fresh(), "a1", T0, r429({ retryAfterMs: 1000 })).pool;
+    p = call(p, "b1", T0, { kind: "transient", cause: "server", status: 500, reason: "HTTP 500" }).pool;
+    p = call(p, "a2", T0 + 5000, ok).pool;
+    expect(JSON.parse(JSON.stringify(p))).toStrictEqual(p);
+    expect(JSON.parse(JSON.stringify(fresh()))).toStrictEqual(fresh());
+  });
+
   it("backoffs: cooldown equal jitter within [d/2, d] to the cap; retry full jitter within [0, d]", () => {
     const p = DEFAULT_POLICY;
     expect(cooldownBackoff(1, p, constant(0))).toBe(500);
