@@ -215,6 +215,51 @@ export function keyPhase(pool: Pool, fp: string, now: number, p: KeyPolicy = DEF
   return (pool.keys[fp]?.inFlight ?? 0) > 0 ? "IN_USE" : "AVAILABLE";
 }
 
+/**
+ * A key as the AssessmentPool's status shows it: by fingerprint, with its scope's current rate, the cooldown's end
+ * and the reason. `lastError` quotes the provider for 5xx and 4xx answers: pass it through `scrubKeys` before it
+ * leaves the process (key errors are never quoted, see classify.ts).
+ */
+export type KeyView = {
+  fingerprint: string;
+  scope: string;
+  phase: Phase;
+  /** The scope's AIMD share of its configured limits. */
+  rate: number;
+  inFlight: number;
+  /** When the key's or its scope's cooldown ends (ms epoch), while COOLING. */
+  coolingUntil?: number;
+  /** Why it is COOLING or DISABLED. */
+  reason?: string;
+  lastError?: string;
+  counters: Counters;
+};
+
+export function keyView(pool: Pool, fp: string, now: number, p: KeyPolicy = DEFAULT_POLICY): KeyView | undefined {
+  const k = pool.keys[fp];
+  if (!k) return undefined;
+  const s = pool.scopes[k.scope];
+  const a = availability(pool, fp, now, p);
+  const phase = keyPhase(pool, fp, now, p);
+  const until = Math.max(k.cooldown?.until ?? 0, s?.cooldown?.until ?? 0);
+  const reason = !a.usable
+    ? a.reason
+    : phase === "COOLING"
+      ? `waiting for its probe: ${(a.probe.scope ? s?.cooldown?.reason : k.cooldown?.reason) ?? ""}`
+      : undefined;
+  return {
+    fingerprint: fp,
+    scope: k.scope,
+    phase,
+    rate: s?.rate ?? 1,
+    inFlight: k.inFlight,
+    ...(phase === "COOLING" && until > 0 ? { coolingUntil: until } : {}),
+    ...(reason !== undefined ? { reason } : {}),
+    ...(k.lastError !== undefined ? { lastError: k.lastError } : {}),
+    counters: { ...k.counters },
+  };
+}
+
 /** One call in flight: what `settle` needs to know about how it started. */
 export type Ticket = { fingerprint: string; scope: string; startedAt: number; probe: { key: boolean; scope: boolean } };
 

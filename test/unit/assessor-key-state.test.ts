@@ -9,6 +9,7 @@ import {
   enable,
   keyPhase,
   keyPolicy,
+  keyView,
   type Outcome,
   type Pool,
   retryDelay,
@@ -547,5 +548,40 @@ describe("edges", () => {
     expect(() => keyPolicy({ cooldownBaseMs: -1 })).toThrow(/cooldownBaseMs must be a number ≥ 0, got -1/);
     expect(() => keyPolicy({ breakAfter: 0 })).toThrow(/breakAfter/);
     expect(() => keyPolicy({ probeStaleMs: Number.NaN })).toThrow(/probeStaleMs/);
+  });
+});
+
+describe("keyView (the pool's status)", () => {
+  it("phase, rate, cooldown end and reason, by fingerprint", () => {
+    let p = call(fresh(), "a1", T0, r429({ retryAfterMs: 2000 })).pool;
+    expect(keyView(p, "a2", T0 + 200)).toEqual({
+      fingerprint: "a2",
+      scope: "A",
+      phase: "COOLING",
+      rate: 0.7,
+      inFlight: 0,
+      coolingUntil: T0 + 2100,
+      reason: "scope A: HTTP 429 Throttling.RateQuota: request rate",
+      counters: { calls: 0, ok: 0, rateLimited: 0, transient: 0, rejected: 0, cooldowns: 0 },
+    });
+    expect(keyView(p, "a1", T0 + 2100)).toMatchObject({
+      phase: "COOLING",
+      reason: "waiting for its probe: HTTP 429 Throttling.RateQuota: request rate",
+      lastError: "HTTP 429 Throttling.RateQuota: request rate",
+      counters: { calls: 1, rateLimited: 1 },
+    });
+    p = call(p, "a1", T0 + 2100, ok).pool;
+    const v = keyView(p, "a1", T0 + 2300);
+    expect(v).toMatchObject({ phase: "AVAILABLE", rate: expect.closeTo(0.7 + 0.02 * 2.1, 5) });
+    expect(v).not.toHaveProperty("coolingUntil");
+    expect(v).not.toHaveProperty("reason");
+    const d = call(p, "b1", T0, {
+      kind: "disabled",
+      target: "key",
+      status: 401,
+      reason: "HTTP 401: not authenticated",
+    }).pool;
+    expect(keyView(d, "b1", T0 + 200)).toMatchObject({ phase: "DISABLED", reason: "HTTP 401: not authenticated" });
+    expect(keyView(d, "zz", T0)).toBeUndefined();
   });
 });
