@@ -299,7 +299,7 @@ export type Outcome = { kind: "ok"; hints?: RateLimitHints } | Classification;
 /** What the scheduler does with the task after this call. */
 export type Next =
   | { action: "done" }
-  /** Try again on another key (never `avoid`) after `delayMs`; `pick` says wait when all are cooling. */
+  /** Try again after `delayMs`, on another key than `avoid` where one can take it; `pick` says wait when none can. */
   | { action: "retry"; delayMs: number; avoid: string; reason: string }
   /** The task itself is refused (a 400): to the DLQ with the reason. */
   | { action: "fail"; reason: string }
@@ -372,6 +372,8 @@ export function settle(pool: Pool, t: Ticket, outcome: Outcome, c: SettleContext
       if (outcome.target === "scope") scope.disabled ??= d;
       else key.disabled ??= d;
       key.lastError = outcome.reason;
+      // A key revoked while it carried its scope's probe must not hold the scope's gate until the probe goes stale.
+      if (t.probe.scope && scope.cooldown) scope.cooldown = unprobed(scope.cooldown);
       break;
     }
     case "transient": {
@@ -381,7 +383,7 @@ export function settle(pool: Pool, t: Ticket, outcome: Outcome, c: SettleContext
       key.penaltyUntil = now + p.penaltyMs;
       // A failed probe opens the breaker again, for longer; so does a run of failures on a healthy key.
       if (t.probe.key || key.transientStreak >= p.breakAfter)
-        strike(key, t, now, c.random, p, 0, `${key.transientStreak} failures in a row: ${outcome.reason}`);
+        strike(key, t, now, c.random, p, 0, `${inARow(key.transientStreak)}: ${outcome.reason}`);
       if (t.probe.scope && scope.cooldown) scope.cooldown = unprobed(scope.cooldown);
       break;
     }
@@ -398,6 +400,8 @@ export function settle(pool: Pool, t: Ticket, outcome: Outcome, c: SettleContext
   };
   return { pool: out, next: nextFor(outcome, t, c, p) };
 }
+
+const inARow = (n: number) => `${n} failure${n === 1 ? "" : "s"} in a row`;
 
 function nextFor(o: Outcome, t: Ticket, c: SettleContext, p: KeyPolicy): Next {
   switch (o.kind) {

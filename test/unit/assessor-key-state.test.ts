@@ -385,6 +385,15 @@ describe("DISABLED", () => {
     });
   });
 
+  it("a key revoked while it carried its scope's probe frees the scope's gate at once", () => {
+    let p = call(fresh(), "a1", T0, r429(), 100, { random: constant(0) }).pool;
+    const probe = start(p, "a1", T0 + 600);
+    expect(probe.ticket.probe).toEqual({ key: false, scope: true });
+    p = settle(probe.pool, probe.ticket, invalid, ctx(T0 + 700)).pool;
+    expect(keyPhase(p, "a1", T0 + 700)).toBe("DISABLED");
+    expect(availability(p, "a2", T0 + 700)).toMatchObject({ usable: true, probe: { scope: true } });
+  });
+
   it("enable clears it, for a key or a scope; enabling what is not disabled changes nothing", () => {
     const k = call(fresh(), "a1", T0, invalid).pool;
     expect(keyPhase(enable(k, { fingerprint: "a1" }), "a1", T0 + 200)).toBe("AVAILABLE");
@@ -441,7 +450,11 @@ describe("5xx and timeouts", () => {
     const probe = start(p, "a1", now + 1100);
     expect(probe.ticket.probe).toEqual({ key: true, scope: false });
     p = settle(probe.pool, probe.ticket, e503, ctx(now + 1200, { random: constant(0.99999) })).pool;
-    expect(p.keys.a1?.cooldown).toMatchObject({ strikes: 2, until: now + 1200 + 2000 });
+    expect(p.keys.a1?.cooldown).toMatchObject({
+      strikes: 2,
+      until: now + 1200 + 2000,
+      reason: "6 failures in a row: HTTP 503",
+    });
   });
 
   it("a transient failure of a scope probe releases the probe without a strike on the scope", () => {
