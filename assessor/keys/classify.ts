@@ -137,6 +137,8 @@ const CODES: Record<string, Row> = {
   invalid_api_key: { kind: "disabled", target: "key", why: "the key is invalid or revoked" },
   Arrearage: { kind: "disabled", target: "scope", why: "the account is in arrears" },
   AccessDenied: { kind: "disabled", target: "key", why: "access denied" },
+  // A 403 in compatible mode when the account is set to "free tier only" and the model's free tier is spent.
+  "AllocationQuota.FreeTierOnly": { kind: "disabled", target: "scope", why: "the model's free tier is used up" },
   // OpenAI: insufficient_quota comes as a 429 but is a billing stop, never to be retried (FACTS).
   insufficient_quota: { kind: "disabled", target: "scope", why: "the account's quota is used up" },
   rate_limit_exceeded: { kind: "rate_limited", target: "scope", why: "rate limit" },

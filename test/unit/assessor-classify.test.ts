@@ -173,6 +173,12 @@ describe("classifyResponse", () => {
     [401, undefined, "key", "HTTP 401: not authenticated"],
     [403, "<html>nope</html>", "key", "HTTP 403: forbidden"],
     [403, dashscope("AccessDenied"), "key", "HTTP 403 AccessDenied: access denied"],
+    [
+      403,
+      dashscope("AllocationQuota.FreeTierOnly"),
+      "scope",
+      "HTTP 403 AllocationQuota.FreeTierOnly: the model's free tier is used up",
+    ],
   ])("%i %j → disabled (%s)", (status, body, target, reason) => {
     expect(classifyResponse({ status, body }, now)).toEqual({
       kind: "disabled",
