@@ -28,7 +28,8 @@ export const alarmMessage = z.object({
   id: eventMessage.shape.id,
   camera_id: cameraIdSchema,
   rule: eventMessage.shape.rule,
-  kind: eventMessage.shape.kind,
+  /** The rule's kind, or `assessment` for an alarm `vigil assessor` raised from a high-risk answer. */
+  kind: z.enum([...eventMessage.shape.kind.options, "assessment"]),
   severity: eventMessage.shape.severity,
   track_id: eventMessage.shape.track_id,
   zone: eventMessage.shape.zone,
@@ -47,6 +48,17 @@ export const alarmMessage = z.object({
   /** The camera's `alarm.dedupWindowSeconds` and `alarm.webhookSecretRef.name`, as the worker saw them. */
   dedup_window_seconds: z.number().min(0).max(86400),
   webhook_secret: z.string().min(1).max(253).nullable(),
+  /** An assessment alarm: the model's answer that raised it (assessor/messages.ts result). */
+  assessment: z
+    .object({
+      result_id: z.string().min(1).max(600),
+      risk: z.int().min(0).max(3),
+      threshold: z.int().min(0).max(3),
+      labels: z.array(z.string().max(64)).max(16),
+      reason: z.string().max(2000),
+      model: z.string().max(253),
+    })
+    .optional(),
 });
 export type AlarmMessage = z.infer<typeof alarmMessage>;
 

@@ -144,19 +144,32 @@ export const alarm = z.object({
 
 export const assessment = z
   .object({
-    enabled: z.boolean().default(false),
-    model: z.string().max(253).optional(),
-    apiKeysSecretRef: z
-      .object({ name: dnsLabel })
+    poolRef: z.object({ name: dnsLabel.describe("AssessmentPool in the same namespace.") }),
+    prompt: z
+      .string()
+      .min(1)
+      .max(4096)
       .optional()
-      .describe("Secret whose every key is an API key of the pool."),
-    prompt: z.string().max(4096).optional(),
+      .describe("What to ask about the crops and frame; Vigil adds the JSON answer format (risk 0-3, labels, reason)."),
+    threshold: z
+      .int()
+      .min(0)
+      .max(3)
+      .optional()
+      .describe("A result at or above this risk raises an alarm (needs spec.alarm); absent: never."),
+    sampleIntervalSeconds: z
+      .int()
+      .min(1)
+      .max(86400)
+      .optional()
+      .describe("Also assess a frame this often while people are in view; absent: only on events."),
+    onEvents: z
+      .array(z.string().min(1).max(63))
+      .max(64)
+      .optional()
+      .describe("Names of the rules whose events are assessed; absent: every rule's."),
   })
-  .meta({
-    "x-kubernetes-validations": [
-      cel("!self.enabled || has(self.apiKeysSecretRef)", "assessment.enabled needs apiKeysSecretRef", ".enabled"),
-    ],
-  });
+  .describe("LLM risk assessment of rule events through an AssessmentPool.");
 
 // Every zone a rule names must exist; said once here rather than per rule kind.
 const zoneNamesOf = (r: string) =>
