@@ -3,7 +3,6 @@
 // and an old plain one (read-only). With the write token, clicking stop on a card pauses that camera (the card reads
 // Paused, its stats stop) and start resumes it, the same on the camera page, all without a reload; the read token's
 // page shows no control, and its POST is a 403 naming the missing scope.
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +13,7 @@ import type { StatsMessage } from "../../worker/publish/messages.ts";
 import { launchChromium } from "../setup/browser.ts";
 import { ROOT } from "../setup/operator-env.ts";
 import { FIXTURES, waitFor } from "../setup/services.ts";
+import { startUp, type UpProc } from "../setup/vigil-up.ts";
 
 const VIDEO = join(FIXTURES, "vtest.avi");
 const ARTIFACTS = join(ROOT, ".cache", "artifacts");
@@ -31,9 +31,7 @@ const camera = (name: string) => ({
   spec: { source: { url: `file://${VIDEO}` }, poolRef: { name: "local" }, detection: { targetFps: 5 } },
 });
 
-let up: ChildProcess;
-let stdout = "";
-let exited: Promise<number | null>;
+let up: UpProc;
 let base: string;
 let browser: Browser;
 
@@ -70,35 +68,9 @@ beforeAll(async () => {
       .map((d) => stringify(d))
       .join("---\n"),
   );
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    VIGIL_PORT: "0",
-    LOG_LEVEL: "info",
-    VIGIL_DATA_DIR: join(dir, "data"),
-    // A named write token, and the old plain form: read-only.
-    VIGIL_API_TOKEN: `ops:${WRITE}:write,${READ}`,
-  };
-  delete env.REDIS_URL;
-  up = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "up", "-f", file], {
-    cwd: ROOT,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  up.stdout?.on("data", (b: Buffer) => {
-    stdout += b.toString();
-  });
-  up.stderr?.on("data", (b: Buffer) => {
-    stdout += b.toString();
-  });
-  exited = new Promise((r) => up.once("exit", (code) => r(code)));
-  const url = await waitFor(
-    "the dashboard URL",
-    async () => /vigil up: dashboard (http:\/\/127\.0\.0\.1:\d+)\//.exec(stdout) ?? undefined,
-    30_000,
-  ).catch((err) => {
-    throw new Error(`${err}\n${stdout.slice(-3000)}`);
-  });
-  base = url[1]!;
+  // A named write token, and the old plain form: read-only.
+  up = await startUp(file, { dataDir: join(dir, "data"), env: { VIGIL_API_TOKEN: `ops:${WRITE}:write,${READ}` } });
+  base = up.base;
   await waitFor(
     "both cameras Running",
     async () => {
@@ -108,19 +80,14 @@ beforeAll(async () => {
     60_000,
     250,
   ).catch((err) => {
-    throw new Error(`${err}\n${stdout.slice(-3000)}`);
+    throw new Error(`${err}\n${up.output().slice(-3000)}`);
   });
   browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
   await browser?.close();
-  if (up && up.exitCode === null && up.signalCode === null) {
-    up.kill("SIGTERM");
-    const killed = setTimeout(() => up.kill("SIGKILL"), 15_000);
-    await exited;
-    clearTimeout(killed);
-  }
+  await up?.stop();
 });
 
 describe("dashboard start/stop", () => {

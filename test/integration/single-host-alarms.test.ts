@@ -5,7 +5,6 @@
 // package). The alarm service is SIGKILLed between the two deliveries of the alarm: it is restarted, and the alarm
 // still completes from the durable queue and records, nothing lost. Then SIGTERM stops everything cleanly. And the
 // same with RABBITMQ_URL and MYSQL_URL set (real RabbitMQ and MariaDB, test/setup/brokers.ts): no embedded file.
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +19,7 @@ import { type Broker, startMariaDB, startRabbitMQ } from "../setup/brokers.ts";
 import { launchChromium } from "../setup/browser.ts";
 import { ROOT } from "../setup/operator-env.ts";
 import { childProcesses, waitFor } from "../setup/services.ts";
+import { startUp as spawnUp, type UpProc } from "../setup/vigil-up.ts";
 import { type Received, startWebhookReceiver, type WebhookReceiver } from "../setup/webhook-receiver.ts";
 
 // The run's one alarm comes ~6 s after the recorder starts (the crowd forms within seconds), and a clip needs its
@@ -30,15 +30,7 @@ const POST = 5;
 const TOKEN = "single-host-alarms-token";
 const dir = mkdtempSync(join(tmpdir(), "vigil-single-alarms-"));
 
-type Up = {
-  proc: ChildProcess;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  startedAt: number;
-  base: string;
-  dataDir: string;
-  api(path: string): Promise<Response>;
-};
+type Up = UpProc & { dataDir: string; api(path: string): Promise<Response> };
 
 /** The manifests: the receiver's Secret, a pool, and one camera with an alarm rule (and an info rule below it). */
 function manifests(name: string, receiver: WebhookReceiver): string {
@@ -104,49 +96,21 @@ function manifests(name: string, receiver: WebhookReceiver): string {
 async function startUp(name: string, receiver: WebhookReceiver, extra: NodeJS.ProcessEnv = {}): Promise<Up> {
   const file = manifests(name, receiver);
   const dataDir = join(dir, `${name}-data`);
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    VIGIL_PORT: "0",
-    VIGIL_API_TOKEN: TOKEN,
-    VIGIL_DATA_DIR: dataDir,
-    LOG_LEVEL: "info",
-    // A SIGKILLed service's claims come back after these (30 s and 15 s by default).
-    VIGIL_ALARMS_LEASE_MS: "3000",
-    VIGIL_ALARMS_CLAIM_MS: "3000",
-  };
-  for (const k of ["REDIS_URL", "RABBITMQ_URL", "MYSQL_URL", "VIGIL_ALARM_QUEUE", "VIGIL_ALARMS_DB", "VIGIL_CLIP_DIR"])
-    delete env[k];
-  Object.assign(env, extra);
-  const startedAt = Date.now();
-  const proc = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "up", "-f", file], {
+  const up = await spawnUp(file, {
+    dataDir,
     cwd: dir,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  for (const st of [proc.stdout, proc.stderr])
-    st?.on("data", (b: Buffer) => {
-      out += b.toString();
-    });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-    proc.once("exit", (code, signal) => r({ code, signal })),
-  );
-  const base = await waitFor(
-    "the dashboard URL",
-    async () => /vigil up: dashboard (http:\/\/127\.0\.0\.1:\d+)\//.exec(out)?.[1],
-    60_000,
-  ).catch((err) => {
-    proc.kill("SIGKILL");
-    throw new Error(`${err}\n${out.slice(-4000)}`);
+    env: {
+      VIGIL_API_TOKEN: TOKEN,
+      // A SIGKILLed service's claims come back after these (30 s and 15 s by default).
+      VIGIL_ALARMS_LEASE_MS: "3000",
+      VIGIL_ALARMS_CLAIM_MS: "3000",
+      ...extra,
+    },
   });
   return {
-    proc,
-    output: () => out,
-    exited,
-    startedAt,
-    base,
+    ...up,
     dataDir,
-    api: (path) => fetch(`${base}/api/v1${path}`, { headers: { authorization: `Bearer ${TOKEN}` } }),
+    api: (path) => fetch(`${up.base}/api/v1${path}`, { headers: { authorization: `Bearer ${TOKEN}` } }),
   };
 }
 

@@ -2,15 +2,14 @@
 // one real worker (YOLOv8n on vtest.avi, the IPC bus), driven over HTTP with the token it generates. Stopping one
 // camera ends its pipeline inside the running worker (no restart) while the other keeps streaming; starting it
 // brings fresh stats within 5 s; the state survives a worker restart and lasts until `vigil up` exits.
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { StatsMessage } from "../../worker/publish/messages.ts";
-import { ROOT } from "../setup/operator-env.ts";
 import { FIXTURES, waitFor } from "../setup/services.ts";
+import { startUp, type UpProc } from "../setup/vigil-up.ts";
 
 const VIDEO = join(FIXTURES, "vtest.avi");
 const dir = mkdtempSync(join(tmpdir(), "vigil-control-"));
@@ -37,10 +36,7 @@ const camera = (name: string) => ({
   spec: { source: { url: `file://${VIDEO}` }, poolRef: { name: "local" }, detection: { targetFps: 5 } },
 });
 
-let up: ChildProcess;
-let stdout = "";
-let stderr = "";
-let exited: Promise<number | null>;
+let up: UpProc;
 let base: URL;
 let token: string;
 
@@ -82,39 +78,13 @@ beforeAll(async () => {
       .map((d) => stringify(d))
       .join("---\n"),
   );
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    VIGIL_PORT: "0",
-    LOG_LEVEL: "info",
-    VIGIL_DATA_DIR: join(dir, "data"),
-  };
-  delete env.REDIS_URL;
-  delete env.VIGIL_API_TOKEN;
-  up = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "up", "-f", file], {
-    cwd: ROOT,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  up.stdout?.on("data", (b: Buffer) => {
-    stdout += b.toString();
-  });
-  up.stderr?.on("data", (b: Buffer) => {
-    stderr += b.toString();
-  });
-  exited = new Promise((r) => up.once("exit", (code) => r(code)));
-  const url = await waitFor(
-    "the dashboard URL",
-    async () => /vigil up: dashboard (http:\/\/127\.0\.0\.1:\d+\/)\?access_token=(\S+)/.exec(stdout) ?? undefined,
-    30_000,
-  ).catch((err) => {
-    throw new Error(`${err}\n${stdout.slice(-2000)}\n${stderr.slice(-2000)}`);
-  });
-  base = new URL(url[1]!);
-  token = url[2]!;
+  up = await startUp(file, { dataDir: join(dir, "data"), timeoutMs: 30_000 });
+  base = new URL(up.base);
+  token = up.token!;
 }, 40_000);
 
 afterAll(() => {
-  if (up && up.exitCode === null && up.signalCode === null) up.kill("SIGKILL");
+  if (up && up.proc.exitCode === null && up.proc.signalCode === null) up.proc.kill("SIGKILL");
 });
 
 describe("vigil up: POST /cameras/{id}/stop and /start", () => {
@@ -134,7 +104,7 @@ describe("vigil up: POST /cameras/{id}/stop and /start", () => {
       60_000,
       250,
     ).catch((err) => {
-      throw new Error(`${err}\n${stdout.slice(-3000)}`);
+      throw new Error(`${err}\n${up.output().slice(-3000)}`);
     });
     const worker = await workerOf();
     expect(worker).toMatchObject({ name: "local-0", restarts: 0 });
@@ -219,11 +189,11 @@ describe("vigil up: POST /cameras/{id}/stop and /start", () => {
     await json("POST", `/cameras/${enc(A)}/start`, 202);
     await waitFor("fresh stats of A from the new worker", async () => (await statsAt(A)) > startAt, 5000, 100);
 
-    up.kill("SIGTERM");
-    expect(await exited).toBe(0);
+    up.proc.kill("SIGTERM");
+    expect((await up.exited).code).toBe(0);
     expect(() => process.kill(after.pid, 0)).toThrow();
-    expect(stderr).not.toContain(token);
-    expect(stdout).toContain('"msg":"camera stopped through the API"');
-    expect(stdout).toMatch(/"camera":"default\/cam-a","actor":"vigil-up"/);
+    expect(up.stderr()).not.toContain(token);
+    expect(up.stdout()).toContain('"msg":"camera stopped through the API"');
+    expect(up.stdout()).toMatch(/"camera":"default\/cam-a","actor":"vigil-up"/);
   });
 });
