@@ -7,7 +7,7 @@ import { CONTROL_ACTOR_ANNOTATION, CONTROL_PAUSED_ANNOTATION } from "../operator
 import type { CameraControl } from "../operator/api/executor.ts";
 import { GROUP, VERSION } from "../operator/api/meta.ts";
 import { cameraDetections } from "../operator/api/resources.ts";
-import { isNotFound, makeClients } from "../operator/kube/client.ts";
+import { apiMessage, isNotFound, makeClients, statusCode } from "../operator/kube/client.ts";
 import { parseCameraId } from "../worker/publish/camera-id.ts";
 
 export const GATEWAY_FIELD_MANAGER = "vigil-gateway";
@@ -39,7 +39,15 @@ export function createKubeControl(kc: KubeConfig): CameraControl {
         return "done";
       } catch (err) {
         if (isNotFound(err)) return "not-found";
-        throw err;
+        // The gateway's RBAC lost `patch`, an admission webhook said no, the apiserver is away: the caller gets a 503
+        // with the cause, not a 500 that reads like a bug in the gateway.
+        const code = statusCode(err);
+        return {
+          refused:
+            code === undefined
+              ? `the Kubernetes API could not be reached: ${(err as Error).message}`
+              : `the Kubernetes API answered ${code}: ${apiMessage(err)}`,
+        };
       }
     },
   };

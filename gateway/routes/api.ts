@@ -85,7 +85,7 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, r
           summary: paused
             ? "Stop a camera: its pipeline stops, its phase becomes Paused"
             : "Start a stopped camera again",
-          description: `Needs a token with the write scope (403 otherwise). Answers 202 with the camera's summary, \`paused\` ${paused} (its phase follows once the ${paused ? "pipeline has stopped" : "camera has a worker again"}). ${paused ? "Stopping a stopped" : "Starting a running"} camera is not an error. In a cluster this sets the CameraDetection's spec.paused, and the operator records an Event naming the token. 503 when this gateway cannot control cameras (a manifest catalog).`,
+          description: `Needs a token with the write scope (403 otherwise). Answers 202 with the camera's summary, \`paused\` ${paused} (its phase follows once the ${paused ? "pipeline has stopped" : "camera has a worker again"}). ${paused ? "Stopping a stopped" : "Starting a running"} camera is not an error. In a cluster this sets the CameraDetection's spec.paused, and the operator records an Event naming the token. 503 when this gateway cannot control cameras (a manifest catalog), or the Kubernetes API refuses the change (the message says why).`,
           tags,
           params: cameraParams,
           response: { 202: cameraView, 403: errorBody, 404: errorBody, 503: errorBody, ...errors },
@@ -103,6 +103,13 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, r
         if (!c) return cameraNotFound(reply, id);
         const done = await ctx.control.setPaused(id, paused, req.apiToken?.name ?? "");
         if (done === "not-found") return cameraNotFound(reply, id);
+        if (done !== "done") {
+          req.log.warn(
+            { camera: id, action, token: req.apiToken?.name, cause: done.refused },
+            "camera control refused",
+          );
+          return reply.code(503).send({ error: "unavailable", message: `cannot ${action} ${id}: ${done.refused}` });
+        }
         req.log.info({ camera: id, action, token: req.apiToken?.name }, "camera control");
         return reply.code(202).send({ ...view(ctx.catalog.camera(id) ?? c), paused });
       },

@@ -24,8 +24,11 @@ export interface Executor {
   workers(): WorkerInfo[];
 }
 
-/** What a camera control did: done (also when it already was so), or no such camera. */
-export type CameraControlResult = "done" | "not-found";
+/**
+ * What a camera control did: done (also when it already was so), no such camera, or refused by what stands behind
+ * the gateway (the Kubernetes API answered 403, 409 or 5xx, or could not be reached), with the cause.
+ */
+export type CameraControlResult = "done" | "not-found" | { refused: string };
 
 /**
  * The intent half of the scheduler (the gateway's POST /cameras/{id}/start and /stop): the caller says what it wants

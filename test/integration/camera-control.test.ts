@@ -290,6 +290,41 @@ describe("POST /api/v1/cameras/{id}/stop and /start", () => {
     });
     expect(e.map((x) => x.message)).toEqual(["camera is paused"]);
   });
+
+  it("answers 503 with the cause when the Kubernetes API refuses the patch, and changes nothing", async () => {
+    const authz = c.kc.makeApiClient(AuthorizationV1Api);
+    const user = `system:serviceaccount:${ns}:${gatewaySa}`;
+    const canPatch = async () =>
+      (
+        await authz.createSubjectAccessReview({
+          body: {
+            spec: {
+              user,
+              resourceAttributes: { verb: "patch", group: "vigil.dev", resource: "cameradetections", namespace: ns },
+            },
+          },
+        })
+      ).status?.allowed ?? false;
+    // The Role without its patch rule, as a cluster admin who trimmed it would leave it.
+    const trimmed = { ...chartRole, rules: [chartRole.rules[0]] };
+    await c.objects.replace(trimmed as KubernetesObject);
+    try {
+      await waitFor("patch denied", async () => !(await canPatch()));
+      const before = await cam();
+      const r = await json("POST", `/api/v1/cameras/${enc(ID)}/stop`, WRITE);
+      expect(r.status).toBe(503);
+      expect(r.body.error).toBe("unavailable");
+      expect(r.body.message).toContain(`cannot stop ${ID}: the Kubernetes API answered 403`);
+      expect(r.body.message).toContain("forbidden");
+      expect(r.body.message).not.toContain(WRITE);
+      const after = await cam();
+      expect(after.spec.paused).toBe(before.spec.paused);
+      expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+    } finally {
+      await c.objects.replace(chartRole as KubernetesObject);
+      await waitFor("patch allowed again", canPatch);
+    }
+  });
 });
 
 describe("the gateway's RBAC", () => {
