@@ -8,16 +8,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import amqp, { type ChannelModel } from "amqplib";
 import { Redis } from "ioredis";
+import pino from "pino";
+import { Registry } from "prom-client";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { alarmObjectKeys } from "../../alarms/clips/store.ts";
 import { ASSESSMENT_TOPOLOGY, type AssessmentTask, assessmentTask } from "../../assessor/messages.ts";
+import { createAmqpTaskPublisher } from "../../worker/assessment/amqp-task-publisher.ts";
+import { sampleTask } from "../../worker/assessment/tasks.ts";
 import { CHANNELS, type EventMessage, eventMessage, parseMessage } from "../../worker/publish/messages.ts";
 import { assessImages } from "../fakes/llm-provider.ts";
 import { startRabbitMQ } from "../setup/brokers.ts";
 import { metricValue, ROOT } from "../setup/operator-env.ts";
-import { FIXTURES, type Service, startRedis, startRtsp, startWorker, waitFor } from "../setup/services.ts";
+import { FIXTURES, freePort, type Service, startRedis, startRtsp, startWorker, waitFor } from "../setup/services.ts";
 
 const VIDEO = join(FIXTURES, "vtest.avi");
 const SAMPLE_S = 3;
@@ -147,6 +151,15 @@ describe("worker → assessment tasks on RabbitMQ", () => {
       `tasks after ${Date.now() - started} ms: lobby ${of("default/lobby").length}, yard ${of("default/yard").length}`,
     );
     expect(malformed).toEqual([]);
+    const bytes = tasks.map((t) => JSON.stringify(t.task).length).sort((a, b) => a - b);
+    const mean = (role: string) => {
+      const l = tasks.flatMap((t) => t.task.images.filter((i) => i.role === role).map((i) => i.jpeg_base64.length));
+      return Math.round(l.reduce((a, b) => a + b, 0) / l.length);
+    };
+    console.log(
+      `task sizes (bytes): min ${bytes[0]}, median ${bytes[bytes.length >> 1]}, max ${bytes.at(-1)}; ` +
+        `base64 per frame ${mean("frame")}, per crop ${mean("crop")}`,
+    );
     for (const t of tasks) {
       expect(t.messageId).toBe(t.task.id);
       expect(t.persistent).toBe(true);
@@ -261,18 +274,56 @@ describe("worker → assessment tasks on RabbitMQ", () => {
     expect(q.messageCount).toBeGreaterThanOrEqual(tasks.length);
     await ch.close();
   });
+});
 
-  it("without RABBITMQ_URL, a camera with spec.assessment says once that assessments are off", {
-    timeout: 30_000,
-  }, async () => {
-    const own: string[] = [];
-    const w = await startWorker(["--cameras", manifest(rtsp.port), "--only", "default/yard"], redis.port, {}, own);
-    workers.push(w.proc);
-    await waitFor("the warning", async () => own.join("").includes("assessments are off"), 10_000);
-    const exited = new Promise((r) => w.proc.once("exit", r));
-    w.proc.kill("SIGTERM");
-    await exited;
-    expect(own.join("").split("assessments are off").length - 1).toBe(1);
-    logs.push(...own);
+describe("the task publisher's outbox", () => {
+  const task = (camera: string, ms: number, builtAgoMs = 0) =>
+    sampleTask(
+      {
+        cameraId: camera,
+        spec: { assessment: { poolRef: { name: "qwen" } } },
+        images: [{ role: "frame", jpeg_base64: "AA==", width: 1, height: 1 }],
+        counts: {},
+        nowMs: Date.now() - builtAgoMs,
+        deadlineSeconds: 30,
+      },
+      ms,
+    );
+
+  it("keeps the newest while the broker is away: the oldest of a camera past its bound, of all past the total", async () => {
+    const registry = new Registry();
+    const p = createAmqpTaskPublisher({
+      url: `amqp://127.0.0.1:${await freePort()}`,
+      registry,
+      log: pino({ level: "silent" }),
+      outboxMax: 5,
+      perCameraMax: 3,
+    });
+    for (let i = 0; i < 5; i++) p.publish(task("default/a", i));
+    for (let i = 0; i < 4; i++) p.publish(task("default/b", i));
+    p.publish(task("default/b", 3)); // the same id again: one entry
+    const m = await registry.metrics();
+    expect(p.pending()).toBe(5);
+    expect(metricValue(m, "vigil_assessment_tasks_published_total")).toBe(9);
+    // a: 0, 1 gave way to 3, 4; b: 0 to 3; then the total of 5: a:2 (the oldest left) gave way to b:3.
+    expect(metricValue(m, "vigil_assessment_tasks_dropped_total", 'reason="camera_bound"')).toBe(3);
+    expect(metricValue(m, "vigil_assessment_tasks_dropped_total", 'reason="outbox_full"')).toBe(1);
+    await p.close(100);
+  });
+
+  it("drops a task past its deadline before sending it, and sends the rest", async () => {
+    const registry = new Registry();
+    const p = createAmqpTaskPublisher({ url: rabbit.url, registry, log: pino({ level: "silent" }) });
+    const before = tasks.length;
+    // Built 31 s ago (the broker was away, say): past its 30 s deadline. The other is fresh.
+    p.publish(task("default/stale", 1, 31_000));
+    p.publish(task("default/stale", 2));
+    await waitFor("the fresh task confirmed", async () => p.pending() === 0, 10_000);
+    const m = await registry.metrics();
+    expect(metricValue(m, "vigil_assessment_tasks_dropped_total", 'reason="stale"')).toBe(1);
+    expect(metricValue(m, "vigil_assessment_tasks_confirmed_total")).toBe(1);
+    await waitFor("the fresh task in our queue", async () => tasks.length > before, 10_000);
+    expect(tasks.slice(before).map((t) => t.task.id)).toEqual(["default/stale:sample:2"]);
+    await p.close(1000);
   });
 });

@@ -1,3 +1,6 @@
+import { Writable } from "node:stream";
+import pino from "pino";
+import { Registry } from "prom-client";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { createOutbox } from "../../alarms/outbox.ts";
@@ -13,6 +16,7 @@ import {
 } from "../../worker/assessment/crops.ts";
 import { encodeTaskImages } from "../../worker/assessment/images.ts";
 import { createSampler } from "../../worker/assessment/sampler.ts";
+import { createAssessmentStage } from "../../worker/assessment/stage.ts";
 import {
   assessesEvent,
   countsOf,
@@ -338,5 +342,33 @@ describe("outbox: dropping what is not on the wire", () => {
     expect(o.size).toBe(1);
     expect(o.inFlight).toBe(1);
     expect(o.dropUnsent("zz")).toBe(false);
+  });
+});
+
+describe("the stage without a broker", () => {
+  it("says once per camera that assessments are off, and builds nothing", async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const log = pino({ level: "info" }, sink);
+    const registry = new Registry();
+    const stage = createAssessmentStage({ registry, log, deadlineSeconds: 30 });
+    const camera = { id: "shop/door", spec: spec() };
+    stage.addCamera(camera);
+    stage.addCamera(camera); // an update: no second warning
+    stage.addCamera({ id: "shop/back", spec: spec({ assessment: undefined }) });
+    const view = { width: 768, height: 576, detections: detectionsFrom([]), classNames: CLASSES };
+    const frame = { letterboxed: Buffer.alloc(640 * 640 * 3), size: 640, width: 768, height: 576 };
+    stage.event(camera, "shop/door:entered:7:1000", presence, null, frame, view);
+    await stage.idle();
+    const off = lines.filter((l) => l.includes("assessments are off"));
+    expect(off).toHaveLength(1);
+    expect(off[0]).toContain('"camera":"shop/door"');
+    expect(stage.wants(camera.spec, presence)).toBe(false);
+    expect(await registry.metrics()).not.toMatch(/vigil_assessment_tasks_built_total\{[^}]*\} [1-9]/);
   });
 });
