@@ -24,6 +24,13 @@ export type Outbox<T> = {
   retry(id: string, token: number): boolean;
   /** A new connection: nothing is on the wire any more, everything is sent again in order. */
   resendAll(): void;
+  /** Whether an entry with this id is queued (sent or not). */
+  has(id: string): boolean;
+  /**
+   * Removes an entry that is not on the wire (a publisher that drops old entries for new ones, or stale ones).
+   * Returns false, and keeps it, when it is on the wire: its confirm may still come, and the broker may have it.
+   */
+  dropUnsent(id: string): boolean;
   readonly size: number;
   /** Entries on the wire, awaiting their confirm. */
   readonly inFlight: number;
@@ -78,6 +85,13 @@ export function createOutbox<T>(max: number): Outbox<T> {
     resendAll() {
       for (const e of entries.values()) e.attempt = 0;
       inFlight = 0;
+    },
+    has: (id) => entries.has(id),
+    dropUnsent(id) {
+      const e = entries.get(id);
+      if (e?.attempt !== 0) return false;
+      entries.delete(id);
+      return true;
     },
     get size() {
       return entries.size;

@@ -64,9 +64,23 @@ export function alarmOf(
     box: e.box ? [e.box[0], e.box[1], e.box[2], e.box[3]] : null,
     timestamp: new Date(e.timestampMs).toISOString(),
     detail: e.detail,
+    ...alarmDeliveryOf(alarm, eventId, snapshotKey),
+  };
+}
+
+/**
+ * What an alarm with this id needs besides the event (pure): its snapshot, where its clip goes, and how it is
+ * deduplicated and signed. Assessment tasks carry the same, so an alarm raised from a result matches one raised here.
+ */
+export function alarmDeliveryOf(
+  alarm: NonNullable<CameraDetectionSpec["alarm"]>,
+  id: string,
+  snapshotKey: string | null,
+): Pick<AlarmMessage, "snapshot_key" | "clip" | "dedup_window_seconds" | "webhook_secret"> {
+  return {
     snapshot_key: snapshotKey,
     clip: {
-      key: alarmObjectKeys(eventId).clip,
+      key: alarmObjectKeys(id).clip,
       pre_seconds: alarm.clip.preSeconds,
       post_seconds: alarm.clip.postSeconds,
     },

@@ -16,6 +16,8 @@ import { MODEL_CREDENTIAL_ENV, parseWorkerEnv, type WorkerEnv } from "../operato
 import { startHealthServer } from "../operator/health.ts";
 import { loadKubeConfig } from "../operator/kube/client.ts";
 import { createAlarmStage } from "./alarms.ts";
+import { createAmqpTaskPublisher } from "./assessment/amqp-task-publisher.ts";
+import { createAssessmentStage } from "./assessment/stage.ts";
 import { resolveModelUri } from "./infer/model-source.ts";
 import type { Provider } from "./infer/session.ts";
 import { loadThreadedDetector } from "./infer/threaded.ts";
@@ -115,6 +117,22 @@ export async function runWorker(argv: string[]): Promise<void> {
     registry,
     log,
   });
+  // Assessment tasks go to RabbitMQ only (the assessor reads them there); without it cameras say they are off.
+  const taskPublisher = env.RABBITMQ_URL
+    ? createAmqpTaskPublisher({
+        url: env.RABBITMQ_URL,
+        registry,
+        log,
+        outboxMax: env.VIGIL_ASSESSMENT_OUTBOX_MAX,
+        perCameraMax: env.VIGIL_ASSESSMENT_OUTBOX_PER_CAMERA,
+      })
+    : undefined;
+  const assessments = createAssessmentStage({
+    publisher: taskPublisher,
+    registry,
+    log,
+    deadlineSeconds: env.VIGIL_ASSESSMENT_DEADLINE_SECONDS,
+  });
   let kube: ReturnType<typeof watchAssignedCameras> | undefined;
   let lease: WorkerLease | undefined;
   const pipeline = createPipeline({
@@ -126,6 +144,7 @@ export async function runWorker(argv: string[]): Promise<void> {
     realtimeFiles: env.VIGIL_REALTIME_FILES === "true",
     onStats: (id, stats, fps) => void kube?.reportHealth(id, stats, fps),
     alarms,
+    assessments,
   });
   let stopListening: (() => void) | undefined;
   if (manifests) {
@@ -223,9 +242,11 @@ export async function runWorker(argv: string[]): Promise<void> {
   await pipeline.stop();
   // Alarms still writing their snapshot reach the outbox, and the outbox gets a while to reach the broker.
   await alarms.idle();
+  // Tasks still encoding reach their outbox (alarm events hand theirs over once their snapshot is written).
+  await assessments.idle();
   // Clips still waiting for their post-roll are cancelled (the alarm service sees no clip and says so).
   await clips?.stop();
-  await publisher?.close(ALARM_DRAIN_MS);
+  await Promise.all([publisher?.close(ALARM_DRAIN_MS), taskPublisher?.close(ALARM_DRAIN_MS)]);
   await bus.close();
   await detector.close();
   await new Promise((r) => health.server.close(r));

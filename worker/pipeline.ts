@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { CameraDetectionSpec } from "../operator/api/camera-detection.ts";
 import type { AlarmStage } from "./alarms.ts";
+import type { AssessmentStage } from "./assessment/stage.ts";
 import { createCameraProcessor, type FrameResult } from "./camera.ts";
 import { emptyDetections } from "./detections.ts";
 import { schedulerForModel } from "./infer/scheduler.ts";
@@ -32,6 +33,8 @@ export type PipelineOptions = {
   onStats?: (cameraId: string, stats: SourceStats, fps: number) => void;
   /** Turns events of cameras with spec.alarm into alarms (worker/alarms.ts); absent, none are raised. */
   alarms?: AlarmStage;
+  /** Turns events (and periodic samples) of cameras with spec.assessment into tasks (worker/assessment/); absent, none. */
+  assessments?: AssessmentStage;
 };
 
 type CameraRuntime = {
@@ -158,6 +161,12 @@ export function createPipeline(opts: PipelineOptions) {
     frame: Frame,
     drawn: Pick<FrameResult, "detections" | "width" | "height"> | undefined,
   ): void {
+    const assessments = rt.config.spec.assessment ? opts.assessments : undefined;
+    if (list.length === 0 && !assessments) return;
+    const shown = drawn ?? { detections: emptyDetections(), width: frame.width, height: frame.height };
+    // What a task's images and crops are cut from: the letterboxed frame, and the detections drawn on it.
+    const image = { letterboxed: frame.data, size: detector.size, width: shown.width, height: shown.height };
+    const view = { ...shown, classNames: detector.classNames };
     for (const e of list) {
       events.inc({ camera: rt.config.id, rule: e.rule });
       const msg: EventMessage = {
@@ -178,14 +187,18 @@ export function createPipeline(opts: PipelineOptions) {
       const alarms = opts.alarms;
       if (!alarms?.wants(rt.config.spec, e)) {
         bus.publishEvent(msg);
+        assessments?.event(rt.config, msg.id, e, null, image, view);
         continue;
       }
       // An alarm: the bus event waits for its snapshot (an encode and a write, ~10–30 ms) so both carry its key.
-      const shown = drawn ?? { detections: emptyDetections(), width: frame.width, height: frame.height };
       const render = () =>
         renderAnnotated(frame.data, detector.size, shown, rt.config.spec.zones, detector.classNames, SNAPSHOT_QUALITY);
-      void alarms.raise(rt.config, msg.id, e, render).then((key) => bus.publishEvent({ ...msg, snapshot_key: key }));
+      void alarms.raise(rt.config, msg.id, e, render).then((key) => {
+        bus.publishEvent({ ...msg, snapshot_key: key });
+        assessments?.event(rt.config, msg.id, e, key, image, view);
+      });
     }
+    if (drawn) assessments?.frame(rt.config, frame.timestampMs, image, view);
   }
 
   function add(config: CameraConfig): void {
@@ -199,6 +212,7 @@ export function createPipeline(opts: PipelineOptions) {
     } catch (err) {
       log.error({ camera: id, err: (err as Error).message }, "camera config rejected");
       opts.alarms?.removeCamera(id);
+      opts.assessments?.removeCamera(id);
       return;
     }
     const spec = config.spec;
@@ -240,6 +254,7 @@ export function createPipeline(opts: PipelineOptions) {
     cameras.set(id, rt);
     rt.source.start();
     opts.alarms?.addCamera(config);
+    opts.assessments?.addCamera(config);
   }
 
   function onFrame(rt: CameraRuntime, frame: Frame): void {
@@ -295,6 +310,7 @@ export function createPipeline(opts: PipelineOptions) {
   function remove(id: string): void {
     stopCamera(id);
     opts.alarms?.removeCamera(id);
+    opts.assessments?.removeCamera(id);
   }
 
   return {

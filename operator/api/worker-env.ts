@@ -50,6 +50,14 @@ export const workerEnv = z.object({
   VIGIL_ALARM_QUEUE: z.string().min(1).optional(),
   // Unconfirmed alarms kept while the broker is away; more are dropped and counted.
   VIGIL_ALARM_OUTBOX_MAX: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  // Assessment tasks (worker/assessment/) go to RabbitMQ (RABBITMQ_URL; without it assessments are off). A task the
+  // assessor has not sent to the model this long after it was built is dropped as stale.
+  VIGIL_ASSESSMENT_DEADLINE_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  // Unconfirmed tasks kept while the broker is away, in all and per camera; past either the oldest are dropped
+  // and counted. A task measured 24–26 KB on vtest.avi (base64 JPEGs: the 320×240 frame 22 KB, a crop ~1.5 KB),
+  // so 1000 hold ~25–50 MB.
+  VIGIL_ASSESSMENT_OUTBOX_MAX: z.coerce.number().int().min(1).max(100_000).default(1000),
+  VIGIL_ASSESSMENT_OUTBOX_PER_CAMERA: z.coerce.number().int().min(1).max(100_000).default(100),
   // The clip store's root (a volume shared with the alarm service in a cluster), and where the rolling segment
   // buffers are recorded (local disk; a fresh temporary directory when unset).
   VIGIL_CLIP_DIR: z.string().min(1).optional(),
