@@ -7,6 +7,7 @@ import { fingerprint } from "../../assessor/keys/fingerprint.ts";
 import { parseKeysSecret, parsePoolSpec } from "../../assessor/kube/parse-pool.ts";
 import { poolStatus, problemStatus } from "../../assessor/kube/pool-status.ts";
 import type { PoolConfig } from "../../assessor/pool/types.ts";
+import { assessmentPoolSpec } from "../../operator/api/assessment-pool.ts";
 
 const KEY_A = "sk-aaaaaaaaaaaaaaaaaaaaaaaa1111";
 const KEY_B = "sk-bbbbbbbbbbbbbbbbbbbbbbbb2222";
@@ -86,8 +87,10 @@ const pool: PoolConfig = {
   namespace: "ns",
   name: "qwen",
   generation: 3,
-  spec: parsePoolSpec({ provider: { baseURL: "http://llm/v1", model: "qwen-vl-max" }, keysSecretRef: { name: "k" } })
-    .value as PoolConfig["spec"],
+  spec: assessmentPoolSpec.parse({
+    provider: { baseURL: "http://llm/v1", model: "qwen-vl-max" },
+    keysSecretRef: { name: "k" },
+  }),
   keys: [
     { name: "a1", key: KEY_A, scope: "acct-a", priority: 0, weight: 1 },
     { name: "b1", key: KEY_B, priority: 0, weight: 1 },
