@@ -4,7 +4,7 @@
 // naming the field and never the key; the status writer (leader-elected) writes keys by fingerprint only.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CustomObjectsApi, KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { CustomObjectsApi, KubeConfig, RbacAuthorizationV1Api, type V1PolicyRule } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { fingerprint } from "../../assessor/keys/fingerprint.ts";
@@ -22,7 +22,7 @@ const KEYS = {
   b1: "sk-test-b1-0123456789abcdef89ab",
 };
 const ALL_KEYS = Object.values(KEYS);
-const rules = (f: string) => parse(readFileSync(join(ROOT, "charts", "vigil", "files", f), "utf8")) as Obj[];
+const rules = (f: string) => parse(readFileSync(join(ROOT, "charts", "vigil", "files", f), "utf8")) as V1PolicyRule[];
 
 let c: Clients;
 let ns: string;
@@ -72,7 +72,7 @@ async function assessorKubeconfig(secretNames: string[]): Promise<KubeConfig> {
   const sa = "vigil-assessor";
   await c.core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: sa } } });
   const roleRules = [...rules("assessor-rules.yaml"), ...rules("assessor-namespace-rules.yaml")].map((r) =>
-    r.resources.includes("secrets") ? { ...r, resourceNames: secretNames } : r,
+    r.resources?.includes("secrets") ? { ...r, resourceNames: secretNames } : r,
   );
   await rbac.createNamespacedRole({ namespace: ns, body: { metadata: { name: sa }, rules: roleRules } });
   await rbac.createNamespacedRoleBinding({
