@@ -137,8 +137,11 @@ export function createKubePoolSource(opts: KubePoolSourceOptions): KubePoolSourc
     if (!spec.ok) return { ...base, reason: "InvalidSpec", error: spec.error };
     const ref = spec.value.keysSecretRef;
     const w = secrets.get(`${namespace}/${ref.name}`);
-    if (!w?.informer.hasSynced())
-      return { ...base, reason: "SecretPending", error: `Secret ${namespace}/${ref.name}: not read yet` };
+    if (!w?.informer.hasSynced()) {
+      // A failed list is retried with backoff and logged; the usual cause is RBAC (assessor.keysSecretNames).
+      const why = w?.informer.stats.errors ? "cannot be read yet (forbidden? see the log)" : "not read yet";
+      return { ...base, reason: "SecretPending", error: `Secret ${namespace}/${ref.name}: ${why}` };
+    }
     const secret = w.informer.get(`${namespace}/${ref.name}`);
     if (!secret) return { ...base, reason: "SecretNotFound", error: `Secret ${namespace}/${ref.name}: not found` };
     const keys = parseKeysSecret(secret, ref.key);
