@@ -117,6 +117,9 @@ export const assessmentPoolStatus = z.object({
     .max(256)
     .default([])
     .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] }),
+  /** Summaries of `keys` for the printer columns (a JSONPath cannot count). */
+  keyCount: z.int().min(0).optional(),
+  availableKeys: z.int().min(0).optional().describe("Keys AVAILABLE or IN_USE."),
   queueDepth: z.int().min(0).optional(),
   deadLetters: z.int().min(0).optional(),
   conditions: conditions.optional(),

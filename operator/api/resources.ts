@@ -1,5 +1,6 @@
 // The custom resources Vigil serves, with what the CRD needs beyond their schemas.
 import type { z } from "zod";
+import { assessmentPoolSpec, assessmentPoolStatus } from "./assessment-pool.ts";
 import { cameraDetectionSpec, cameraDetectionStatus } from "./camera-detection.ts";
 import { detectorPoolSpec, detectorPoolStatus } from "./detector-pool.ts";
 import { GROUP, VERSION } from "./meta.ts";
@@ -58,7 +59,30 @@ export const detectorPools: ResourceDef = {
   ],
 };
 
-export const RESOURCES = [cameraDetections, detectorPools];
+export const assessmentPools: ResourceDef = {
+  kind: "AssessmentPool",
+  plural: "assessmentpools",
+  singular: "assessmentpool",
+  shortNames: ["apool"],
+  spec: assessmentPoolSpec,
+  status: assessmentPoolStatus,
+  printerColumns: [
+    { name: "Model", type: "string", jsonPath: ".spec.provider.model" },
+    { name: "Strategy", type: "string", jsonPath: ".spec.strategy" },
+    { name: "Keys", type: "integer", jsonPath: ".status.keyCount" },
+    {
+      name: "Available",
+      type: "integer",
+      jsonPath: ".status.availableKeys",
+      description: "Keys not cooling or disabled",
+    },
+    { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+    { name: "Queue", type: "integer", jsonPath: ".status.queueDepth", priority: 1 },
+    { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+  ],
+};
+
+export const RESOURCES = [cameraDetections, detectorPools, assessmentPools];
 
 /** Path of a resource collection for raw API calls: /apis/vigil.dev/v1alpha1/namespaces/ns/plural. */
 export const collectionPath = (def: ResourceDef, namespace?: string) =>

@@ -13,6 +13,8 @@ export type InformerOptions<T> = {
   path: string;
   list: () => Promise<ListResult<T>>;
   labelSelector?: string;
+  /** e.g. metadata.name=x: one object, which RBAC can then grant by resourceNames (list/watch need the selector). */
+  fieldSelector?: string;
   relistMs?: number;
   /** Inactivity after which a watch counts as stalled and is reopened (client-node's default: 30 s). */
   watchTimeoutMs?: number;
@@ -151,6 +153,7 @@ export class Informer<T extends KubernetesObject> {
       allowWatchBookmarks: true,
     };
     if (this.opts.labelSelector) query.labelSelector = this.opts.labelSelector;
+    if (this.opts.fieldSelector) query.fieldSelector = this.opts.fieldSelector;
     this.stats.watches++;
     let gone = false;
     try {

@@ -58,6 +58,7 @@ describe("hack/kubeconform.sh", () => {
       "validatingadmissionpolicy-admissionregistration-v1.json",
       "detectorpool-vigil-v1alpha1.json",
       "cameradetection-vigil-v1alpha1.json",
+      "assessmentpool-vigil-v1alpha1.json",
       "servicemonitor-monitoring-v1.json",
       "podmonitor-monitoring-v1.json",
       "prometheusrule-monitoring-v1.json",
@@ -94,6 +95,16 @@ describe("hack/kubeconform.sh", () => {
       "ValidatingAdmissionPolicy",
     ])
       expect(kinds, k).toContain(k);
+    // The assessor is on there, with its RBAC and monitor.
+    const names = new Set(rendered.map((o) => key(o.kind ?? "", o.metadata?.name ?? "")));
+    for (const k of [
+      "Deployment/vigil-assessor",
+      "ClusterRole/vigil-assessor",
+      "Role/vigil-assessor-lease",
+      "NetworkPolicy/vigil-assessor",
+      "ServiceMonitor/vigil-assessor",
+    ])
+      expect(names, k).toContain(k);
     // The monitoring templates (templates/monitoring-*.yaml) render with the Prometheus Operator's API announced.
     if (readdirSync(join(CHART, "templates")).some((f) => f.startsWith("monitoring-")))
       for (const k of ["ServiceMonitor", "PodMonitor", "PrometheusRule", "ConfigMap"]) expect(kinds, k).toContain(k);
@@ -113,13 +124,16 @@ describe("hack/kubeconform.sh", () => {
       "apiVersion: v1\nkind: Service\nmetadata: {name: root}\nspec: {ports: [{port: 80}]}\nextra: 1",
       "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: sm}\nspec:\n  selector: {}\n  endpoints: [{port: http-metrics, intervall: 30s}]",
       "apiVersion: vigil.dev/v1alpha1\nkind: DetectorPool\nmetadata: {name: pool}\nspec: {model: {uri: 'file:///m.onnx'}, replicaz: 2}",
+      "apiVersion: vigil.dev/v1alpha1\nkind: AssessmentPool\nmetadata: {name: apool-fine}\nspec: {provider: {baseURL: 'https://llm.example/v1', model: qwen-vl-max}, keysSecretRef: {name: keys}, strategy: priority}",
+      "apiVersion: vigil.dev/v1alpha1\nkind: AssessmentPool\nmetadata: {name: apool}\nspec: {provider: {baseURL: 'https://llm.example/v1', model: m}, keysSecretRef: {name: keys}, cooldownSecond: 5}",
       "apiVersion: example.com/v1\nkind: Unknown\nmetadata: {name: nothing}",
     ];
     writeFileSync(file, docs.join("\n---\n"));
     try {
       const report = await kubeconform("validate", dir, "-output", "json", "-summary", "-verbose", file);
       const by = Object.fromEntries(report.resources.map((r) => [r.name, r]));
-      for (const name of ["fine", "sm-fine", "pm-fine", "pr-fine"]) expect(by[name]?.status, name).toBe("statusValid");
+      for (const name of ["fine", "sm-fine", "pm-fine", "pr-fine", "apool-fine"])
+        expect(by[name]?.status, name).toBe("statusValid");
       expect(by.typo?.msg).toContain(
         "at '/spec/template/spec/containers/0': additional properties 'imagePullPolice' not allowed",
       );
@@ -127,8 +141,9 @@ describe("hack/kubeconform.sh", () => {
       expect(by.root?.msg).toContain("at '': additional properties 'extra' not allowed");
       expect(by.sm?.msg).toContain("at '/spec/endpoints/0': additional properties 'intervall' not allowed");
       expect(by.pool?.msg).toContain("at '/spec': additional properties 'replicaz' not allowed");
+      expect(by.apool?.msg).toContain("at '/spec': additional properties 'cooldownSecond' not allowed");
       expect(by.nothing).toMatchObject({ status: "statusError", msg: "could not find schema for Unknown" });
-      expect(report.summary).toEqual({ valid: 4, invalid: 5, errors: 1, skipped: 0 });
+      expect(report.summary).toEqual({ valid: 5, invalid: 6, errors: 1, skipped: 0 });
     } finally {
       rmSync(file, { force: true });
     }

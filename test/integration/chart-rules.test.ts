@@ -99,26 +99,35 @@ describe("charts/vigil monitoring", () => {
     );
   });
 
-  it("points every ServiceMonitor at a metrics port of a Service the chart renders, under job vigil-<component>", () => {
-    const services = ofKind(objects, "Service");
-    const jobs: string[] = [];
-    for (const sm of ofKind(objects, "ServiceMonitor")) {
-      const name = sm.metadata.name as string;
-      expect(sm.spec.namespaceSelector, name).toEqual({ matchNames: [NS] });
-      const selected = services.filter(
-        (s) => s.metadata.namespace === NS && labelsMatch(sm.spec.selector.matchLabels, s.metadata.labels),
+  it("points every ServiceMonitor at a metrics port of a Service the chart renders, under job vigil-<component>", async () => {
+    // The assessor is off by default; on, it gets its own monitor like the others.
+    const withAssessor = await renderChart(REL, NS, { set: ["assessor.enabled=true"] });
+    for (const [rendered, extra] of [
+      [objects, []],
+      [withAssessor, ["vigil-assessor"]],
+    ] as const) {
+      const services = ofKind(rendered, "Service");
+      const jobs: string[] = [];
+      for (const sm of ofKind(rendered, "ServiceMonitor")) {
+        const name = sm.metadata.name as string;
+        expect(sm.spec.namespaceSelector, name).toEqual({ matchNames: [NS] });
+        const selected = services.filter(
+          (s) => s.metadata.namespace === NS && labelsMatch(sm.spec.selector.matchLabels, s.metadata.labels),
+        );
+        expect(selected.length, `${name} selects a Service`).toBe(1);
+        expect(sm.spec.endpoints.length, name).toBe(1);
+        const [endpoint] = sm.spec.endpoints;
+        const ports = selected[0]?.spec.ports.map((p: Obj) => p.name);
+        expect(ports, `${name} port ${endpoint.port}`).toContain(endpoint.port);
+        expect(endpoint).toMatchObject({ path: "/metrics", interval: "30s" });
+        const component = sm.spec.selector.matchLabels["app.kubernetes.io/component"];
+        expect(jobOf(endpoint), name).toBe(`vigil-${component}`);
+        jobs.push(jobOf(endpoint));
+      }
+      expect(jobs.sort()).toEqual(
+        ["vigil-alarms", ...extra, ...(GATEWAY ? ["vigil-gateway"] : []), "vigil-operator"].sort(),
       );
-      expect(selected.length, `${name} selects a Service`).toBe(1);
-      expect(sm.spec.endpoints.length, name).toBe(1);
-      const [endpoint] = sm.spec.endpoints;
-      const ports = selected[0]?.spec.ports.map((p: Obj) => p.name);
-      expect(ports, `${name} port ${endpoint.port}`).toContain(endpoint.port);
-      expect(endpoint).toMatchObject({ path: "/metrics", interval: "30s" });
-      const component = sm.spec.selector.matchLabels["app.kubernetes.io/component"];
-      expect(jobOf(endpoint), name).toBe(`vigil-${component}`);
-      jobs.push(jobOf(endpoint));
     }
-    expect(jobs.sort()).toEqual(["vigil-alarms", ...(GATEWAY ? ["vigil-gateway"] : []), "vigil-operator"]);
   });
 
   it("points the PodMonitor at the worker pods' metrics port, job vigil-worker, in every namespace or the watched one", async () => {

@@ -119,6 +119,7 @@ describe("charts/vigil", () => {
       [
         `Ingress/${fullNs}-gateway`,
         `NetworkPolicy/${fullNs}-alarms`,
+        `NetworkPolicy/${fullNs}-assessor`,
         `NetworkPolicy/${fullNs}-gateway`,
         `NetworkPolicy/${fullNs}-operator`,
         `NetworkPolicy/${fullNs}-workers`,
@@ -268,8 +269,9 @@ describe("charts/vigil", () => {
     ] as const)
       for (const o of from)
         if (o.spec?.template?.spec) templates.push([`${label} ${o.kind}/${o.metadata?.name}`, o.spec.template]);
-    // The chart's three Deployments in each render, and the worker pods the operator creates.
-    expect(templates).toHaveLength(3 + 3 + 2);
+    // The chart's three Deployments by default, four with the assessor, two without alarms, and the worker pods the
+    // operator creates.
+    expect(templates).toHaveLength(3 + 4 + 2);
     templates.push(["operator's worker StatefulSet", workerTemplate() as unknown as Obj]);
     for (const [what, t] of templates) {
       const pod = t.spec;
@@ -289,14 +291,19 @@ describe("charts/vigil", () => {
     }
   });
 
-  it.each(["operator", "gateway", "alarms", "worker"])(
+  it.each(["operator", "gateway", "alarms", "assessor", "worker"])(
     "runs its %s pod under the restricted Pod Security Standard (PodSecurity admission)",
     async (component) => {
       const nsObj = await c.core.readNamespace({ name: ns });
       nsObj.metadata!.labels = { ...nsObj.metadata!.labels, "pod-security.kubernetes.io/enforce": "restricted" };
       await c.core.replaceNamespace({ name: ns, body: nsObj });
 
-      const template = component === "worker" ? workerTemplate() : deployment(component).spec!.template;
+      const template =
+        component === "worker"
+          ? workerTemplate()
+          : component === "assessor" // off by default
+            ? deployment(component, full, fullNs).spec!.template
+            : deployment(component).spec!.template;
       let seq = 0;
       const pod = (mutate: (p: V1Pod) => void = () => {}): V1Pod => {
         const p: V1Pod = structuredClone({
@@ -351,6 +358,87 @@ describe("charts/vigil", () => {
     // No Role or binding names it in the chart: the operator writes one per pool, naming Secrets.
     const subjects = [...byKind("RoleBinding"), ...byKind("ClusterRoleBinding")].flatMap((b) => b.subjects ?? []);
     expect(subjects.map((s: Obj) => s.name)).not.toContain(`${ns}-alarms`);
+  });
+
+  it("runs the assessor (off by default) with the alarms' RabbitMQ and the workers' Redis Secrets, probes on its port", async () => {
+    expect(objects.filter((o) => o.metadata?.name?.includes("assessor"))).toEqual([]);
+    const d = deployment("assessor", full, fullNs);
+    expect(d.spec?.replicas).toBe(2);
+    const pod = d.spec!.template.spec!;
+    expect(pod.serviceAccountName).toBe(`${fullNs}-assessor`);
+    const container = pod.containers[0]!;
+    expect(container.args).toEqual(["assessor"]);
+    const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e]));
+    // The same Secrets as the alarm service's RABBITMQ_URL and the gateway's REDIS_URL: never a value.
+    const alarmsEnv = Object.fromEntries(podSpec("alarms", full, fullNs).containers[0]!.env!.map((e) => [e.name, e]));
+    const gatewayEnv = Object.fromEntries(podSpec("gateway", full, fullNs).containers[0]!.env!.map((e) => [e.name, e]));
+    expect(env.RABBITMQ_URL?.valueFrom).toEqual(alarmsEnv.RABBITMQ_URL?.valueFrom);
+    expect(env.REDIS_URL?.valueFrom).toEqual(gatewayEnv.REDIS_URL?.valueFrom);
+    expect(env.RABBITMQ_URL?.valueFrom?.secretKeyRef).toEqual({ name: "vigil-rabbitmq", key: "url" });
+    expect(env.REDIS_URL?.valueFrom?.secretKeyRef).toEqual({ name: "vigil-redis", key: "url" });
+    expect(env.POD_NAMESPACE?.valueFrom?.fieldRef).toEqual({ fieldPath: "metadata.namespace" });
+    expect([env.VIGIL_LEASE_NAME?.value, env.VIGIL_ASSESSOR_PORT?.value]).toEqual(["vigil-assessor", "8083"]);
+    // extraEnv, as given, after the chart's own.
+    expect((container.env ?? []).slice(-2).map((e) => e.name)).toEqual(["HTTPS_PROXY", "NO_PROXY"]);
+    expect(container.ports).toEqual([{ name: "http-metrics", containerPort: 8083, protocol: "TCP" }]);
+    expect(container.livenessProbe?.httpGet).toEqual({ path: "/healthz", port: "http-metrics" });
+    expect(container.readinessProbe?.httpGet).toEqual({ path: "/readyz", port: "http-metrics" });
+    expect(container.resources).toEqual({ requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } });
+    expect(container.volumeMounts).toEqual([{ name: "tmp", mountPath: "/tmp" }]);
+    expect(named(full, "Service", `${fullNs}-assessor-metrics`).spec.ports).toEqual([
+      { name: "http-metrics", port: 8083, targetPort: "http-metrics", protocol: "TCP" },
+    ]);
+    const pdb = named(full, "PodDisruptionBudget", `${fullNs}-assessor`);
+    expect(pdb.spec.selector.matchLabels).toEqual(d.spec!.selector.matchLabels);
+
+    // A watch namespace: Role there, and VIGIL_WATCH_NAMESPACE; replicas and resources from values.
+    const scoped = await render(
+      ns,
+      ns,
+      ...["--set", "assessor.enabled=true", "--set", "assessor.watchNamespace=cams", "--set", "assessor.replicas=3"],
+    );
+    expect(deployment("assessor", scoped).spec?.replicas).toBe(3);
+    expect(podSpec("assessor", scoped).containers[0]!.env!.find((e) => e.name === "VIGIL_WATCH_NAMESPACE")?.value).toBe(
+      "cams",
+    );
+    expect(named(scoped, "Role", `${ns}-assessor`).metadata?.namespace).toBe("cams");
+    expect(named(scoped, "Role", `${ns}-assessor`).rules).toEqual(rules("assessor-rules.yaml"));
+    expect(scoped.some((o) => o.kind === "ClusterRole" && o.metadata?.name === `${ns}-assessor`)).toBe(false);
+  });
+
+  it("lets the assessor read pools and only the named Secrets, patch pool status, hold its Lease, and nothing else", async () => {
+    // With assessor.keysSecretNames the Secrets rule carries them as resourceNames; the rest is the file's.
+    const want = rules("assessor-rules.yaml").map((r: Obj) =>
+      r.resources.includes("secrets") ? { ...r, resourceNames: ["qwen-keys", "openai-keys"] } : r,
+    );
+    expect(named(full, "ClusterRole", `${fullNs}-assessor`).rules).toEqual(want);
+    expect(named(full, "Role", `${fullNs}-assessor-lease`).rules).toEqual(rules("assessor-namespace-rules.yaml"));
+    const user = `system:serviceaccount:${fullNs}:${fullNs}-assessor`;
+    const sar = async (verb: string, group: string, resource: string, o: Obj = {}) =>
+      (
+        await c.kc.makeApiClient(AuthorizationV1Api).createSubjectAccessReview({
+          body: { spec: { user, resourceAttributes: { verb, group, resource, ...o } } },
+        })
+      ).status?.allowed ?? false;
+    await waitFor("the assessor's bindings to take effect", () => sar("watch", "vigil.dev", "assessmentpools"));
+    expect(await sar("list", "vigil.dev", "assessmentpools", { namespace: "elsewhere" })).toBe(true);
+    expect(await sar("patch", "vigil.dev", "assessmentpools", { namespace: "x", subresource: "status" })).toBe(true);
+    expect(await sar("watch", "", "secrets", { namespace: "x", name: "qwen-keys" })).toBe(true);
+    expect(await sar("get", "", "secrets", { namespace: "x", name: "openai-keys" })).toBe(true);
+    expect(await sar("update", "coordination.k8s.io", "leases", { namespace: fullNs, name: "vigil-assessor" })).toBe(
+      true,
+    );
+    expect(await sar("create", "coordination.k8s.io", "leases", { namespace: fullNs })).toBe(true);
+    for (const [verb, group, resource, o] of [
+      ["get", "", "secrets", { namespace: "x", name: "vigil-mysql" }],
+      ["list", "", "secrets", { namespace: "x" }], // a list without the name's field selector
+      ["patch", "vigil.dev", "assessmentpools", { namespace: "x" }], // the spec
+      ["update", "vigil.dev", "assessmentpools", { namespace: "x", subresource: "status" }],
+      ["list", "vigil.dev", "cameradetections", { namespace: "x" }],
+      ["update", "coordination.k8s.io", "leases", { namespace: fullNs, name: `${fullNs}-operator` }],
+      ["create", "coordination.k8s.io", "leases", { namespace: "elsewhere" }],
+    ] as const)
+      expect(await sar(verb, group, resource, o), `${verb} ${resource} ${JSON.stringify(o)}`).toBe(false);
   });
 
   it("runs the gateway with an environment gateway/main.ts accepts: token, Redis and MySQL from Secrets, clips read-only", async () => {
@@ -521,6 +609,17 @@ describe("charts/vigil", () => {
         ingress: [metrics(8082)],
         egress: [apiServer, dns, rabbitmq, mysql, {}], // {}: webhook receivers, anywhere
       },
+      assessor: {
+        labels: deployment("assessor", full, fullNs).spec!.template.metadata!.labels!,
+        ingress: [metrics(8083)],
+        egress: [
+          apiServer,
+          dns,
+          rabbitmq,
+          redis,
+          { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8"] } }], ports: [tcp(443)] },
+        ],
+      },
       worker: {
         labels: workerTemplate().metadata.labels,
         ingress: [metrics(WORKER_PORT)],
@@ -544,7 +643,7 @@ describe("charts/vigil", () => {
       expect(mine[0]!.spec.egress, comp).toEqual(w.egress);
     }
     // The declared ports are the ones admitted.
-    for (const comp of ["operator", "gateway", "alarms"]) {
+    for (const comp of ["operator", "gateway", "alarms", "assessor"]) {
       const ports = podSpec(comp, full, fullNs).containers[0]!.ports!.map((p) => p.containerPort);
       const admitted = want[comp]!.ingress.flatMap((r) =>
         (r as { ports: { port: number }[] }).ports.map((p) => p.port),
@@ -571,6 +670,8 @@ describe("charts/vigil", () => {
         "at '/worker/failover': additional properties 'tolerationSecond' not allowed",
       ],
       ["operatr.replicas=1", "at '': additional properties 'operatr' not allowed"],
+      ["assessor.replicaz=3", "at '/assessor': additional properties 'replicaz' not allowed"],
+      ["assessor.keysSecretNames[0]=Not_A_Name", "at '/assessor/keysSecretNames/0'"],
       ["operator.antiAffinity=sometimes", "at '/operator/antiAffinity'"],
       ["gateway.apiToken.existingSecret=Not_A_Name", "at '/gateway/apiToken/existingSecret'"],
     ] as const) {

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { assessmentPoolSpec } from "../../operator/api/assessment-pool.ts";
 import { GROUP, VERSION } from "../../operator/api/meta.ts";
 import { apiMessage, type Clients } from "../../operator/kube/client.ts";
 import { admin, freshNamespace, ROOT } from "../setup/kube.ts";
@@ -119,9 +120,76 @@ const badCameras: [string, (o: Obj) => void, string[]][] = [
     ["spec.alarm.webhookSecretRef.name", "Required"],
   ],
   [
-    "assessment enabled without API keys",
-    (o) => (o.spec.assessment = { enabled: true }),
-    ["spec.assessment.enabled", "needs apiKeysSecretRef"],
+    "an assessment without a poolRef",
+    (o) => (o.spec.assessment = { prompt: "Is anyone at risk?" }),
+    ["spec.assessment.poolRef", "Required"],
+  ],
+  [
+    "an assessment threshold above 3 (risk is 0-3)",
+    (o) => (o.spec.assessment = { poolRef: { name: "qwen" }, threshold: 4 }),
+    ["spec.assessment.threshold", "less than or equal to 3"],
+  ],
+  [
+    "an assessment sampled every 0 s",
+    (o) => (o.spec.assessment = { poolRef: { name: "qwen" }, sampleIntervalSeconds: 0 }),
+    ["spec.assessment.sampleIntervalSeconds", "greater than or equal to 1"],
+  ],
+  [
+    "an assessment poolRef that is not a DNS label",
+    (o) => (o.spec.assessment = { poolRef: { name: "Qwen_VL" } }),
+    ["spec.assessment.poolRef.name", "should match"],
+  ],
+];
+
+/** An AssessmentPool as a user would write it: only the required fields. */
+const apool = (mutate: (o: Obj) => void = () => undefined): Obj => {
+  const o: Obj = {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: "AssessmentPool",
+    metadata: { name: `apool-${seq++}` },
+    spec: {
+      provider: { baseURL: "https://dashscope.aliyuncs.com/compatible-mode/v1", model: "qwen-vl-max" },
+      keysSecretRef: { name: "qwen-keys" },
+    },
+  };
+  mutate(o);
+  return o;
+};
+
+const badAssessmentPools: [string, (o: Obj) => void, string[]][] = [
+  [
+    "a baseURL that is not http(s)",
+    (o) => (o.spec.provider.baseURL = "ftp://llm.example/v1"),
+    ["spec.provider.baseURL", "should match"],
+  ],
+  [
+    "credentials inline in the baseURL",
+    (o) => (o.spec.provider.baseURL = "https://user:sk-secret@llm.example/v1"),
+    ["spec.provider.baseURL", "should match"],
+  ],
+  ["no model", (o) => delete o.spec.provider.model, ["spec.provider.model", "Required"]],
+  [
+    "an unknown wire format",
+    (o) => (o.spec.provider.format = "anthropic"),
+    ["spec.provider.format", "Unsupported value"],
+  ],
+  ["an unknown strategy", (o) => (o.spec.strategy = "random"), ["spec.strategy", "Unsupported value"]],
+  ["no keys Secret", (o) => delete o.spec.keysSecretRef, ["spec.keysSecretRef", "Required"]],
+  [
+    "a keys Secret that is not a DNS label",
+    (o) => (o.spec.keysSecretRef.name = "Qwen_Keys"),
+    ["spec.keysSecretRef.name", "should match"],
+  ],
+  ["a cooldown of 0 s", (o) => (o.spec.cooldownSeconds = 0), ["spec.cooldownSeconds", "greater than or equal to 1"]],
+  ["11 attempts per task", (o) => (o.spec.maxAttempts = 11), ["spec.maxAttempts", "less than or equal to 10"]],
+  [
+    "two budgets for one scope",
+    (o) =>
+      (o.spec.budgets = [
+        { scope: "a", dailyTokens: 1000 },
+        { scope: "a", dailyTokens: 2000 },
+      ]),
+    ["spec.budgets[1]", "Duplicate value"],
   ],
 ];
 
@@ -173,7 +241,60 @@ describe("the apiserver rejects bad DetectorPools, naming the field", () => {
   });
 });
 
+describe("the apiserver rejects bad AssessmentPools, naming the field", () => {
+  it.each(badAssessmentPools)("%s", async (_what, mutate, expected) => {
+    const msg = await create("assessmentpools", apool(mutate));
+    expect(msg).not.toBe("accepted");
+    for (const e of expected) expect(msg).toContain(e);
+  });
+});
+
 describe("good objects", () => {
+  it("accepts a minimal AssessmentPool and applies the same defaults zod does", async () => {
+    const body = apool();
+    expect(await create("assessmentpools", body, true)).toBe("accepted");
+    const got = (await c.custom.getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: ns,
+      plural: "assessmentpools",
+      name: body.metadata.name,
+    })) as Obj;
+    expect(got.spec).toEqual({
+      provider: {
+        baseURL: "https://dashscope.aliyuncs.com/compatible-mode/v1",
+        model: "qwen-vl-max",
+        format: "openai",
+      },
+      keysSecretRef: { name: "qwen-keys", key: "keys.yaml" },
+      strategy: "least-loaded",
+      cooldownSeconds: 60,
+      maxAttempts: 4,
+      timeoutSeconds: 30,
+      maxTasksPerCamera: 20,
+      budgets: [],
+    });
+    expect(got.spec).toEqual(assessmentPoolSpec.parse(body.spec));
+  });
+
+  it("accepts a camera's assessment with every field", async () => {
+    const msg = await create(
+      "cameradetections",
+      cam(
+        (o) =>
+          (o.spec.assessment = {
+            poolRef: { name: "qwen" },
+            prompt: "Is anyone at risk near the press?",
+            threshold: 2,
+            sampleIntervalSeconds: 30,
+            onEvents: [o.spec.rules[0].name],
+          }),
+      ),
+      true,
+    );
+    expect(msg).toBe("accepted");
+  });
+
   it("accepts the samples as they are, with server-side defaults", async () => {
     expect(await create("detectorpools", sample("detectorpool.yaml"))).toBe("accepted");
     for (const f of ["camera-entrance.yaml", "camera-production.yaml"])
@@ -196,5 +317,13 @@ describe("good objects", () => {
       true,
     );
     expect(msg).toContain('unknown field "spec.source.pasword"');
+    // The assessment's old shape (enabled, apiKeysSecretRef) is gone: the keys live in an AssessmentPool's Secret.
+    const old = await create(
+      "cameradetections",
+      cam((o) => (o.spec.assessment = { poolRef: { name: "qwen" }, enabled: true, apiKeysSecretRef: { name: "k" } })),
+      true,
+    );
+    expect(old).toContain('unknown field "spec.assessment.enabled"');
+    expect(old).toContain('unknown field "spec.assessment.apiKeysSecretRef"');
   });
 });

@@ -218,3 +218,30 @@ Ingress from networkPolicy.metricsFrom to a /metrics port: (dict "root" $ "port"
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end }}
+
+{{/*
+The assessor (`vigil assessor`): its objects' name, ServiceAccount, labels, selector, and the namespace whose
+AssessmentPools it runs (empty: all).
+*/}}
+{{- define "vigil.assessorName" -}}
+{{- printf "%s-assessor" (include "vigil.fullname" .) }}
+{{- end }}
+
+{{- define "vigil.assessorServiceAccountName" -}}
+{{- default (include "vigil.assessorName" .) .Values.assessor.serviceAccount.name }}
+{{- end }}
+
+{{- define "vigil.assessorLabels" -}}
+{{ include "vigil.labels" . }}
+app.kubernetes.io/component: assessor
+{{- end }}
+
+{{- define "vigil.assessorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "vigil.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: assessor
+{{- end }}
+
+{{- define "vigil.assessorWatchNamespace" -}}
+{{- default .Values.operator.watchNamespace .Values.assessor.watchNamespace }}
+{{- end }}
