@@ -161,7 +161,8 @@ export function createAlarmStage(opts: AlarmStageOptions) {
     }
   }
 
-  function requestClip(m: AlarmMessage, eventMs: number): void {
+  type ClipOf = Pick<AlarmMessage, "id" | "camera_id" | "clip">;
+  function requestClip(m: ClipOf, eventMs: number): void {
     if (!clips) return;
     let pending: Promise<{ startMs: number; durationS: number }>;
     try {
@@ -219,6 +220,31 @@ export function createAlarmStage(opts: AlarmStageOptions) {
     }
   }
 
+  /**
+   * The snapshot and the replay clip of something that is not an alarm yet but may become one later: an event (or
+   * a periodic sample) sent for assessment, whose high-risk answer raises an alarm that names these keys. The clip
+   * has to be cut from the rolling buffer now (it keeps a minute or so), not when the answer comes.
+   */
+  async function evidence(
+    camera: AlarmCamera,
+    id: string,
+    eventMs: number,
+    render: () => Promise<Buffer>,
+  ): Promise<string | null> {
+    const alarm = camera.spec.alarm;
+    if (!publisher || !alarm) return null;
+    try {
+      const keys = alarmObjectKeys(id);
+      const snapshotKey = (await writeSnapshot(keys.snapshot, render, camera.id)) ? keys.snapshot : null;
+      const clip = { key: keys.clip, pre_seconds: alarm.clip.preSeconds, post_seconds: alarm.clip.postSeconds };
+      requestClip({ id, camera_id: camera.id, clip }, eventMs);
+      return snapshotKey;
+    } catch (err) {
+      log.error({ alarm: id, err: (err as Error).message }, "assessment evidence not kept");
+      return null;
+    }
+  }
+
   function removeCamera(id: string): void {
     if (!recording.delete(id)) return;
     try {
@@ -238,6 +264,14 @@ export function createAlarmStage(opts: AlarmStageOptions) {
      */
     raise(camera: AlarmCamera, eventId: string, e: RuleEvent, render: () => Promise<Buffer>): Promise<string | null> {
       const p = raise(camera, eventId, e, render);
+      raising.add(p);
+      void p.finally(() => raising.delete(p));
+      return p;
+    },
+
+    /** Snapshot and clip for a task that may raise an alarm (see `evidence`); the snapshot's key, or null. */
+    evidence(camera: AlarmCamera, id: string, eventMs: number, render: () => Promise<Buffer>): Promise<string | null> {
+      const p = evidence(camera, id, eventMs, render);
       raising.add(p);
       void p.finally(() => raising.delete(p));
       return p;

@@ -167,6 +167,11 @@ export function createPipeline(opts: PipelineOptions) {
     // What a task's images and crops are cut from: the letterboxed frame, and the detections drawn on it.
     const image = { letterboxed: frame.data, size: detector.size, width: shown.width, height: shown.height };
     const view = { ...shown, classNames: detector.classNames };
+    const render = () =>
+      renderAnnotated(frame.data, detector.size, shown, rt.config.spec.zones, detector.classNames, SNAPSHOT_QUALITY);
+    // The snapshot and clip an alarm raised from an assessment's answer will name (worker/alarms.ts evidence).
+    const alarmStage = opts.alarms;
+    const keep = alarmStage ? (id: string, ms: number) => alarmStage.evidence(rt.config, id, ms, render) : undefined;
     for (const e of list) {
       events.inc({ camera: rt.config.id, rule: e.rule });
       const msg: EventMessage = {
@@ -187,18 +192,16 @@ export function createPipeline(opts: PipelineOptions) {
       const alarms = opts.alarms;
       if (!alarms?.wants(rt.config.spec, e)) {
         bus.publishEvent(msg);
-        assessments?.event(rt.config, msg.id, e, null, image, view);
+        assessments?.event(rt.config, msg.id, e, null, image, view, keep);
         continue;
       }
       // An alarm: the bus event waits for its snapshot (an encode and a write, ~10–30 ms) so both carry its key.
-      const render = () =>
-        renderAnnotated(frame.data, detector.size, shown, rt.config.spec.zones, detector.classNames, SNAPSHOT_QUALITY);
       void alarms.raise(rt.config, msg.id, e, render).then((key) => {
         bus.publishEvent({ ...msg, snapshot_key: key });
         assessments?.event(rt.config, msg.id, e, key, image, view);
       });
     }
-    if (drawn) assessments?.frame(rt.config, frame.timestampMs, image, view);
+    if (drawn) assessments?.frame(rt.config, frame.timestampMs, image, view, keep);
   }
 
   function add(config: CameraConfig): void {

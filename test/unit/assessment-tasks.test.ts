@@ -22,7 +22,9 @@ import {
   countsOf,
   DEFAULT_PROMPT,
   eventTask,
+  mayRaiseAlarm,
   priorityOf,
+  sampleEvidenceId,
   sampleTask,
 } from "../../worker/assessment/tasks.ts";
 import { detectionsFrom } from "../../worker/detections.ts";
@@ -185,6 +187,23 @@ describe("task messages", () => {
       context: { zone: null, rule: null },
       alarm: { snapshot_key: null, clip: { key: "shop/door/sample_0_123456.mp4" } },
     });
+  });
+
+  it("no alarm delivery without a threshold: no answer can raise one, so no snapshot or clip is kept for it", () => {
+    const s = spec({ alarm: {}, assessment: { poolRef: { name: "qwen" } } });
+    expect(mayRaiseAlarm(s)).toBe(false);
+    expect(mayRaiseAlarm(spec({ alarm: {} }))).toBe(true);
+    expect(mayRaiseAlarm(spec())).toBe(false);
+    expect(eventTask(base(s), "shop/door:entered:7:1000", presence, null).alarm).toBeNull();
+    expect(sampleTask(base(s), 5).alarm).toBeNull();
+  });
+
+  it("a sample's alarm names the snapshot kept for it, under the sample's alarm id", () => {
+    const s = spec({ alarm: {} });
+    expect(sampleEvidenceId("shop/door", 123456.4)).toBe("shop/door:sample:0:123456");
+    const t = sampleTask(base(s), 123456, "shop/door/sample_0_123456.jpg");
+    expect(t.alarm?.snapshot_key).toBe("shop/door/sample_0_123456.jpg");
+    expect(t.alarm?.clip.key).toBe("shop/door/sample_0_123456.mp4");
   });
 
   it("counts detections per class", () => {

@@ -12,9 +12,20 @@ import type { TaskPublisher } from "./amqp-task-publisher.ts";
 import { type FrameView, paddedBox, type Rect, subjectsOfEvent, subjectsOfSample } from "./crops.ts";
 import { encodeTaskImages, type ImageInput } from "./images.ts";
 import { createSampler } from "./sampler.ts";
-import { assessesEvent, countsOf, eventTask, sampleTask, type TaskBase } from "./tasks.ts";
+import {
+  assessesEvent,
+  countsOf,
+  eventTask,
+  mayRaiseAlarm,
+  sampleEvidenceId,
+  sampleTask,
+  type TaskBase,
+} from "./tasks.ts";
 
 export type AssessmentCamera = { id: string; spec: CameraDetectionSpec };
+
+/** Stores a snapshot and asks for a clip under alarm id `id` (worker/alarms.ts `evidence`); the snapshot's key. */
+export type Keep = (id: string, eventMs: number) => Promise<string | null>;
 
 export type AssessmentStageOptions = {
   /** Absent: assessments are off (no RABBITMQ_URL); cameras with spec.assessment say so once. */
@@ -67,7 +78,9 @@ export function createAssessmentStage(opts: AssessmentStageOptions) {
     trigger: "event" | "sample",
     frame: ImageInput,
     subjects: readonly (readonly [number, number, number, number])[],
-    make: (images: AssessmentTask["images"]) => AssessmentTask,
+    make: (images: AssessmentTask["images"], snapshotKey: string | null) => AssessmentTask,
+    /** Keeps the snapshot and clip an alarm from this task would name; resolves with the snapshot's key. */
+    keep?: () => Promise<string | null>,
   ): void {
     if (!publisher) return;
     if (building.size >= maxInFlight) {
@@ -85,7 +98,8 @@ export function createAssessmentStage(opts: AssessmentStageOptions) {
         log.warn({ camera: camera.id, task: id, err: (err as Error).message }, "assessment images not encoded");
         return;
       }
-      const checked = assessmentTask.safeParse(make(images));
+      const snapshotKey = keep ? await keep() : null;
+      const checked = assessmentTask.safeParse(make(images, snapshotKey));
       if (!checked.success) {
         failures.inc({ reason: "invalid" });
         const why = checked.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
@@ -103,7 +117,11 @@ export function createAssessmentStage(opts: AssessmentStageOptions) {
     /** Whether this event of this camera becomes a task that will be published. */
     wants: (spec: CameraDetectionSpec, e: Pick<RuleEvent, "rule">) => publisher !== undefined && assessesEvent(spec, e),
 
-    /** A rule event's task, with the snapshot its alarm wrote (null when none); returns at once. */
+    /**
+     * A rule event's task, with the snapshot its alarm wrote (null when none); returns at once. `keep` stores the
+     * snapshot and clip (under an alarm id) that an alarm raised from the answer names, when the event itself was
+     * no alarm and the camera can raise one from an answer (tasks.ts mayRaiseAlarm).
+     */
     event(
       camera: AssessmentCamera,
       eventId: string,
@@ -111,12 +129,20 @@ export function createAssessmentStage(opts: AssessmentStageOptions) {
       snapshotKey: string | null,
       frame: ImageInput,
       view: FrameView,
+      keep?: Keep,
     ): void {
       try {
         if (!publisher || !assessesEvent(camera.spec, e)) return;
         const b = base(camera, view);
-        build(camera, eventId, "event", frame, subjectsOfEvent(camera.spec, e, view), (images) =>
-          eventTask({ ...b, images }, eventId, e, snapshotKey),
+        const keeps = snapshotKey === null && keep && mayRaiseAlarm(camera.spec);
+        build(
+          camera,
+          eventId,
+          "event",
+          frame,
+          subjectsOfEvent(camera.spec, e, view),
+          (images, kept) => eventTask({ ...b, images }, eventId, e, snapshotKey ?? kept),
+          keeps ? () => keep(eventId, e.timestampMs) : undefined,
         );
       } catch (err) {
         log.error({ camera: camera.id, task: eventId, err: (err as Error).message }, "assessment task not built");
@@ -124,15 +150,21 @@ export function createAssessmentStage(opts: AssessmentStageOptions) {
     },
 
     /** Every frame with its detections: the camera's periodic sample when one is due; returns at once. */
-    frame(camera: AssessmentCamera, frameMs: number, frame: ImageInput, view: FrameView): void {
+    frame(camera: AssessmentCamera, frameMs: number, frame: ImageInput, view: FrameView, keep?: Keep): void {
       const interval = camera.spec.assessment?.sampleIntervalSeconds;
       if (!publisher || interval === undefined) return;
       try {
         const people = subjectsOfSample(view);
         if (!sampler.due(camera.id, interval, frameMs, people.length)) return;
         const b = base(camera, view);
-        build(camera, `${camera.id}:sample`, "sample", frame, people, (images) =>
-          sampleTask({ ...b, images }, frameMs),
+        build(
+          camera,
+          `${camera.id}:sample`,
+          "sample",
+          frame,
+          people,
+          (images, kept) => sampleTask({ ...b, images }, frameMs, kept),
+          keep && mayRaiseAlarm(camera.spec) ? () => keep(sampleEvidenceId(camera.id, frameMs), frameMs) : undefined,
         );
       } catch (err) {
         log.error({ camera: camera.id, err: (err as Error).message }, "assessment sample not built");

@@ -49,6 +49,15 @@ export function countsOf(d: Detections, classNames: readonly string[]): Record<s
 
 /** The id of a periodic sample: `<camera_id>:sample:<frame ms>`. */
 export const sampleId = (cameraId: string, frameMs: number) => `${cameraId}:sample:${Math.round(frameMs)}`;
+/** The alarm-id form (`<camera>:<rule>:<track>:<ms>`) a sample's snapshot and clip are stored under. */
+export const sampleEvidenceId = (cameraId: string, frameMs: number) => `${cameraId}:sample:0:${Math.round(frameMs)}`;
+
+/**
+ * Whether an answer can raise an alarm on this camera: it has spec.alarm and an assessment threshold. Only then do
+ * its tasks carry the alarm's delivery (and the worker keep a snapshot and a clip for them).
+ */
+export const mayRaiseAlarm = (spec: Pick<CameraDetectionSpec, "alarm" | "assessment">): boolean =>
+  spec.alarm !== undefined && spec.assessment?.threshold !== undefined;
 
 export type TaskBase = {
   cameraId: string;
@@ -104,7 +113,7 @@ export function eventTask(b: TaskBase, eventId: string, e: RuleEvent, snapshotKe
     zone: e.zone ?? null,
     detail: e.detail,
   };
-  const alarm = b.spec.alarm ? alarmDeliveryOf(b.spec.alarm, eventId, snapshotKey) : null;
+  const alarm = mayRaiseAlarm(b.spec) && b.spec.alarm ? alarmDeliveryOf(b.spec.alarm, eventId, snapshotKey) : null;
   return task(b, eventId, trigger, priorityOf(b.spec, e), e.zone ?? null, e.rule, alarm);
 }
 
@@ -112,10 +121,11 @@ export function eventTask(b: TaskBase, eventId: string, e: RuleEvent, snapshotKe
  * The task of a periodic sample of the frame at `frameMs`. Its alarm's object keys are those of an alarm id
  * `<camera_id>:sample:0:<ms>` (the clip store's key form needs a track), and it has no snapshot.
  */
-export function sampleTask(b: TaskBase, frameMs: number): AssessmentTask {
+export function sampleTask(b: TaskBase, frameMs: number, snapshotKey: string | null = null): AssessmentTask {
   const id = sampleId(b.cameraId, frameMs);
-  const alarm = b.spec.alarm
-    ? alarmDeliveryOf(b.spec.alarm, `${b.cameraId}:sample:0:${Math.round(frameMs)}`, null)
-    : null;
+  const alarm =
+    mayRaiseAlarm(b.spec) && b.spec.alarm
+      ? alarmDeliveryOf(b.spec.alarm, sampleEvidenceId(b.cameraId, frameMs), snapshotKey)
+      : null;
   return task(b, id, { kind: "sample" }, "normal", null, null, alarm);
 }
