@@ -32,6 +32,8 @@ export const alarmData = z.object({
   detail: alarmMessage.shape.detail,
   /** The annotated JPEG of the event's frame; null when the worker could not write it. */
   snapshot: z.object({ key: z.string().min(1), path: mediaPath("snapshot") }).nullable(),
+  /** Only on an alarm of kind `assessment`: the model's answer that raised it (risk 0–3, labels, reason). */
+  assessment: alarmMessage.shape.assessment,
 });
 
 export const alarmRaisedPayload = z.object({
@@ -76,6 +78,8 @@ function data(m: AlarmMessage): z.infer<typeof alarmData> {
     event_time: m.timestamp,
     detail: m.detail,
     snapshot: m.snapshot_key ? { key: m.snapshot_key, path: alarmMediaPath(m.id, "snapshot") } : null,
+    // Absent, not null, on a rule's alarm: the body a receiver got before assessments stays the same.
+    ...(m.assessment ? { assessment: m.assessment } : {}),
   };
 }
 

@@ -19,6 +19,8 @@ import { clipFailureKey } from "../../alarms/clips/store.ts";
 import { type AlarmMessage, DELIVERY_TYPES, type DeliveryType } from "../../alarms/messages.ts";
 import { createSqliteAlarmPublisher } from "../../alarms/sqlite-queue.ts";
 import { webhookId } from "../../alarms/webhook/sign.ts";
+import type { AssessmentTask } from "../../assessor/messages.ts";
+import { alarmOfResult } from "../../assessor/raise-alarm.ts";
 import { type AlarmServiceProc, alarmFixture, alarmQueueClient, startAlarmService } from "../setup/alarm-service.ts";
 import { type Broker, startMariaDB, startRabbitMQ } from "../setup/brokers.ts";
 import { admin, cameraManifest, createCr, freshNamespace, waitFor } from "../setup/kube.ts";
@@ -502,6 +504,77 @@ describe("vigil alarms", () => {
     expect(await expectDelivered(receiver, [m])).toBe(0);
     expect(receiver.count(webhookId(m.id, "alarm.raised"))).toBe(1);
     expect(receiver.count(webhookId(m.id, "alarm.clip"))).toBe(1);
+    await expectQueueDrained(s);
+  });
+
+  it("an assessment alarm beside its rule's: both delivered (dedup keeps them apart), the answer in the body and the record", async () => {
+    const { receiver, args } = await receiverFor("assess");
+    const s = await service(baseEnv(), args);
+    const rule = alarmFixture("assess", 1, { dedupSeconds: 60 });
+    await putClip(rule);
+    const task: AssessmentTask = {
+      v: 1,
+      type: "assessment.task",
+      id: rule.id,
+      camera_id: rule.camera_id,
+      pool: { namespace: "assess", name: "qwen" },
+      trigger: {
+        kind: "event",
+        event_id: rule.id,
+        rule: rule.rule,
+        rule_kind: "presence",
+        severity: rule.severity,
+        track_id: rule.track_id,
+        zone: rule.zone,
+        detail: rule.detail,
+      },
+      priority: "normal",
+      prompt: "Assess the risk; answer in json.",
+      threshold: 2,
+      created_at: rule.timestamp,
+      deadline: new Date(Date.parse(rule.timestamp) + 10_000).toISOString(),
+      context: { camera: rule.camera_id, zone: rule.zone, rule: rule.rule, counts: { person: 1 } },
+      images: [{ role: "crop", jpeg_base64: "AAAA", width: 100, height: 200, box: [10, 20, 110, 220] }],
+      alarm: { snapshot_key: rule.snapshot_key, clip: rule.clip, dedup_window_seconds: 60, webhook_secret: "hook" },
+    };
+    const m = alarmOfResult(task, {
+      ...task,
+      type: "assessment.result",
+      risk: 3,
+      labels: ["tailgating"],
+      reason: "a second person follows through the door",
+      model: "qwen-vl-max",
+      key_fingerprint: "1a2b3c4d",
+      scope: "A",
+      usage: { prompt_tokens: 900, completion_tokens: 40, total_tokens: 940 },
+      attempts: 1,
+      completed_at: new Date().toISOString(),
+      latency_ms: 700,
+      alarm_id: null,
+    });
+    if (!m) throw new Error("risk 3 over threshold 2 raised no alarm");
+    await q.publish(rule, m);
+    await waitFor("both alarms complete", allDelivered(receiver, [rule, m]));
+    expect(await expectDelivered(receiver, [rule, m])).toBe(0);
+    for (const type of DELIVERY_TYPES) {
+      const body = receipts(receiver, m.id, type)[0]!.body as any;
+      expect(body.data).toMatchObject({ id: `${rule.id}:assessment`, kind: "assessment", rule: "assessment:entry" });
+      expect(body.data.assessment).toEqual({
+        result_id: rule.id,
+        risk: 3,
+        threshold: 2,
+        labels: ["tailgating"],
+        reason: "a second person follows through the door",
+        model: "qwen-vl-max",
+      });
+      expect(receipts(receiver, rule.id, type)[0]!.body).not.toHaveProperty("data.assessment");
+    }
+    const [row] = await rows([m.id]);
+    expect(row).toMatchObject({ kind: "assessment", severity: "critical", rule: "assessment:entry", track_id: 1 });
+    expect(row!.detail).toBe(
+      "risk 3/3 (threshold 2, qwen-vl-max) [tailgating]: a second person follows through the door",
+    );
+    expect(await s.metric("vigil_alarms_deduplicated_total")).toBe(0);
     await expectQueueDrained(s);
   });
 

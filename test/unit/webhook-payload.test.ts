@@ -54,6 +54,24 @@ describe("payload", () => {
     });
   });
 
+  it("an assessment alarm carries the model's answer; a rule's alarm has no assessment key", () => {
+    const assessment = {
+      result_id: alarm.id,
+      risk: 3,
+      threshold: 2,
+      labels: ["tailgating"],
+      reason: "a second person follows",
+      model: "qwen-vl-max",
+    };
+    const p = raisedPayload({ ...alarm, id: `${alarm.id}:assessment`, kind: "assessment", assessment });
+    expect(webhookPayload.parse(p)).toEqual(p);
+    expect(p.data.assessment).toEqual(assessment);
+    expect(p.data.kind).toBe("assessment");
+    const c = clipPayload({ ...alarm, assessment }, { readyMs: 1700000012000, startMs: 1, durationSeconds: 1 });
+    expect(c.data.assessment).toEqual(assessment);
+    expect("assessment" in raisedPayload(alarm).data).toBe(false);
+  });
+
   it("the schema names what is wrong", () => {
     const bad = { ...raisedPayload(alarm), type: "alarm.clip" };
     const r = webhookPayload.safeParse(bad);
