@@ -218,6 +218,40 @@ describe("vigil assessor", () => {
     expect(s.byStatus["429"] ?? 0).toBeLessThanOrEqual(Math.ceil(N * 0.005));
   }, 90_000);
 
+  it("SIGTERM: in-flight tasks finish and are acked, waiting ones go to the other replica; none is called twice", async () => {
+    provider = await startFakeProvider({
+      scopes: [{ name: "A", rpm: 1200, rps: 20 }],
+      keys: [{ key: "key-t", scope: "A" }],
+      latencyMs: [200, 400],
+    });
+    const file = writePoolFile(
+      join(dir, "sigterm.yaml"),
+      provider.baseURL,
+      [{ name: "t", key: "key-t", scope: "A", rps: 20, rpm: 1200 }],
+      { maxTasksPerCamera: 1000 },
+    );
+    const [r1, r2] = [await launch(file), await launch(file)];
+    const N = 120;
+    for (let i = 0; i < N; i++) await pub.publish(await makeTask(`t-${i}`, `default/cam${i % 6}`));
+    await waitFor("a quarter done", async () => (await redis.llen(ASSESSMENT_REDIS.recent)) >= N / 4, 20_000, 20);
+    const inFlight = metricValue(await metricsOf(r1), "vigil_assessor_in_flight");
+    const t0 = Date.now();
+    r1.proc.kill("SIGTERM");
+    await r1.exited;
+    const stopMs = Date.now() - t0;
+    await waitFor("all done", async () => (await redis.llen(ASSESSMENT_REDIS.recent)) >= N, 30_000, 100);
+    const s = provider.stats();
+    const ok2 = metricValue(await metricsOf(r2), "vigil_assessor_tasks_total", 'outcome="ok"');
+    console.log(
+      JSON.stringify({ inFlightAtSigterm: inFlight, stopMs, exitCode: r1.proc.exitCode, ok2, providerOk: s.ok }),
+    );
+    expect(r1.proc.exitCode).toBe(0);
+    expect(r1.logs.join("")).toContain('"msg":"assessor stopped"');
+    expect(new Set(await storedIds()).size).toBe(N);
+    expect(s.ok).toBe(N); // graceful: no call repeated
+    expect(ok2).toBeGreaterThan(0);
+  }, 90_000);
+
   it("50 cameras at 2× overload: Jain's index ≥ 0.9 and no camera waits more than 10 s", async () => {
     const CAPACITY = 25; // rps
     provider = await startFakeProvider({
