@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { ALARM_TOPOLOGY, alarmMessage } from "../../alarms/messages.ts";
 import { ASSESSMENT_REDIS, ASSESSMENT_TOPOLOGY, assessmentResult } from "../../assessor/messages.ts";
 import { jainIndex } from "../../assessor/schedule/fairness.ts";
 import { type FakeProvider, startFakeProvider } from "../fakes/llm-provider.ts";
@@ -72,7 +73,7 @@ async function storedIds(): Promise<string[]> {
 }
 
 describe("vigil assessor", () => {
-  it("dead-letters malformed messages with the reason and a metric, and keeps going", async () => {
+  it("dead-letters malformed messages with the reason and a metric, keeps going, and raises an alarm at the threshold", async () => {
     provider = await startFakeProvider({
       scopes: [{ name: "A", rpm: 600, rps: 10 }],
       keys: [{ key: "ka", scope: "A" }],
@@ -87,8 +88,33 @@ describe("vigil assessor", () => {
     const unknownPool = { ...(await makeTask("lost-1", "default/cam1")), pool: { namespace: "x", name: "nope" } };
     await pub.publish(Buffer.from(JSON.stringify(unknownPool)), "task.default.cam1");
     await pub.publish(await makeTask("good-1", "default/cam1"));
+    // At or above its threshold, with spec.alarm: the result raises an alarm (the fake answers risk 0 here).
+    await pub.publish({
+      ...(await makeTask("alarm-1", "default/cam2", { threshold: 0 })),
+      alarm: {
+        snapshot_key: null,
+        clip: { key: "default/cam2/clip.mp4", pre_seconds: 5, post_seconds: 5 },
+        dedup_window_seconds: 0,
+        webhook_secret: null,
+      },
+    });
 
     await waitFor("good task stored", async () => (await storedIds()).includes("good-1"), 20_000);
+    await waitFor("alarm task stored", async () => (await storedIds()).includes("alarm-1"), 20_000);
+    const latest = assessmentResult.parse(
+      JSON.parse((await redis.hget(ASSESSMENT_REDIS.latest, "default/cam2")) as string),
+    );
+    expect(latest.id).toBe("alarm-1");
+    const alarms = await drainQueue(rabbit.url, ALARM_TOPOLOGY.queue);
+    expect(alarms).toHaveLength(1);
+    const alarm = alarmMessage.parse(JSON.parse(alarms[0]?.body.toString() as string));
+    expect(alarm.kind).toBe("assessment");
+    expect(alarm.id).toBe(latest.alarm_id);
+    expect(alarm.assessment?.result_id).toBe("alarm-1");
+    const good = assessmentResult.parse(
+      JSON.parse((await redis.hget(ASSESSMENT_REDIS.latest, "default/cam1")) as string),
+    );
+    expect(good.alarm_id).toBeNull();
     const dead = await waitFor("3 dead letters", async () => {
       const q = await pub.ch.checkQueue(ASSESSMENT_TOPOLOGY.deadLetterQueue);
       return q.messageCount >= 3 ? drainQueue(rabbit.url, ASSESSMENT_TOPOLOGY.deadLetterQueue) : undefined;
@@ -101,7 +127,7 @@ describe("vigil assessor", () => {
     const m = await metricsOf(a);
     expect(metricValue(m, "vigil_assessor_rejected_total", 'reason="malformed"')).toBe(2);
     expect(metricValue(m, "vigil_assessor_rejected_total", 'reason="unknown-pool"')).toBe(1);
-    expect(metricValue(m, "vigil_assessor_tasks_total", 'outcome="ok"')).toBe(1);
+    expect(metricValue(m, "vigil_assessor_tasks_total", 'outcome="ok"')).toBe(2);
     // The keys never reach the logs.
     expect(a.logs.join("")).not.toContain('ka"');
   }, 60_000);
