@@ -189,11 +189,18 @@ export function createAssessorService(opts: ServiceOptions): AssessorService {
       if (!task) return;
       if (!task.item.d.live()) continue; // its channel closed: the broker redelivers it
       r.inFlight++;
-      const p = execute(r, task.item).finally(() => {
-        r.inFlight--;
-        running.delete(p);
-        pump(r);
-      });
+      const { d } = task.item;
+      const p = execute(r, task.item)
+        .catch((err) => {
+          // A bug, not an outcome: the task goes back rather than being lost, and the process keeps running.
+          log.error({ task: task.id, err: String(err) }, "task failed unexpectedly; requeued");
+          d.requeue();
+        })
+        .finally(() => {
+          r.inFlight--;
+          running.delete(p);
+          pump(r);
+        });
       running.add(p);
     }
   }
