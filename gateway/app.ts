@@ -15,11 +15,13 @@ import {
 } from "fastify-type-provider-zod";
 import { Registry } from "prom-client";
 import type { CameraControl } from "../operator/api/executor.ts";
+import { type AssessmentSource, noAssessments } from "./assessments.ts";
 import { type ApiToken, authHook, parseApiTokens, redactUrl } from "./auth.ts";
 import { type CacheOptions, FeedCache } from "./cache.ts";
 import type { AlarmSources, GatewayContext } from "./context.ts";
 import type { BusFeed, CameraCatalog } from "./feed.ts";
 import { alarmsLiveRoutes } from "./live/alarms-live.ts";
+import { assessmentsLiveRoutes } from "./live/assessments-live.ts";
 import { mjpegRoutes } from "./live/mjpeg.ts";
 import { sseRoutes } from "./live/sse.ts";
 import { VideoHub } from "./live/video-hub.ts";
@@ -60,6 +62,11 @@ export type GatewayOptions = {
   closeGraceMs?: number;
   /** The alarm records and clip store (GET /api/v1/alarms…); without them those routes answer 503 saying so. */
   alarms?: AlarmSources;
+  /**
+   * Assessment results (gateway/assessments-redis.ts over the assessor's Redis keys); without it the assessment
+   * routes answer empty lists. The caller owns it (and closes it), as it owns the feed.
+   */
+  assessments?: AssessmentSource;
 };
 
 export const API_PREFIX = "/api/v1";
@@ -101,6 +108,7 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
     eventBufferBytes: opts.eventBufferBytes ?? 1 << 20,
     streams: new Set(),
     alarms: opts.alarms ?? {},
+    assessments: opts.assessments ?? noAssessments(),
     ...(opts.control ? { control: opts.control } : {}),
   };
   const tokens = parseApiTokens(opts.tokens);
@@ -159,7 +167,7 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
         title: "Vigil gateway",
         version: "0.1.0",
         description:
-          "Cameras, stats and events of Vigil, live events (SSE, WebSocket) and annotated video (WebSocket, MJPEG), alarms with their snapshots, replay clips and delivery attempts. Send `Authorization: Bearer <token>`; where a browser cannot (EventSource, <img>, WebSocket), `?access_token=<token>`.",
+          "Cameras, stats and events of Vigil, live events (SSE, WebSocket) and annotated video (WebSocket, MJPEG), alarms with their snapshots, replay clips and delivery attempts, and the model's risk assessments (REST, SSE, WebSocket). Send `Authorization: Bearer <token>`; where a browser cannot (EventSource, <img>, WebSocket), `?access_token=<token>`.",
       },
       components: {
         securitySchemes: {
@@ -198,6 +206,7 @@ export function buildGateway(opts: GatewayOptions): FastifyInstance {
   app.register(wsRoutes, { prefix: API_PREFIX, ctx });
   app.register(mjpegRoutes, { prefix: API_PREFIX, ctx });
   app.register(alarmsLiveRoutes, { prefix: API_PREFIX, ctx });
+  app.register(assessmentsLiveRoutes, { prefix: API_PREFIX, ctx });
   app.register(dashboardRoutes);
   return app;
 }

@@ -3,6 +3,7 @@ import type { FastifyReply } from "fastify";
 import type { ClipStore } from "../alarms/clips/store.ts";
 import type { AlarmRecords } from "../alarms/records.ts";
 import type { CameraControl } from "../operator/api/executor.ts";
+import type { AssessmentSource } from "./assessments.ts";
 import type { FeedCache } from "./cache.ts";
 import type { BusFeed, CameraCatalog } from "./feed.ts";
 import type { VideoHub } from "./live/video-hub.ts";
@@ -33,6 +34,8 @@ export type GatewayContext = {
   /** Live HTTP streams to end when the server closes (WebSockets are closed by @fastify/websocket). */
   streams: Set<() => void>;
   alarms: AlarmSources;
+  /** Assessment results (Redis, written by `vigil assessor`); noAssessments() when there is none: empty lists. */
+  assessments: AssessmentSource;
   /** Starting and stopping cameras (POST /cameras/{id}/start|stop); unset: those routes answer 503. */
   control?: CameraControl;
 };

@@ -9,6 +9,7 @@ import { createFsClipStore } from "../alarms/clips/fs-store.ts";
 import { describeRecordsUrl, openRecords } from "../alarms/records-open.ts";
 import { loadKubeConfig } from "../operator/kube/client.ts";
 import { buildGateway } from "./app.ts";
+import { createRedisAssessments } from "./assessments-redis.ts";
 import { parseApiTokens } from "./auth.ts";
 import { createKubeCatalog } from "./catalog-kube.ts";
 import { createStaticCatalog } from "./catalog-static.ts";
@@ -96,6 +97,8 @@ export async function runGateway(argv: string[]): Promise<void> {
     : createStaticCatalog(values.manifests ?? "");
   const control = kc ? createKubeControl(kc) : undefined;
   const feed = createRedisFeed(env.REDIS_URL, { registry, log });
+  // Where `vigil assessor` stores its answers (the same Redis as the bus).
+  const assessments = createRedisAssessments(env.REDIS_URL, { registry, log });
   const recordsUrl = env.MYSQL_URL ?? env.VIGIL_ALARMS_DB;
   const records = recordsUrl ? openRecords(recordsUrl) : undefined;
   // The alarm service applies the migrations too; a gateway whose database user may not create tables still
@@ -115,6 +118,7 @@ export async function runGateway(argv: string[]): Promise<void> {
     trustProxy: env.VIGIL_TRUST_PROXY === "true",
     ...(control ? { control } : {}),
     alarms: { ...(records ? { records } : {}), ...(clips ? { clips } : {}) },
+    assessments,
     ...(cors ? { corsOrigins: cors.trim() === "*" ? (true as const) : list(cors) } : {}),
   });
   const health = buildHealthServer({ feed, catalog, registry, logger: log });
@@ -123,7 +127,14 @@ export async function runGateway(argv: string[]): Promise<void> {
     await health.listen({ host: env.VIGIL_HOST, port: env.VIGIL_GATEWAY_HEALTH_PORT });
   } catch (err) {
     // A port in use: nothing may keep the process alive after the error is reported.
-    await Promise.allSettled([app.close(), health.close(), feed.close(), catalog.close(), records?.close()]);
+    await Promise.allSettled([
+      app.close(),
+      health.close(),
+      feed.close(),
+      assessments.close(),
+      catalog.close(),
+      records?.close(),
+    ]);
     throw err;
   }
   const portOf = (a: ReturnType<typeof app.server.address>) => (typeof a === "object" && a ? a.port : undefined);
@@ -156,6 +167,7 @@ export async function runGateway(argv: string[]): Promise<void> {
   await app.close(); // stops accepting, ends live streams and WebSockets, waits for requests in flight
   await health.close();
   await feed.close();
+  await assessments.close();
   await catalog.close();
   await records?.close();
   clearTimeout(deadline);

@@ -45,8 +45,8 @@ export function gatewayMetrics(registry: Registry): GatewayMetrics {
       registers: [registry],
     }),
   };
-  for (const stream of ["events", "video"]) m.wsClients.set({ stream }, 0);
-  for (const stream of ["events", "video"]) m.streamClients.set({ stream }, 0);
+  for (const stream of ["events", "video", "assessments"]) m.wsClients.set({ stream }, 0);
+  for (const stream of ["events", "video", "assessments"]) m.streamClients.set({ stream }, 0);
   for (const transport of ["ws", "mjpeg"]) m.framesDropped.inc({ transport }, 0);
   return m;
 }

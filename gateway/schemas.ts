@@ -1,6 +1,7 @@
 // The gateway's HTTP contract as zod schemas: they validate requests, serialize responses (fastify-type-provider-zod)
 // and become the OpenAPI document at /docs/json. Bus messages reuse the workers' own schemas.
 import { z } from "zod";
+import { assessmentResult } from "../assessor/messages.ts";
 import { cameraIdSchema } from "../worker/publish/camera-id.ts";
 import { eventMessage, statsMessage } from "../worker/publish/messages.ts";
 import { TOKEN_SCOPES } from "./auth.ts";
@@ -93,7 +94,41 @@ export const readyBody = z.object({
   message: z.string(),
 });
 
-export { eventMessage, statsMessage };
+const minRisk = z.coerce
+  .number()
+  .int()
+  .min(0)
+  .max(3)
+  .optional()
+  .describe("Only results with risk at or above this (0 to 3).");
+
+export const assessmentsQuery = z.object({
+  camera: cameraIdSchema.optional().describe("Only this camera's results (its id, `<namespace>/<name>`)."),
+  minRisk,
+  limit: z.coerce.number().int().min(1).max(1000).default(100).describe("1 to 1000, default 100."),
+});
+
+export const cameraAssessmentsQuery = z.object({
+  minRisk,
+  limit: z.coerce.number().int().min(1).max(100).default(20).describe("1 to 100, default 20."),
+});
+
+export const assessmentsStreamQuery = z.object({
+  camera: cameraIdSchema.optional().describe("Only this camera's results (its id, `<namespace>/<name>`)."),
+  minRisk,
+});
+
+export const assessmentList = z.object({
+  assessments: z.array(assessmentResult).describe("Newest first (by completion)."),
+});
+
+export const cameraAssessments = z.object({
+  camera: z.string().describe("The camera's id."),
+  latest: assessmentResult.nullable().describe("The camera's latest result whatever its risk; null before the first."),
+  assessments: z.array(assessmentResult).describe("Its recent results, newest first (the assessor keeps 100)."),
+});
+
+export { assessmentResult, eventMessage, statsMessage };
 
 // The feed's types and these schemas describe the same objects: this fails to compile when they drift apart.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

@@ -16,6 +16,7 @@ import { createFsClipStore } from "../alarms/clips/fs-store.ts";
 import type { AlarmRecords } from "../alarms/records.ts";
 import { openRecords } from "../alarms/records-open.ts";
 import { resolveTarget } from "../alarms/webhook-secrets.ts";
+import type { AssessmentSource } from "../gateway/assessments.ts";
 import type { BusFeed } from "../gateway/feed.ts";
 import { createIpcFeed } from "../gateway/ipc-feed.ts";
 import { SOURCE_SCHEMES } from "../operator/api/camera-detection.ts";
@@ -132,10 +133,14 @@ export async function runUp(argv: string[]): Promise<number> {
   // between this process and the workers it forks.
   let feed: BusFeed;
   let bus: LocalExecutorOptions["bus"];
+  // Assessments only come through Redis (an assessor run beside `vigil up` writes there); without it, none.
+  let assessments: AssessmentSource | undefined;
   if (env.REDIS_URL) {
     const { createRedisFeed } = await import("../gateway/redis-feed.ts");
     feed = createRedisFeed(env.REDIS_URL, { registry, log });
     bus = { redisUrl: env.REDIS_URL, feed };
+    const { createRedisAssessments } = await import("../gateway/assessments-redis.ts");
+    assessments = createRedisAssessments(env.REDIS_URL, { registry, log });
   } else {
     const scheduled = planWorkers(manifests, { placePaused: true }).workers.length > 0;
     const ipc = createIpcFeed({ registry, log, hasCameras: () => scheduled });
@@ -203,6 +208,7 @@ export async function runUp(argv: string[]): Promise<number> {
     await Promise.all([closeGateway(), executor.stop(), alarmService?.stop()]);
     await catalog.close();
     await feed.close();
+    await assessments?.close();
     await records.close().catch((err: Error) => log.warn({ err: err.message }, "alarm records close failed"));
   };
   try {
@@ -224,6 +230,7 @@ export async function runUp(argv: string[]): Promise<number> {
       logger: log,
       alarms: { records, clips },
       control: executor,
+      ...(assessments ? { assessments } : {}),
     });
     await app.listen({ port: env.VIGIL_PORT, host: env.VIGIL_HOST });
   } catch (err) {

@@ -200,6 +200,8 @@ export function createAlarms({ $, h, api, withToken, fmtTime, isStopped }) {
       ["severity", a.severity],
       ["camera", a.camera_id],
       ["rule", `${a.rule} (${a.kind})`],
+      // An assessment alarm's detail is the model's risk and reason.
+      ...(a.detail ? [["detail", a.detail]] : []),
       ["track", String(a.track_id)],
       ["zone", a.zone ?? "—"],
       ["window", `${a.pre_seconds} s before, ${a.post_seconds} s after`],

@@ -1,9 +1,11 @@
 // Vigil's dashboard: a live grid of cameras, the event feed and one camera's detail, all from the gateway's API.
 // Plain browser JavaScript, no build step. The page holds no data: it takes the token from its own URL
 // (?access_token=), keeps it in memory and sends it as an Authorization header on fetch, and as ?access_token=
-// where a browser cannot send headers (EventSource, the MJPEG <img>, WebSocket). The alarms view is alarms.js.
+// where a browser cannot send headers (EventSource, the MJPEG <img>, WebSocket). The alarms view is alarms.js, the
+// model's risk assessments beside their events assessments.js.
 
 import { createAlarms } from "./alarms.js";
+import { createAssessments } from "./assessments.js";
 
 const API = "/api/v1";
 const REFRESH_MS = 1000;
@@ -364,6 +366,7 @@ function eventRow(e) {
     ),
   );
   if (e.detail) row.title = e.detail;
+  assessments.decorate(row);
   return row;
 }
 
@@ -498,6 +501,7 @@ async function openDetail(id) {
   for (const list of ["detail-stats", "detail-zones", "detail-rules", "detail-events", "zones", "zone-labels"])
     $(list).replaceChildren();
   $("detail-events-empty").hidden = false;
+  assessments.openCamera(id);
   $("detail-title").focus();
   updateDetailStats();
   try {
@@ -533,6 +537,7 @@ function closeDetail() {
   const d = state.detail;
   if (!d) return;
   state.detail = null;
+  assessments.closeCamera();
   $("detail").hidden = true;
   $("overview").hidden = false;
   state.cameras.get(d.id)?.refs.link.focus();
@@ -563,6 +568,7 @@ function route() {
 function fatal(message) {
   state.stopped = true;
   state.events?.close();
+  assessments.stop();
   setLive("off");
   applyVideo();
   for (const id of ["overview", "detail", "feed", "live", "alarms", "alarm", "views"]) $(id).hidden = true;
@@ -615,11 +621,13 @@ function start() {
   window.addEventListener("hashchange", route);
   connectEvents();
   loadHistory();
+  assessments.start();
   loadScope();
   refresh();
   route();
 }
 
 const alarms = createAlarms({ $, h, api, withToken, fmtTime, isStopped: () => state.stopped });
+const assessments = createAssessments({ $, h, api, withToken, fmtTime, isStopped: () => state.stopped });
 
 start();

@@ -21,6 +21,7 @@ import {
   tokenIdentity,
 } from "../schemas.ts";
 import { alarmRoutes } from "./alarms.ts";
+import { assessmentRoutes } from "./assessments.ts";
 
 export type ApiOptions = WithContext & { rateLimitPerMinute: number };
 
@@ -192,4 +193,5 @@ export const apiRoutes: FastifyPluginAsyncZod<ApiOptions> = async (app, { ctx, r
 
   // Inside this plugin: the alarm routes share its rate limit.
   await app.register(alarmRoutes, { ctx });
+  await app.register(assessmentRoutes, { ctx });
 };

@@ -9,6 +9,7 @@ const FILES: Record<string, [file: string, type: string]> = {
   "/": ["index.html", "text/html; charset=utf-8"],
   "/dashboard/app.js": ["app.js", "text/javascript; charset=utf-8"],
   "/dashboard/alarms.js": ["alarms.js", "text/javascript; charset=utf-8"],
+  "/dashboard/assessments.js": ["assessments.js", "text/javascript; charset=utf-8"],
   "/dashboard/style.css": ["style.css", "text/css; charset=utf-8"],
 };
 

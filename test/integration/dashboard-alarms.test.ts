@@ -147,6 +147,8 @@ describe("the dashboard's alarms", () => {
     const detail = page.getByTestId("alarm-detail");
     await detail.waitFor({ state: "visible" });
     expect(decodeURIComponent(new URL(page.url()).hash)).toBe(`#/alarm/${DONE.id}`);
+    // Its detail line (an assessment alarm's is the model's risk and reason).
+    expect(await detail.locator('[data-fact="detail"]').textContent()).toBe(DONE.detail);
     const video = page.getByTestId("alarm-clip");
     await page.waitForFunction(
       () => ((globalThis as any).document.querySelector('[data-testid="alarm-clip"]')?.readyState ?? 0) >= 2,
