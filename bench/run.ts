@@ -5,6 +5,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   gateway: async () => (await import("./gateway.ts")).benchGateway(),
   alarms: async () => (await import("./alarms.ts")).benchAlarms(),
   fleet: async () => (await import("./fleet.ts")).benchFleet(),
+  assessor: async () => (await import("./assessor.ts")).benchAssessor(),
 };
 
 const name = process.argv[2];

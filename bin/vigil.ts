@@ -8,6 +8,7 @@ commands:
   gateway    serve the REST/live API over Redis and the cameras (VIGIL_API_TOKEN; vigil gateway [--manifests FILE])
   detect     run the detection pipeline once over a file, image or stream (vigil detect --help)
   up         run cameras, workers and the dashboard on this host, no Kubernetes (vigil up -f cameras.yaml)
+  assessor   assess tasks with an LLM through a pool of API keys (RABBITMQ_URL, REDIS_URL; --pool FILE)
   alarms     deliver alarms from the queue as signed webhooks, recorded (RABBITMQ_URL, MYSQL_URL, VIGIL_CLIP_DIR; [--manifests FILE])
   version    print the version (also --version)
 `;
@@ -60,6 +61,16 @@ switch (command) {
       await runAlarms(process.argv.slice(3));
     } catch (err) {
       process.stderr.write(`vigil alarms: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
+    break;
+  }
+  case "assessor": {
+    const { runAssessor } = await import("../assessor/main.ts");
+    try {
+      await runAssessor(process.argv.slice(3));
+    } catch (err) {
+      process.stderr.write(`vigil assessor: ${err instanceof Error ? err.message : String(err)}\n`);
       process.exitCode = 1;
     }
     break;

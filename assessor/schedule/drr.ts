@@ -157,7 +157,8 @@ export class DrrScheduler<T> {
     for (const cam of this.#cameras.values()) {
       for (const tier of TIERS) {
         const lane = cam.lanes[tier];
-        const keep = lane.tasks.filter((t) => !pred(t) || (removed.push(t), false));
+        const keep: Scheduled<T>[] = [];
+        for (const t of lane.tasks) (pred(t) ? removed : keep).push(t);
         this.#size -= lane.tasks.length - keep.length;
         lane.tasks = keep;
         this.#leaveIfEmpty(cam, tier);
