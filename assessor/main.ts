@@ -1,8 +1,12 @@
 // `vigil assessor`: consumes vigil.assessment.tasks (RabbitMQ), schedules them fairly per camera (service.ts), calls
 // the model through each AssessmentPool's key pool (pool/key-pool.ts, state shared in Redis), publishes results and
 // the alarms they raise, and stores results in Redis for the gateway. 1..N replicas compete on the queue. Pools come
-// from a PoolSource: `--pool FILE` here (the Kubernetes source is wired separately). /healthz, /readyz and /metrics on
+// from a PoolSource: `--pool FILE` (manifests with their keys inline), or else the Kubernetes API (AssessmentPools and
+// the Secrets they name, watched; kube/pool-source.ts), where the Lease holder also writes each pool's status
+// (kube/status-writer.ts, keys by fingerprint). /healthz, /readyz and /metrics on
 // VIGIL_ASSESSOR_PORT. SIGTERM: stop consuming, let in-flight tasks finish (bounded), leave the rest unacked, close.
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import pino from "pino";
@@ -10,7 +14,10 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import { z } from "zod";
 import { declareAlarmTopology } from "../alarms/amqp-topology.ts";
 import { startHealthServer } from "../operator/health.ts";
+import { loadKubeConfig } from "../operator/kube/client.ts";
 import { createTaskConsumer, scrubUrl } from "./amqp/consumer.ts";
+import { createKubePoolSource, type KubePoolSource } from "./kube/pool-source.ts";
+import { ASSESSOR_LEASE, createStatusWriter } from "./kube/status-writer.ts";
 import { createAssessorMetrics } from "./metrics.ts";
 import { createKeyPool } from "./pool/key-pool.ts";
 import type { KeyPool, PoolConfig } from "./pool/types.ts";
@@ -34,6 +41,12 @@ export const assessorEnv = z.object({
   /** Raise alarms from results at or above the task's threshold (off: results only). */
   VIGIL_ASSESSOR_ALARMS: z.enum(["on", "off"]).default("on"),
   LOG_LEVEL: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /** Without --pool: AssessmentPools of this namespace only (all namespaces when unset). */
+  VIGIL_WATCH_NAMESPACE: z.string().min(1).optional(),
+  /** The Lease whose holder writes the pools' status (one writer among the replicas). */
+  VIGIL_LEASE_NAME: z.string().min(1).default(ASSESSOR_LEASE),
+  POD_NAME: z.string().min(1).optional(),
+  POD_NAMESPACE: z.string().min(1).optional(),
 });
 export type AssessorEnv = z.infer<typeof assessorEnv>;
 
@@ -59,7 +72,6 @@ const where = (url: string) => {
 
 export async function runAssessor(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { pool: { type: "string" } } });
-  if (!values.pool) throw new Error("--pool FILE is required (AssessmentPool manifests with their keys)");
   const env = loadAssessorEnv();
   const log = pino({ level: env.LOG_LEVEL, base: { component: "assessor" } });
   const registry = new Registry();
@@ -67,7 +79,14 @@ export async function runAssessor(argv: string[]): Promise<void> {
 
   const redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 2, lazyConnect: false });
   redis.on("error", (err) => log.warn({ err: scrubUrl(err.message, env.REDIS_URL) }, "redis error"));
-  const source: PoolSource = filePoolSource(values.pool, log);
+  let kube: KubePoolSource | undefined;
+  let source: PoolSource;
+  if (values.pool === undefined) {
+    kube = createKubePoolSource({ namespace: env.VIGIL_WATCH_NAMESPACE, log });
+    source = kubeSource(kube);
+    // Waits for the pools and their Secrets' first lists (bounded), so the first tasks find their pool.
+    await kube.start();
+  } else source = filePoolSource(values.pool, log);
 
   // One key pool per AssessmentPool; a changed config updates it in place (keys keep their state).
   const pools = new Map<string, { pool: KeyPool; handle: PoolHandle }>();
@@ -127,12 +146,33 @@ export async function runAssessor(argv: string[]): Promise<void> {
     ready: () => (consumer?.connected() ?? false) && redis.status === "ready",
   });
   await consumer.start();
+  const writer = kube
+    ? createStatusWriter({
+        kc: loadKubeConfig(),
+        source: kube,
+        leaseName: env.VIGIL_LEASE_NAME,
+        leaseNamespace: env.POD_NAMESPACE ?? "default",
+        identity: `${env.POD_NAME ?? hostname()}_${randomBytes(4).toString("hex")}`,
+        log,
+        stats: async (p) => {
+          const have = pools.get(`${p.namespace}/${p.name}`);
+          if (!have) return undefined;
+          const depth = await consumer?.depth().catch(() => undefined);
+          return {
+            ...(await have.pool.status()),
+            ...(depth ? { queueDepth: depth.ready, deadLetters: depth.dead } : {}),
+          };
+        },
+      })
+    : undefined;
+  writer?.start();
   log.info(
     {
       port: health.port,
       broker: where(env.RABBITMQ_URL),
       redis: where(env.REDIS_URL),
       pools: [...pools.keys()],
+      source: values.pool ? "file" : `kubernetes ${env.VIGIL_WATCH_NAMESPACE ?? "(all namespaces)"}`,
       concurrency: env.VIGIL_ASSESSOR_CONCURRENCY,
       prefetch: env.VIGIL_ASSESSOR_PREFETCH,
     },
@@ -148,6 +188,7 @@ export async function runAssessor(argv: string[]): Promise<void> {
     process.exit(1);
   }, env.VIGIL_ASSESSOR_SHUTDOWN_TIMEOUT_MS + 5_000);
   hard.unref();
+  await writer?.stop();
   await consumer.stopConsuming();
   await service.stop(env.VIGIL_ASSESSOR_SHUTDOWN_TIMEOUT_MS);
   await consumer.close();
@@ -157,4 +198,13 @@ export async function runAssessor(argv: string[]): Promise<void> {
   await new Promise((r) => health.server.close(r));
   clearTimeout(hard);
   log.info("assessor stopped");
+}
+
+/** The Kubernetes source behind the service's PoolSource interface. */
+function kubeSource(k: KubePoolSource): PoolSource {
+  return {
+    current: () => k.current(),
+    on: (_event, listener) => k.on("change", () => listener()),
+    close: () => k.stop(),
+  };
 }

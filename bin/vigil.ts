@@ -8,7 +8,8 @@ commands:
   gateway    serve the REST/live API over Redis and the cameras (VIGIL_API_TOKEN; vigil gateway [--manifests FILE])
   detect     run the detection pipeline once over a file, image or stream (vigil detect --help)
   up         run cameras, workers and the dashboard on this host, no Kubernetes (vigil up -f cameras.yaml)
-  assessor   assess tasks with an LLM through a pool of API keys (RABBITMQ_URL, REDIS_URL; --pool FILE)
+  assessor   assess tasks with an LLM through a pool of API keys (RABBITMQ_URL, REDIS_URL; AssessmentPools from
+             the Kubernetes API, or --pool FILE)
   alarms     deliver alarms from the queue as signed webhooks, recorded (RABBITMQ_URL, MYSQL_URL, VIGIL_CLIP_DIR; [--manifests FILE])
   version    print the version (also --version)
 `;
