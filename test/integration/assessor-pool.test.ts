@@ -411,6 +411,17 @@ describe("the model's output", () => {
     const second = await pool.assess(task());
     expect(first).toMatchObject({ kind: "dead", attempts: 1 });
     expect(second).toMatchObject({ kind: "dead", attempts: 0, reason: "all 1 keys are disabled" });
+    // A Secret edit that adds a key: the revoked one stays DISABLED, the new one carries the task.
+    const fresh: KeyDef = { name: "o2", key: "sk-o2-000000000000", scope: "O", rps: 50, rpm: 3000 };
+    p.setKey({ key: fresh.key, scope: "O" });
+    pool.update(poolConfig("revoked", p, [...keys, fresh]));
+    const third = await pool.assess(task());
+    expect(third).toMatchObject({ kind: "ok", fingerprint: fingerprint(fresh.key), attempts: 1 });
+    const phases = (await pool.status()).keys.map((k) => [k.name, k.phase]);
+    expect(phases).toEqual([
+      ["o1", "DISABLED"],
+      ["o2", "AVAILABLE"],
+    ]);
   });
 });
 
