@@ -569,8 +569,11 @@ export function createKeyPool(o: KeyPoolOptions): KeyPool {
   metrics.views.add(view);
 
   return {
-    async assess(task, signal) {
+    async assess(task, outer) {
       if (closed) return { kind: "aborted" };
+      // One dependent signal per task: a scheduler passes one shutdown signal to every task, and hundreds of
+      // waiters listening on it directly would trip Node's listener-leak warning (AbortSignal.any adds none).
+      const signal = outer ? AbortSignal.any([outer]) : undefined;
       let out: AssessOutcome;
       try {
         out = await run(task, signal);

@@ -8,9 +8,11 @@ import { pino } from "pino";
 import { Registry } from "prom-client";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { keyPolicy, type Pool } from "../../assessor/keys/key-state.ts";
 import { ASSESSMENT_REDIS, type AssessmentTask } from "../../assessor/messages.ts";
 import { type CallRecord, createKeyPool } from "../../assessor/pool/key-pool.ts";
 import { utcDay } from "../../assessor/pool/ledger.ts";
+import { SharedState } from "../../assessor/pool/shared-state.ts";
 import type { AssessOutcome, KeyPool, PoolConfig } from "../../assessor/pool/types.ts";
 import { assessmentPoolSpec } from "../../operator/api/assessment-pool.ts";
 import { type FakeProvider, type FakeProviderConfig, fingerprint, startFakeProvider } from "../fakes/llm-provider.ts";
@@ -409,6 +411,17 @@ describe("the model's output", () => {
     const second = await pool.assess(task());
     expect(first).toMatchObject({ kind: "dead", attempts: 1 });
     expect(second).toMatchObject({ kind: "dead", attempts: 0, reason: "all 1 keys are disabled" });
+    // A Secret edit that adds a key: the revoked one stays DISABLED, the new one carries the task.
+    const fresh: KeyDef = { name: "o2", key: "sk-o2-000000000000", scope: "O", rps: 50, rpm: 3000 };
+    p.setKey({ key: fresh.key, scope: "O" });
+    pool.update(poolConfig("revoked", p, [...keys, fresh]));
+    const third = await pool.assess(task());
+    expect(third).toMatchObject({ kind: "ok", fingerprint: fingerprint(fresh.key), attempts: 1 });
+    const phases = (await pool.status()).keys.map((k) => [k.name, k.phase]);
+    expect(phases).toEqual([
+      ["o1", "DISABLED"],
+      ["o2", "AVAILABLE"],
+    ]);
   });
 });
 
@@ -461,5 +474,90 @@ describe("the daily budget", () => {
     expect(text).toContain(`key="${fingerprint("sk-bb-000000000000")}"`);
     expect(text).not.toContain("sk-bb");
     expect(text).toMatch(/vigil_assessor_pool_outcomes_total\{pool="test\/budget",outcome="budget"\} 1/);
+  });
+});
+
+describe("the shared state", () => {
+  const refs = [{ fingerprint: "0000000a", scope: "S" }];
+  const state = (prefix: string) => {
+    const s = new SharedState({
+      redis: connect(),
+      prefix,
+      log,
+      policy: () => keyPolicy(),
+      now: Date.now,
+      keys: refs,
+      resyncMs: 200,
+    });
+    return s;
+  };
+  const cooled = (pool: Pool, until: number): Pool => ({
+    ...pool,
+    scopes: {
+      ...pool.scopes,
+      S: {
+        ...(pool.scopes.S as Pool["scopes"][string]),
+        cooldown: { since: Date.now(), until, strikes: 1, reason: "429", halfOpen: true },
+      },
+    },
+  });
+  const ticket = { fingerprint: "0000000a", scope: "S", startedAt: Date.now(), probe: { key: false, scope: false } };
+
+  it("extends a cooldown, never shortens it, and a replica that missed the message reads it from the hash", async () => {
+    const prefix = "vigil:apool:test/shared:";
+    const a = state(prefix);
+    const b = state(prefix);
+    await Promise.all([a.start(), b.start()]);
+    const long = Date.now() + 60_000;
+    const before = a.pool;
+    a.pool = cooled(before, long);
+    await a.push(before, a.pool, ticket);
+    await sleep(50);
+    expect(b.pool.scopes.S?.cooldown?.until).toBe(long);
+    // b saw an older, shorter 429 of its own: Redis keeps the longer one and b takes it back.
+    const b0 = b.pool;
+    const shorter: Pool = cooled(
+      { ...b0, scopes: { ...b0.scopes, S: { ...b0.scopes.S!, cooldown: undefined } } },
+      long - 30_000,
+    );
+    b.pool = shorter;
+    await b.push({ ...b0, scopes: { ...b0.scopes, S: { ...b0.scopes.S!, cooldown: undefined } } }, shorter, ticket);
+    expect(b.pool.scopes.S?.cooldown?.until).toBe(long);
+    const stored = JSON.parse((await connect().hget(`${prefix}state`, "s:S:cd")) ?? "{}");
+    expect(stored.until).toBe(long);
+
+    // A write nobody announced (a message lost over a reconnect) reaches a fresh replica by the re-read.
+    const c = state(prefix);
+    await c.start();
+    await connect().hset(
+      `${prefix}state`,
+      "k:0000000a:off",
+      JSON.stringify({ reason: "HTTP 401 InvalidApiKey: the key is invalid or revoked", at: Date.now() }),
+    );
+    const t0 = Date.now();
+    while (!c.pool.keys["0000000a"]?.disabled && Date.now() - t0 < 2000) await sleep(10);
+    console.log(`[pool shared] an unannounced DISABLED read after ${Date.now() - t0} ms`);
+    expect(c.pool.keys["0000000a"]?.disabled?.reason).toMatch(/InvalidApiKey/);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    for (const s of [a, b, c]) await s.close();
+  });
+
+  it("lets exactly one replica take a half-open probe", async () => {
+    const prefix = "vigil:apool:test/probe:";
+    const replicas = [state(prefix), state(prefix), state(prefix)];
+    await Promise.all(replicas.map((r) => r.start()));
+    for (const r of replicas) r.pool = cooled(r.pool, Date.now() - 1);
+    const got = await Promise.all(
+      replicas.map((r) => r.tryProbe({ fingerprint: "0000000a", scope: "S", probe: { key: false, scope: true } })),
+    );
+    expect(got.filter(Boolean).length).toBe(1);
+    // The others note the probe in flight: their gate stays shut until it settles.
+    const losers = replicas.filter((_, i) => !got[i]);
+    for (const r of losers) expect(r.pool.scopes.S?.cooldown?.probeAt).toBeDefined();
+    const winner = replicas[got.indexOf(true)] as SharedState;
+    await winner.releaseProbe({ ...ticket, probe: { key: false, scope: true } });
+    await sleep(50);
+    for (const r of losers) expect(r.pool.scopes.S?.cooldown?.probeAt).toBeUndefined();
+    for (const r of replicas) await r.close();
   });
 });
