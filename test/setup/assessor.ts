@@ -84,12 +84,14 @@ export function writePoolFile(
 
 export type AssessorProc = { proc: ChildProcess; port: number; logs: string[]; exited: Promise<void> };
 
+/** `vigil assessor --pool FILE`, or with no file its Kubernetes source (KUBECONFIG in `env`). */
 export async function startAssessor(
-  poolFile: string,
+  poolFile: string | undefined,
   env: Record<string, string>,
   logs: string[] = [],
 ): Promise<AssessorProc> {
-  const proc = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "assessor", "--pool", poolFile], {
+  const args = poolFile === undefined ? [] : ["--pool", poolFile];
+  const proc = spawn(process.execPath, [join(ROOT, "bin", "vigil.ts"), "assessor", ...args], {
     env: { ...process.env, VIGIL_ASSESSOR_PORT: "0", VIGIL_ASSESSOR_HOST: "127.0.0.1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
