@@ -236,20 +236,38 @@ export async function runWorker(argv: string[]): Promise<void> {
   if (onDisconnect) process.off("disconnect", onDisconnect);
   clearInterval(probe);
   stopListening?.();
+  // Every step below is bounded on its own, but a stop that still hangs (a client waiting on a peer that is gone)
+  // must not outlive the pod's 30 s grace as a silent process: past this, say which step and exit non-zero.
+  let step = "start";
+  const hard = setTimeout(() => {
+    log.error({ step, afterMs: SHUTDOWN_LIMIT_MS }, "shutdown hung; exiting");
+    process.exit(1);
+  }, SHUTDOWN_LIMIT_MS);
+  hard.unref();
   // First: the operator moves this worker's cameras now, while the streams below stop (not 6 s later).
+  step = "lease";
   await lease?.stop();
   kube?.stop();
+  step = "pipeline";
   await pipeline.stop();
   // Alarms still writing their snapshot reach the outbox, and the outbox gets a while to reach the broker.
+  step = "alarm snapshots";
   await alarms.idle();
   // Tasks still encoding reach their outbox (alarm events hand theirs over once their snapshot is written).
+  step = "assessment tasks";
   await assessments.idle();
   // Clips still waiting for their post-roll are cancelled (the alarm service sees no clip and says so).
+  step = "clips";
   await clips?.stop();
+  step = "broker outboxes";
   await Promise.all([publisher?.close(ALARM_DRAIN_MS), taskPublisher?.close(ALARM_DRAIN_MS)]);
+  step = "bus";
   await bus.close();
+  step = "model";
   await detector.close();
+  step = "health server";
   await new Promise((r) => health.server.close(r));
+  clearTimeout(hard);
   log.info("worker stopped");
   if (modelLost) process.exitCode = 1;
 }
@@ -271,6 +289,8 @@ function alarmPublisher(env: WorkerEnv, registry: Registry, log: Logger): AlarmP
 
 /** Of the pod's 30 s grace period: time for unconfirmed alarms to reach a broker that is up (well under 1 s). */
 const ALARM_DRAIN_MS = 10_000;
+/** The whole stop, under the pod's default 30 s terminationGracePeriodSeconds. */
+const SHUTDOWN_LIMIT_MS = 25_000;
 
 /** Two stats ticks (one a second per camera), so the last stats of every camera carry model_error. */
 const LOST_DRAIN_MS = 2000;

@@ -127,8 +127,19 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  worker?.proc.kill("SIGTERM");
-  gateway?.proc.kill("SIGTERM");
+  // The worker stops before the brokers it drains into go away (its outboxes wait for them, bounded).
+  const gone = (p: WorkerProc["proc"] | undefined) =>
+    p && p.exitCode === null && p.signalCode === null
+      ? new Promise<void>((r) => {
+          const t = setTimeout(() => p.kill("SIGKILL"), 30_000);
+          p.once("exit", () => {
+            clearTimeout(t);
+            r();
+          });
+          p.kill("SIGTERM");
+        })
+      : Promise.resolve();
+  await Promise.all([gone(worker?.proc), gone(gateway?.proc)]);
   if (assessor) await stopAssessor(assessor);
   await alarms?.stop();
   await rtsp?.stop("SIGKILL");
