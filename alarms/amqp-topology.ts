@@ -8,18 +8,38 @@ import { ALARM_TOPOLOGY as T } from "./messages.ts";
 
 export async function declareAlarmTopology(ch: Channel | ConfirmChannel): Promise<void> {
   await ch.assertExchange(T.exchange, "topic", { durable: true });
-  await ch.assertExchange(T.deadLetterExchange, "fanout", { durable: true });
-  await ch.assertQueue(T.deadLetterQueue, { durable: true, arguments: { "x-queue-type": "quorum" } });
-  await ch.bindQueue(T.deadLetterQueue, T.deadLetterExchange, "");
-  await ch.assertQueue(T.queue, {
+  await declareWorkQueue(ch, { ...T, binding: "alarm.#" });
+}
+
+/**
+ * A work queue with its dead letters, as every Vigil queue has it (alarms, assessment tasks): the fanout DLX and its
+ * quorum queue, then a quorum queue with manual ack's delivery limit and at-least-once dead-lettering (which needs
+ * overflow=reject-publish), bound to `exchange` (declared by the caller) with `binding`. Every argument is part of a
+ * queue's identity: a declare with different ones fails with PRECONDITION_FAILED, so all sides call this.
+ */
+export async function declareWorkQueue(
+  ch: Channel | ConfirmChannel,
+  q: {
+    exchange: string;
+    queue: string;
+    binding: string;
+    deadLetterExchange: string;
+    deadLetterQueue: string;
+    deliveryLimit: number;
+  },
+): Promise<void> {
+  await ch.assertExchange(q.deadLetterExchange, "fanout", { durable: true });
+  await ch.assertQueue(q.deadLetterQueue, { durable: true, arguments: { "x-queue-type": "quorum" } });
+  await ch.bindQueue(q.deadLetterQueue, q.deadLetterExchange, "");
+  await ch.assertQueue(q.queue, {
     durable: true,
     arguments: {
       "x-queue-type": "quorum",
-      "x-delivery-limit": T.deliveryLimit,
-      "x-dead-letter-exchange": T.deadLetterExchange,
+      "x-delivery-limit": q.deliveryLimit,
+      "x-dead-letter-exchange": q.deadLetterExchange,
       "x-dead-letter-strategy": "at-least-once",
       "x-overflow": "reject-publish",
     },
   });
-  await ch.bindQueue(T.queue, T.exchange, "alarm.#");
+  await ch.bindQueue(q.queue, q.exchange, q.binding);
 }

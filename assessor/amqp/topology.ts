@@ -11,6 +11,7 @@
 // Every argument is part of the queue's identity: a declare with different ones fails with PRECONDITION_FAILED, so
 // publishers and consumers must share this one function.
 import type { Channel, ConfirmChannel } from "amqplib";
+import { declareWorkQueue } from "../../alarms/amqp-topology.ts";
 import { ASSESSMENT_TOPOLOGY as T } from "../messages.ts";
 
 export const TASK_BINDING = "task.#";
@@ -18,20 +19,7 @@ export const RESULT_BINDING = "result.#";
 
 export async function declareAssessmentTopology(ch: Channel | ConfirmChannel): Promise<void> {
   await ch.assertExchange(T.exchange, "topic", { durable: true });
-  await ch.assertExchange(T.deadLetterExchange, "fanout", { durable: true });
-  await ch.assertQueue(T.deadLetterQueue, { durable: true, arguments: { "x-queue-type": "quorum" } });
-  await ch.bindQueue(T.deadLetterQueue, T.deadLetterExchange, "");
-  await ch.assertQueue(T.tasks, {
-    durable: true,
-    arguments: {
-      "x-queue-type": "quorum",
-      "x-delivery-limit": T.deliveryLimit,
-      "x-dead-letter-exchange": T.deadLetterExchange,
-      "x-dead-letter-strategy": "at-least-once",
-      "x-overflow": "reject-publish",
-    },
-  });
-  await ch.bindQueue(T.tasks, T.exchange, TASK_BINDING);
+  await declareWorkQueue(ch, { ...T, queue: T.tasks, binding: TASK_BINDING });
   await ch.assertQueue(T.results, {
     durable: true,
     arguments: {
