@@ -98,14 +98,15 @@ export function replayPresence(
 }
 
 /** Frame seq and box → the 10 fps tracker id of that box: the pseudo ground truth of who a box is. */
-function referenceIds(cache: DetectionCache): (seq: number, box: readonly number[]) => number | undefined {
+function referenceIds(
+  cache: DetectionCache,
+  minScore: number,
+): (seq: number, box: readonly number[]) => number | undefined {
   const tracker = createTracker({ minHits: 2 });
   const byBox = new Map<string, number>();
   const key = (seq: number, box: readonly number[]) => `${seq}|${box.map((v) => Math.fround(v)).join(",")}`;
   for (const f of cache.frames) {
-    const dets = detectionsFrom(
-      f.boxes.filter((b) => b.score >= PRESENCE_SPEC.detection.minScore).map((b) => ({ ...b, classId: 0 })),
-    );
+    const dets = detectionsFrom(f.boxes.filter((b) => b.score >= minScore).map((b) => ({ ...b, classId: 0 })));
     const tracked = tracker.update(dets, f.timestampMs);
     for (let i = 0; i < tracked.length; i++) byBox.set(key(f.seq, boxAt(tracked, i)), tracked.trackId[i] as number);
   }
@@ -118,7 +119,7 @@ export async function presenceCounts(
 ): Promise<Record<string, PresenceCounts>> {
   const cache = await vtestDetections();
   const size = { width: cache.width, height: cache.height };
-  const who = referenceIds(cache);
+  const who = referenceIds(cache, spec.detection.minScore);
   const out: Record<string, PresenceCounts> = {};
   let reference = 0;
   let referenceWithout = 0;
