@@ -9,11 +9,13 @@ import type { Box } from "./geometry.ts";
 /**
  * A track the engine sees for the first time inside a zone, of the same class as a track that went missing inside
  * that zone (and is not in this frame), at most maxGapMs after that track's last frame and within reach of where it
- * would be by now, is that person. Windows measured on vtest.avi (bench/tracking/presence.ts; pairs judged against
- * the 10 fps tracks and by eye at 10 fps):
- * - true continuations had gaps of 0.2–2 s at 3–10 fps and 1–2 s at 1 fps (the new id is reported one sample after
- *   it starts, since minHits is 2); at a 3 s gap, most of the pairs were two people passing the same spot;
- * - their distance from the predicted point was under 0.5 box heights plus about 0.5 per second of gap.
+ * would be by now, is that person. Windows chosen on vtest.avi (bench/tracking/presence.ts), each pair judged
+ * against the 10 fps tracks as pseudo ground truth, and the 10 fps pairs by eye:
+ * - true continuations had gaps of 0.2–2 s at 3–10 fps and 1–2 s at 1 fps (a new id is reported one sample after
+ *   it starts, since minHits is 2); most pairs with a 3 s gap were two people passing the same spot;
+ * - they lay within 0.5 box heights of the predicted point, plus about 0.5 per second of gap (people there walk
+ *   about 0.4 heights a second). A 0.3 or 0.7 base, or 0.3 or 0.7 per second, gave no fewer wrong pairs for the
+ *   right ones kept.
  */
 export type CarryOverOptions = {
   /** The longest time between the lost track's last frame and the new track's first. */
@@ -32,8 +34,9 @@ export type CarryOverOptions = {
 
 /**
  * 2.5 s: two sample periods at 1 fps, the lowest rate cameras use, with room for timestamp jitter, and short of the
- * 3 s gaps that were mostly two people. The 2 % margin: a person walking out of vtest.avi was last boxed 11 px
- * (1.4 %) from the border, and people entering there 1–2 s later were carried over without it.
+ * 3 s gaps that were mostly two people (3 s at 3 fps: 2 more wrong pairs for 1 more right one). The 2 % margin: a
+ * person walking out of vtest.avi was last boxed 11 px (1.4 %) from the border, and without the margin the two
+ * people who walked in there 1–2 s after someone walked out (checked by eye at 10 fps) were taken for them.
  */
 export const DEFAULT_CARRY_OVER: Readonly<CarryOverOptions> = {
   maxGapMs: 2500,
@@ -107,9 +110,9 @@ export function matchHeirs(
 
 /**
  * The lost track's anchor moved on at its last speed for `gap` ms: a person walking behind a sign comes out on the
- * other side, and one walking away from the spot is not confused with someone arriving at it (on vtest.avi at 3 fps
- * this halved the carry-overs that joined two people, 9 → 4, for the same count of right ones). Standing still when
- * only one sighting is known.
+ * other side, and one walking away from the spot is not taken for someone arriving at it (on vtest.avi at 3 fps it
+ * cut the pairs that joined two people from 9 to 4, keeping 8 right ones against 7). Standing still when only one
+ * sighting is known.
  */
 function predictedAnchor(l: LostTrack, gap: number): [number, number] {
   const x = (l.lastBox[0] + l.lastBox[2]) / 2;

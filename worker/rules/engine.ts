@@ -1,6 +1,8 @@
 // The rules engine of the detection worker: turns the confirmed tracks of each frame into rule events.
 // Pure and deterministic: all time comes from frame.timestampMs (expected non-decreasing), and all state lives in
 // the engine object, so replaying the same frames gives the same events with the same ids.
+// A person is a tracker id, except that a new id continuing one the tracker just lost keeps that person
+// (carry-over.ts): at 1–3 fps trackers churn ids, and every new id would otherwise be a new alarm.
 import type { CameraDetectionSpec } from "../../operator/api/camera-detection.ts";
 import { type CarryOverOptions, DEFAULT_CARRY_OVER, type LostTrack, matchHeirs } from "./carry-over.ts";
 import { type Box, boxAnchor, boxOverlap, type Polygon, PPE_MIN_OVERLAP, pointInPolygon } from "./geometry.ts";
