@@ -13,9 +13,11 @@ import type { Box } from "./geometry.ts";
  * against the 10 fps tracks as pseudo ground truth, and the 10 fps pairs by eye:
  * - true continuations had gaps of 0.2–2 s at 3–10 fps and 1–2 s at 1 fps (a new id is reported one sample after
  *   it starts, since minHits is 2); most pairs with a 3 s gap were two people passing the same spot;
- * - they lay within 0.5 box heights of the predicted point, plus about 0.5 per second of gap (people there walk
- *   about 0.4 heights a second). A 0.3 or 0.7 base, or 0.3 or 0.7 per second, gave no fewer wrong pairs for the
- *   right ones kept.
+ * - they lay within about 0.3 box heights of the predicted point, plus 0.5 per second of gap (people there walk
+ *   about 0.4 heights a second). Against a 0.5 base: at 3 fps 2 pairs that joined two people instead of 4 (7 right
+ *   ones instead of 8), at 1 fps 6 instead of 8 (13 right instead of 11), and at 10 fps a woman stepping out from
+ *   behind a man 0.4 s after he went behind a sign was no longer taken for him. A 0.2 base or 0.4 per second only
+ *   let more duplicates through.
  */
 export type CarryOverOptions = {
   /** The longest time between the lost track's last frame and the new track's first. */
@@ -34,13 +36,13 @@ export type CarryOverOptions = {
 
 /**
  * 2.5 s: two sample periods at 1 fps, the lowest rate cameras use, with room for timestamp jitter, and short of the
- * 3 s gaps that were mostly two people (3 s at 3 fps: 2 more wrong pairs for 1 more right one). The 2 % margin: a
+ * 3 s gaps that were mostly two people (3 s at 1 fps: 4 more wrong pairs for 1 more right one). The 2 % margin: a
  * person walking out of vtest.avi was last boxed 11 px (1.4 %) from the border, and without the margin the two
  * people who walked in there 1–2 s after someone walked out (checked by eye at 10 fps) were taken for them.
  */
 export const DEFAULT_CARRY_OVER: Readonly<CarryOverOptions> = {
   maxGapMs: 2500,
-  radius: { base: 0.5, perSecond: 0.5 },
+  radius: { base: 0.3, perSecond: 0.5 },
   edgeMargin: 0.02,
 };
 
@@ -111,8 +113,8 @@ export function matchHeirs(
 /**
  * The lost track's anchor moved on at its last speed for `gap` ms: a person walking behind a sign comes out on the
  * other side, and one walking away from the spot is not taken for someone arriving at it (on vtest.avi at 3 fps it
- * cut the pairs that joined two people from 9 to 4, keeping 8 right ones against 7). Standing still when only one
- * sighting is known.
+ * cut the pairs that joined two people from 6 to 2, and found 7 right ones instead of 4). Standing still when only
+ * one sighting is known.
  */
 function predictedAnchor(l: LostTrack, gap: number): [number, number] {
   const x = (l.lastBox[0] + l.lastBox[2]) / 2;
