@@ -51,8 +51,9 @@ export type PresenceCounts = {
   eventsWithoutCarry: number;
   dwellWithoutCarry: number;
   /**
-   * Distinct people the presence events are about, by the pseudo ground truth (the 10 fps tracker id of each
-   * event's box, the same reference the IDF1 figures use): carry-over that merged two people would lower it.
+   * Distinct people the presence events are about, by a pseudo ground truth: the id today's tracker gives each
+   * event's box when it runs on every frame (10 fps). Carry-over that joined two people lowers it; at 1 fps it is
+   * low even without carry-over, because the tracker never confirms many walkers there (IoU is zero between samples).
    */
   people: number;
   peopleWithoutCarry: number;
@@ -128,9 +129,12 @@ export async function presenceCounts(
     const withCarry = replayPresence(frames, size, spec, options);
     const without = replayPresence(frames, size, spec, { ...options, carryOver: false });
     const count = (r: Replayed, kind: RuleEvent["kind"]) => r.events.filter((e) => e.kind === kind).length;
-    const people = (r: Replayed) =>
-      new Set(r.events.filter((e) => e.kind === "presence").map((e) => who(r.seqOf.get(e) as number, e.box ?? [])))
-        .size;
+    const people = (r: Replayed) => {
+      const who10 = r.events
+        .filter((e) => e.kind === "presence")
+        .map((e) => who(r.seqOf.get(e) as number, e.box ?? []));
+      return new Set(who10.filter((id) => id !== undefined)).size;
+    };
     const events = count(withCarry, "presence");
     const eventsWithoutCarry = count(without, "presence");
     if (fps === 10) {
