@@ -501,6 +501,166 @@ describe("sequence", () => {
   });
 });
 
+describe("carry-over", () => {
+  const presence = { name: "enter-a", presence: { zone: "a" }, cooldownSeconds: 0 };
+  const enterB = { name: "enter-b", presence: { zone: "b" }, cooldownSeconds: 0 };
+  const ids = (events: RuleEvent[]) => events.map((e) => e.id);
+  /** A person `h` px tall with their feet at normalized (x, 0.9); reach is measured in such heights. */
+  const person = (id: number, x: number, h = 200): RuleTrack => ({
+    id,
+    classId: PERSON,
+    box: [x * W - 10, 900 - h, x * W + 10, 900],
+    score: 0.9,
+  });
+
+  it("a new id born next to where a lost one was is the same person: presence does not fire again", () => {
+    const frames = [frame(0, at(1, A)), frame(1, at(1, A)), frame(2, at(2, A + 0.05))];
+    expect(ids(run(engine([presence]), frames))).toEqual(["enter-a:1:0"]);
+    expect(ids(run(engine([presence], { carryOver: false }), frames))).toEqual(["enter-a:1:0", "enter-a:2:2000"]);
+  });
+
+  it("the stay carries over: dwell fires once, under the first id, timed from the first entry", () => {
+    const dwell = { name: "loiter", dwell: { zone: "a", seconds: 5 }, cooldownSeconds: 0 };
+    const frames = [...seconds(0, 2, () => [at(1, A)]), ...seconds(3, 10, () => [at(2, A + 0.02)])];
+    const events = run(engine([dwell]), frames);
+    expect(events).toEqual([
+      expect.objectContaining({
+        id: "loiter:1:0",
+        trackId: 1,
+        startedAtMs: 0,
+        timestampMs: 5000,
+        box: [200, 700, 240, 900],
+        detail: "person in zone a for 5.0 s",
+      }),
+    ]);
+    // Without it the new id starts a new stay, a second episode of the same one.
+    expect(ids(run(engine([dwell], { carryOver: false }), frames))).toEqual(["loiter:2:3000"]);
+  });
+
+  it("sequence progress carries over: the from zone visited under the old id counts", () => {
+    const seq = { name: "wash-first", sequence: { from: "a", to: "b", withinSeconds: 60 }, cooldownSeconds: 0 };
+    // Washes as 1, walks into b and works there, is lost and found again as 2: as a new person, 2 never washed.
+    const frames = [
+      ...seconds(0, 1, () => [at(1, A)]),
+      frame(2, at(1, OUT)),
+      ...seconds(3, 6, () => [at(1, B)]),
+      frame(7, at(2, B + 0.02)),
+    ];
+    expect(run(engine([seq]), frames)).toEqual([]);
+    expect(ids(run(engine([seq], { carryOver: false }), frames))).toEqual(["wash-first:2:7000"]);
+  });
+
+  it("a sequence violation is not reported again by the new id", () => {
+    const seq = { name: "wash-first", sequence: { from: "a", to: "b", withinSeconds: 60 }, cooldownSeconds: 0 };
+    const frames = [frame(0, at(1, OUT)), ...seconds(1, 4, () => [at(1, B)]), frame(5, at(2, B))];
+    expect(ids(run(engine([seq]), frames))).toEqual(["wash-first:1:1000"]);
+    expect(ids(run(engine([seq], { carryOver: false }), frames))).toEqual(["wash-first:1:1000", "wash-first:2:5000"]);
+  });
+
+  it("cooldowns carry over with the person", () => {
+    const e = engine([{ ...presence, cooldownSeconds: 10 }]);
+    const frames = [
+      frame(0, at(1, A)),
+      frame(1, at(2, A)), // carried: no entry
+      frame(2, at(2, OUT)),
+      frame(3, at(2, A)), // re-entry inside person 1's cooldown
+      frame(4, at(2, OUT)),
+      frame(12, at(2, A)),
+    ];
+    expect(ids(run(e, frames))).toEqual(["enter-a:1:0", "enter-a:1:12000"]);
+  });
+
+  it("not when the new id is too far: the reach grows with the gap", () => {
+    // 250 px apart, boxes 200 px tall: out of reach after 1 s (0.5 + 0.5 heights), within it after 2 s (0.5 + 1).
+    expect(ids(run(engine([presence]), [frame(0, at(1, 0.05)), frame(1, at(2, 0.3))]))).toEqual([
+      "enter-a:1:0",
+      "enter-a:2:1000",
+    ]);
+    expect(ids(run(engine([presence]), [frame(0, at(1, 0.05)), frame(2, at(2, 0.3))]))).toEqual(["enter-a:1:0"]);
+  });
+
+  it("not when the old one has been gone too long", () => {
+    expect(ids(run(engine([presence]), [frame(0, at(1, A)), frame(3, at(2, A))]))).toEqual([
+      "enter-a:1:0",
+      "enter-a:2:3000",
+    ]);
+    expect(ids(run(engine([presence]), [frame(0, at(1, A)), frame(2.5, at(2, A))]))).toEqual(["enter-a:1:0"]);
+  });
+
+  it("not across classes", () => {
+    const e = engine([{ ...presence, presence: { zone: "a", classes: ["person", "car"] } }]);
+    expect(ids(run(e, [frame(0, at(1, A)), frame(1, at(2, A, CAR))]))).toEqual(["enter-a:1:0", "enter-a:2:1000"]);
+  });
+
+  it("not into another zone", () => {
+    // 240 px apart, within reach after 2 s, but 1 was lost in a and 2 is born in b.
+    const events = run(engine([enterB]), [frame(0, at(1, 0.38)), frame(2, at(2, 0.62))]);
+    expect(ids(events)).toEqual(["enter-b:2:2000"]);
+  });
+
+  it("not from a track that is still there", () => {
+    const events = run(engine([presence]), [frame(0, at(1, A)), frame(1, at(1, A), at(2, A + 0.02))]);
+    expect(ids(events)).toEqual(["enter-a:1:0", "enter-a:2:1000"]);
+  });
+
+  it("not from a track last seen at the border of the picture: it walked out", () => {
+    const edge: RuleTrack = { id: 1, classId: PERSON, box: [0, 700, 40, 900], score: 0.9 };
+    const inside: RuleTrack = { id: 2, classId: PERSON, box: [30, 700, 70, 900], score: 0.9 };
+    expect(ids(run(engine([presence]), [frame(0, edge), frame(1, inside)]))).toEqual(["enter-a:1:0", "enter-a:2:1000"]);
+  });
+
+  it("a walking person is looked for ahead of where they were lost, not behind", () => {
+    // 100 px tall, walking +100 px/s; lost after x = 300. One second later the reach is 100 px around x = 400.
+    const walk = [frame(0, person(1, 0.1, 100)), frame(1, person(1, 0.2, 100)), frame(2, person(1, 0.3, 100))];
+    expect(ids(run(engine([presence]), [...walk, frame(3, person(2, 0.39, 100))]))).toEqual(["enter-a:1:0"]);
+    // 10 px behind the last sighting, but 110 px from where they would be: someone else.
+    expect(ids(run(engine([presence]), [...walk, frame(3, person(2, 0.29, 100))]))).toEqual([
+      "enter-a:1:0",
+      "enter-a:2:3000",
+    ]);
+  });
+
+  it("one lost track goes to one new track: the nearest, then the lower id", () => {
+    const nearest = run(engine([presence]), [frame(0, at(1, A)), frame(1, at(2, A + 0.1), at(3, A + 0.03))]);
+    expect(ids(nearest)).toEqual(["enter-a:1:0", "enter-a:2:1000"]);
+    const tie = run(engine([presence]), [frame(0, at(1, A)), frame(1, at(3, A + 0.05), at(2, A - 0.05))]);
+    expect(ids(tie)).toEqual(["enter-a:1:0", "enter-a:3:1000"]);
+  });
+
+  it("the old id coming back is the same person again", () => {
+    const frames = [frame(0, at(1, A)), frame(1, at(2, A)), frame(2, at(1, A)), frame(3, at(1, A))];
+    expect(ids(run(engine([presence]), frames))).toEqual(["enter-a:1:0"]);
+  });
+
+  it("the old id coming back while the new one is there: two people, and the new one is reported", () => {
+    const dwell = { name: "loiter", dwell: { zone: "a", seconds: 3 }, cooldownSeconds: 0 };
+    const frames = [frame(0, at(1, A)), frame(1, at(2, A + 0.02)), ...seconds(2, 6, () => [at(1, A), at(2, A + 0.02)])];
+    const events = run(engine([presence, dwell]), frames);
+    // 1 keeps its stay (since 0); 2 is a person of its own from 2 s, with a stay of its own.
+    expect(events.map((e) => [e.id, e.timestampMs])).toEqual([
+      ["enter-a:1:0", 0],
+      ["enter-a:2:2000", 2000],
+      ["loiter:1:0", 3000],
+      ["loiter:2:2000", 5000],
+    ]);
+  });
+
+  it("count rules are unaffected", () => {
+    const crowd = { name: "crowd", count: { zone: "a", max: 1, forSeconds: 0 }, cooldownSeconds: 0 };
+    // Two people, one of whom the tracker renames every second: the count is of boxes, 2 throughout.
+    const events = run(
+      engine([crowd]),
+      seconds(0, 4, (t) => [at(1, 0.1), at(10 + t, 0.3)]),
+    );
+    expect(ids(events)).toEqual(["crowd:0:0"]);
+  });
+
+  it("untracked boxes (id 0) take no part", () => {
+    const events = run(engine([presence]), [frame(0, at(1, A)), frame(1, at(0, A))]);
+    expect(ids(events)).toEqual(["enter-a:1:0"]);
+  });
+});
+
 describe("engine", () => {
   const rules = [
     { name: "enter-b", presence: { zone: "b" }, severity: "info" },

@@ -1,8 +1,13 @@
 // The rules engine of the detection worker: turns the confirmed tracks of each frame into rule events.
 // Pure and deterministic: all time comes from frame.timestampMs (expected non-decreasing), and all state lives in
 // the engine object, so replaying the same frames gives the same events with the same ids.
+// A person is a tracker id, except that a new id continuing one the tracker just lost keeps that person
+// (carry-over.ts): at 1–3 fps trackers churn ids, and every new id would otherwise be a new alarm.
 import type { CameraDetectionSpec } from "../../operator/api/camera-detection.ts";
-import { boxAnchor, boxOverlap, type Polygon, PPE_MIN_OVERLAP, pointInPolygon } from "./geometry.ts";
+import { type CarryOverOptions, DEFAULT_CARRY_OVER, type LostTrack, matchHeirs } from "./carry-over.ts";
+import { type Box, boxAnchor, boxOverlap, type Polygon, PPE_MIN_OVERLAP, pointInPolygon } from "./geometry.ts";
+
+export { type CarryOverOptions, DEFAULT_CARRY_OVER } from "./carry-over.ts";
 
 export type Zone = CameraDetectionSpec["zones"][number];
 export type Rule = CameraDetectionSpec["rules"][number];
@@ -32,7 +37,12 @@ export type RuleEvent = {
   rule: string;
   severity: Severity;
   kind: RuleKind;
-  /** 0 for count events, which concern the rule, not one track. */
+  /**
+   * The person the event is about: the tracker id under which the engine first saw them. After a carry-over (see
+   * CarryOverOptions) the person keeps that id while the tracker calls them something else, so a carried stay keeps
+   * its event id and the alarm dedup key (camera, rule, track) stays one person's. 0 for count events, which concern
+   * the rule, not one track.
+   */
   trackId: number;
   zone?: string;
   /** x1, y1, x2, y2 in source-frame pixels, of the track the event is about. */
@@ -48,6 +58,11 @@ export type RuleEngine = { evaluate(frame: RuleFrame): RuleEvent[] };
 export type RuleEngineOptions = {
   /** Forget a track this long after its last frame (default DEFAULT_TRACK_TTL_MS). */
   trackTtlMs?: number;
+  /**
+   * When a new tracker id continues a person the tracker lost (default DEFAULT_CARRY_OVER); false turns it off, and
+   * every new id is a new person, as the tracker says.
+   */
+  carryOver?: CarryOverOptions | false;
 };
 
 /**
@@ -136,8 +151,19 @@ type Compiled =
 
 type Episode = { startedAtMs: number; fired: boolean };
 
+/**
+ * What the engine knows about one person. `id` is the tracker id they were first seen under, which events name;
+ * `key` is the one they go by now, which differs after a carry-over.
+ */
 type TrackState = {
+  id: number;
+  key: number;
+  classId: number;
   lastSeenMs: number;
+  /** The last box, in source pixels: where carry-over looks for this person if the tracker loses them. */
+  lastBox: Box;
+  /** A sighting 1–2 s before the last (or the first one), for the way this person was moving. */
+  motionFrom: { box: Box; ms: number };
   /** Zone → when the current stay began. */
   inside: Map<string, number>;
   /** Zone → last frame the track was seen inside it (for sequence). */
@@ -168,6 +194,7 @@ export function createRuleEngine(
     throw new Error(`invalid rules: ${problems.map((p) => `${p.rule}: ${p.message}`).join("; ")}`);
   }
   const ttlMs = options.trackTtlMs ?? DEFAULT_TRACK_TTL_MS;
+  const carry = options.carryOver === undefined ? DEFAULT_CARRY_OVER : options.carryOver;
   const idsOf = (names: readonly string[]): ReadonlySet<number> => {
     const ids = new Set<number>();
     classNames.forEach((n, i) => {
@@ -211,12 +238,76 @@ export function createRuleEngine(
   // Equipment rides on a person: letting a hairnet track dwell or skip the handwash would report that person twice.
   const equipmentIds = idsOf(spec.rules.flatMap((r) => r.ppeMissing?.required ?? []).filter((n) => n !== PERSON));
 
+  /**
+   * Tracker id → the person it belongs to. After a carry-over both the old id and the new one lead to the same
+   * person, so the old id coming back is that person again, not a new one.
+   */
   const tracks = new Map<number, TrackState>();
+  /** Tracker id → its last frame, so an id a person no longer goes by is forgotten on its own ttl. */
+  const keySeenMs = new Map<number, number>();
   const counts = new Map<string, CountEpisode>();
-  /** `${rule}\0${trackId}` → time from which the rule may fire again for that track (trackId 0: count rules). */
+  /**
+   * `${rule}\0${trackId}` → time from which the rule may fire again for that person (RuleEvent.trackId, so a
+   * cooldown carries over with them; 0: count rules).
+   */
   const cooldownUntil = new Map<string, number>();
 
   const nameOf = (classId: number) => classNames[classId] ?? `class ${classId}`;
+
+  /**
+   * Two ids of one person in the same frame are two people after all (a carry-over joined them wrongly, or the
+   * tracker re-found the old id while the new one still follows someone). The person stays with the id events name
+   * if it is there, else with the id it was last seen as; each other id becomes a new person from now on, under its
+   * own id, which no person has had (ids that inherited never started a person), so event ids stay unique.
+   */
+  function splitShared(present: readonly number[]): void {
+    const byPerson = new Map<TrackState, number[]>();
+    for (const id of present) {
+      const st = tracks.get(id);
+      if (st) byPerson.set(st, [...(byPerson.get(st) ?? []), id]);
+    }
+    for (const [st, keys] of byPerson) {
+      if (keys.length < 2) continue;
+      const keeper = keys.includes(st.id) ? st.id : keys.includes(st.key) ? st.key : Math.min(...keys);
+      for (const k of keys) if (k !== keeper) tracks.delete(k);
+      st.key = keeper;
+    }
+  }
+
+  /** New tracker id → the lost person it continues (carry-over.ts). */
+  function heirsOf(
+    opts: CarryOverOptions,
+    frameTracks: readonly { track: RuleTrack; zones: ReadonlySet<string> }[],
+    frame: RuleFrame,
+  ): Map<number, TrackState> {
+    const born = frameTracks.filter((f) => f.track.id !== 0 && f.zones.size > 0 && !tracks.has(f.track.id));
+    if (born.length === 0) return new Map();
+    const present = new Set<TrackState>();
+    for (const f of frameTracks) {
+      const st = tracks.get(f.track.id);
+      if (st) present.add(st);
+    }
+    const people = new Map<number, TrackState>();
+    const lost: LostTrack[] = [];
+    for (const st of new Set(tracks.values())) {
+      if (present.has(st)) continue;
+      people.set(st.key, st);
+      lost.push({
+        key: st.key,
+        classId: st.classId,
+        lastSeenMs: st.lastSeenMs,
+        lastBox: st.lastBox,
+        motionFrom: st.motionFrom,
+        zones: new Set(st.inside.keys()),
+      });
+    }
+    const newborn = born.map((f) => ({ id: f.track.id, classId: f.track.classId, box: f.track.box, zones: f.zones }));
+    const heirs = new Map<number, TrackState>();
+    for (const [id, key] of matchHeirs(opts, newborn, lost, frame.timestampMs, frame.width, frame.height)) {
+      heirs.set(id, people.get(key) as TrackState);
+    }
+    return heirs;
+  }
 
   function evaluate(frame: RuleFrame): RuleEvent[] {
     const now = frame.timestampMs;
@@ -241,7 +332,7 @@ export function createRuleEngine(
       return true;
     };
 
-    const seen: Seen[] = [];
+    const frameTracks: { track: RuleTrack; zones: Set<string> }[] = [];
     const ids = new Set<number>();
     for (const track of frame.tracks) {
       // Id 0 means untracked: it still counts and can be worn equipment, but has no identity to hold state on.
@@ -252,15 +343,37 @@ export function createRuleEngine(
       const [ax, ay] = boxAnchor(track.box, frame.width, frame.height);
       const inZones = new Set<string>();
       for (const z of zones) if (pointInPolygon(ax, ay, z.polygon)) inZones.add(z.name);
+      frameTracks.push({ track, zones: inZones });
+    }
+    splitShared([...ids]);
+    const heirs = carry ? heirsOf(carry, frameTracks, frame) : new Map<number, TrackState>();
+
+    const seen: Seen[] = [];
+    for (const { track, zones: inZones } of frameTracks) {
       let state: TrackState | undefined;
       const entered = new Set<string>();
       if (track.id !== 0) {
         state = tracks.get(track.id);
         if (!state) {
-          state = { lastSeenMs: now, inside: new Map(), lastInside: new Map(), episodes: new Map() };
+          state = heirs.get(track.id) ?? {
+            id: track.id,
+            key: track.id,
+            classId: track.classId,
+            lastSeenMs: now,
+            lastBox: track.box,
+            motionFrom: { box: track.box, ms: now },
+            inside: new Map(),
+            lastInside: new Map(),
+            episodes: new Map(),
+          };
           tracks.set(track.id, state);
         }
+        state.key = track.id;
+        keySeenMs.set(track.id, now);
+        // A baseline of 1–2 s: long enough that box jitter at 10 fps does not pass for motion, short enough to follow turns.
+        if (now - state.motionFrom.ms > 2000) state.motionFrom = { box: state.lastBox, ms: state.lastSeenMs };
         state.lastSeenMs = now;
+        state.lastBox = track.box;
         for (const z of state.inside.keys()) if (!inZones.has(z)) state.inside.delete(z);
         for (const z of inZones) {
           if (!state.inside.has(z)) {
@@ -281,7 +394,7 @@ export function createRuleEngine(
         case "presence":
           for (const s of seen) {
             if (!s.state || !c.classIds.has(s.track.classId) || !s.entered.has(c.zone)) continue;
-            fire(c, s.track.id, now, `${s.name} entered zone ${c.zone}`, { zone: c.zone, box: boxOf(s) });
+            fire(c, s.state.id, now, `${s.name} entered zone ${c.zone}`, { zone: c.zone, box: boxOf(s) });
           }
           break;
 
@@ -295,7 +408,7 @@ export function createRuleEngine(
             }
             const ep = episodeOf(s.state, c.rule.name, since);
             if (ep.fired || now - since < c.ms) continue;
-            ep.fired = fire(c, s.track.id, since, `${s.name} in zone ${c.zone} for ${secs(now - since)}`, {
+            ep.fired = fire(c, s.state.id, since, `${s.name} in zone ${c.zone} for ${secs(now - since)}`, {
               zone: c.zone,
               box: boxOf(s),
             });
@@ -359,7 +472,7 @@ export function createRuleEngine(
             const where = c.zone === undefined ? "" : ` in zone ${c.zone}`;
             ep.fired = fire(
               c,
-              s.track.id,
+              s.state.id,
               ep.startedAtMs,
               `${s.name}${where} without ${missing.join(", ")} for ${secs(now - ep.startedAtMs)}`,
               c.zone === undefined ? { box: boxOf(s) } : { zone: c.zone, box: boxOf(s) },
@@ -375,7 +488,7 @@ export function createRuleEngine(
             if (last !== undefined && now - last <= c.ms) continue;
             fire(
               c,
-              s.track.id,
+              s.state.id,
               now,
               `${s.name} entered zone ${c.to} without zone ${c.from} in the last ${secs(c.ms)}`,
               { zone: c.to, box: boxOf(s) },
@@ -385,7 +498,12 @@ export function createRuleEngine(
       }
     }
 
-    for (const [id, st] of tracks) if (now - st.lastSeenMs > ttlMs) tracks.delete(id);
+    for (const [id, ms] of keySeenMs) {
+      if (now - ms > ttlMs) {
+        tracks.delete(id);
+        keySeenMs.delete(id);
+      }
+    }
     for (const [key, until] of cooldownUntil) if (now >= until) cooldownUntil.delete(key);
     return events;
   }
