@@ -31,7 +31,8 @@ export type IdentityMetrics = {
 /** The IoU threshold of both metrics (the MOTChallenge default). */
 export const MATCH_IOU = 0.5;
 
-const boxIou = (a: IdBox, b: IdBox) => iou(a.box[0], a.box[1], a.box[2], a.box[3], b.box[0], b.box[1], b.box[2], b.box[3]);
+const boxIou = (a: IdBox, b: IdBox) =>
+  iou(a.box[0], a.box[1], a.box[2], a.box[3], b.box[0], b.box[1], b.box[2], b.box[3]);
 
 export function identityMetrics(frames: readonly ScoredFrame[]): IdentityMetrics {
   const gtIndex = new Map<number, number>();

@@ -12,15 +12,20 @@ export type ReplayOptions = {
   inputMinScore: number;
   /** Tracked boxes below this score are not reported (the spec's minScore). */
   reportMinScore: number;
+  /** Pass each box's cached appearance descriptor to the tracker. */
+  appearance?: boolean;
 };
 
 /** Per frame, the tracked boxes the camera would report, with their track ids. */
 export function replay(tracker: Tracker, frames: readonly CachedFrame[], o: ReplayOptions): IdBox[][] {
   return frames.map((f) => {
-    const dets = detectionsFrom(
-      f.boxes.filter((b) => b.score >= o.inputMinScore).map((b) => ({ box: b.box, score: b.score, classId: PERSON })),
+    const kept = f.boxes.filter((b) => b.score >= o.inputMinScore);
+    const dets = detectionsFrom(kept.map((b) => ({ box: b.box, score: b.score, classId: PERSON })));
+    const out = tracker.update(
+      dets,
+      f.timestampMs,
+      o.appearance ? Float32Array.from(kept.flatMap((b) => b.feature)) : undefined,
     );
-    const out = tracker.update(dets, f.timestampMs);
     const boxes: IdBox[] = [];
     for (let i = 0; i < out.length; i++) {
       if ((out.score[i] as number) < o.reportMinScore) continue;
