@@ -7,17 +7,24 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "../../test/setup/operator-env.ts";
 import { boxAt } from "../../worker/detections.ts";
+import { letterboxParams } from "../../worker/infer/letterbox.ts";
 import { loadDetector } from "../../worker/infer/session.ts";
 import { FfmpegSource } from "../../worker/ingest/ffmpeg-source.ts";
+import { describeBoxes } from "../../worker/track/appearance.ts";
 
 export const VTEST = join(ROOT, ".cache", "fixtures", "vtest.avi");
 const MODEL = join(ROOT, ".cache", "fixtures", "yolov8n.onnx");
 /** The lowest score kept in the cache (ByteTrack's low threshold). */
 export const LOW_SCORE = 0.1;
 /** Bumped when what the cache holds changes, so an old cache is rebuilt. */
-const FORMAT = 1;
+const FORMAT = 2;
 
-export type CachedBox = { box: [number, number, number, number]; score: number };
+export type CachedBox = {
+  box: [number, number, number, number];
+  score: number;
+  /** The box's appearance descriptor (worker/track/appearance.ts), from the letterboxed frame the model saw. */
+  feature: number[];
+};
 export type CachedFrame = { seq: number; timestampMs: number; boxes: CachedBox[] };
 export type DetectionCache = { video: string; fps: number; width: number; height: number; frames: CachedFrame[] };
 
@@ -46,9 +53,13 @@ export async function vtestDetections(): Promise<DetectionCache> {
             minScore: LOW_SCORE,
             classFilter: person,
           });
+          const lb = letterboxParams(frame.width, frame.height, detector.size);
+          const features = describeBoxes(frame.data, detector.size, lb, r.detections);
+          const dims = features.length / Math.max(1, r.detections.length);
           const boxes = Array.from({ length: r.detections.length }, (_, i) => ({
             box: boxAt(r.detections, i).map((v) => Math.round(v * 10) / 10) as CachedBox["box"],
             score: Math.round((r.detections.score[i] as number) * 1000) / 1000,
+            feature: Array.from(features.subarray(i * dims, (i + 1) * dims), (v) => Math.round(v * 1000) / 1000),
           }));
           frames.push({ seq: frame.seq, timestampMs: frame.timestampMs, boxes });
           source.setPaused(false);

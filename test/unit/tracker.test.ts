@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type Detections, detectionsFrom } from "../../worker/detections.ts";
+import { APPEARANCE_DIMS } from "../../worker/track/appearance.ts";
 import { createTracker, minCostMatching, type Tracker } from "../../worker/track/bytetrack.ts";
 
 const PERSON = 0;
@@ -248,5 +249,126 @@ describe("minCostMatching", () => {
     const wide = Float64Array.from([inf, 0.3, 0.2, inf, inf, inf]);
     expect(minCostMatching(wide, 2, 3, 0.7)).toEqual([[0, 2]]);
     expect(minCostMatching(new Float64Array(0), 0, 3, 0.7)).toEqual([]);
+  });
+});
+
+describe("ByteTrack tracker at low sample rates", () => {
+  const SECOND = 1000;
+  /** One sample per second of a person walking right at `vx` px/s (person boxes are 50 × 120). */
+  const sampled = (tr: Tracker, n: number, vx: number, t0 = 0, x0 = 100): number[][] =>
+    Array.from({ length: n }, (_, k) => ids(tr.update(frame({ x: x0 + vx * k, y: 200 }), t0 + k * SECOND)));
+
+  it("keeps one id when a person moves more than their width between samples (the motion gate)", () => {
+    // 60 px/s = 0.5 box heights per second, a normal walk; 60 px per sample is more than the 50 px width, so
+    // consecutive boxes do not overlap at all.
+    const tr = createTracker();
+    const out = sampled(tr, 8, 60);
+    expect(out[0]).toEqual([]);
+    const id = out[1]?.[0] as number;
+    expect(id).toBeGreaterThan(0);
+    for (const o of out.slice(1)) expect(o).toEqual([id]);
+    // IoU alone (the behaviour before) cannot hold it: every sample is a new tentative track, none confirmed.
+    const plain = createTracker({ gateSpeed: 0, inertia: 0 });
+    expect(sampled(plain, 8, 60).flat()).toEqual([]);
+  });
+
+  it("widens the gate with the time between samples, not per update", () => {
+    // The same 60 px jumps every 100 ms are 5 heights per second, faster than anyone walks: the gate there is
+    // 0.1 + 1.2 · 0.1 = 0.22 heights (26 px), so nothing is matched and no track is confirmed.
+    const tr = createTracker();
+    for (let k = 0; k < 6; k++) expect(tr.update(frame({ x: 100 + 60 * k, y: 200 }), k * 100).length).toBe(0);
+  });
+
+  it("does not gate a detection of a very different height", () => {
+    const tr = createTracker();
+    const id = sampled(tr, 3, 60).at(-1)?.[0];
+    expect(id).toBeGreaterThan(0);
+    // 55 px beyond where the walk predicts (no overlap, well inside the gate), but 1.5 × as tall
+    // (|ln 1.5| = 0.41 > gateLogHeight 0.3): not this person.
+    const twin = createTracker();
+    const twinId = sampled(twin, 3, 60).at(-1)?.[0];
+    expect(tr.update(frame({ x: 100 + 60 * 3 + 55, y: 140, h: 180 }), 3 * SECOND).length).toBe(0);
+    expect(tr.tracks().map((t) => t.state)).toEqual(["lost", "tentative"]);
+    // The same box at the person's height is matched.
+    expect(ids(twin.update(frame({ x: 100 + 60 * 3 + 55, y: 200 }), 3 * SECOND))).toEqual([twinId]);
+  });
+
+  it("re-finds a track after a short miss within one interval's gate, not after a long one", () => {
+    const tr = createTracker();
+    const id = sampled(tr, 5, 60).at(-1)?.[0];
+    // One sample missed: at 6 s the person is 120 px further on; the prediction carries the velocity.
+    expect(tr.update(frame(), 5 * SECOND).length).toBe(0);
+    expect(ids(tr.update(frame({ x: 100 + 60 * 6, y: 200 }), 6 * SECOND))).toEqual([id]);
+    // Three samples missed (more than gateMissed = 2): a lost track is then only re-found by overlap, and 60 px off
+    // the prediction there is none, so the detection starts a new track.
+    for (let k = 7; k < 10; k++) tr.update(frame(), k * SECOND);
+    tr.update(frame({ x: 100 + 60 * 10 + 60, y: 200 }), 10 * SECOND);
+    const next = ids(tr.update(frame({ x: 100 + 60 * 11 + 60, y: 200 }), 11 * SECOND));
+    expect(next.length).toBe(1);
+    expect(next[0]).toBeGreaterThan(id as number);
+  });
+
+  it("prefers the detection that continues the observed direction of travel (OC-SORT momentum)", () => {
+    // A person walks right, 100 px per 1 s sample. At the next sample there are two candidates, both beyond IoU:
+    // ahead of the prediction by d + 10 px, and behind it by d px, behind where the person was last seen. The
+    // motion cost alone prefers the nearer one, behind; momentum prefers the one that does not turn back.
+    const run = (inertia?: number) => {
+      const tr = createTracker(inertia === undefined ? {} : { inertia });
+      sampled(tr, 3, 100);
+      const [t] = tr.tracks();
+      const cx = ((t?.box[0] as number) + (t?.box[2] as number)) / 2;
+      const last = 100 + 200 + 25; // centre of the last detection
+      const predicted = cx + (t?.velocity[0] as number);
+      const d = predicted - last + 40; // the rear candidate's centre is 40 px behind the last one
+      const ahead = predicted + d + 10;
+      const behind = predicted - d;
+      const out = tr.update(frame({ x: ahead - 25, y: 200 }, { x: behind - 25, y: 200 }), 3 * SECOND);
+      // Only the matched box is reported (the other starts a tentative track): which one is it?
+      expect(ids(out)).toEqual([t?.id]);
+      return (out.xyxy[0] as number) + 25;
+    };
+    const ahead = run();
+    const behind = run(0);
+    expect(ahead).toBeGreaterThan(behind + 200);
+  });
+});
+
+describe("ByteTrack tracker with appearance descriptors", () => {
+  /** A descriptor with all of each part's mass in one bin. */
+  const colour = (bin: number) => {
+    const f = new Float32Array(APPEARANCE_DIMS);
+    f[bin] = 1;
+    f[APPEARANCE_DIMS / 2 + bin] = 1;
+    return f;
+  };
+  const feats = (...f: Float32Array[]) => {
+    const out = new Float32Array(f.length * APPEARANCE_DIMS);
+    f.forEach((x, i) => {
+      out.set(x, i * APPEARANCE_DIMS);
+    });
+    return out;
+  };
+
+  it("vetoes a match whose colours differ beyond appearanceGate, and ignores colours by default", () => {
+    const run = (opts: Parameters<typeof createTracker>[0]) => {
+      const tr = createTracker(opts);
+      let id: number[] = [];
+      for (let f = 0; f < 5; f++) id = ids(tr.update(frame({ x: 100, y: 200 }), f * FRAME_MS, feats(colour(0))));
+      // Same place, other clothes.
+      return { before: id[0], after: ids(tr.update(frame({ x: 100, y: 200 }), 5 * FRAME_MS, feats(colour(3)))) };
+    };
+    const gated = run({ appearanceGate: 0.25 });
+    expect(gated.after).toEqual([]); // the old track goes lost, the box starts a tentative one
+    const plain = run({});
+    expect(plain.after).toEqual([plain.before]);
+  });
+
+  it("ranks two candidates by colour when appearanceWeight is set", () => {
+    const tr = createTracker({ appearanceWeight: 1 });
+    let id = 0;
+    for (let f = 0; f < 5; f++) id = ids(tr.update(frame({ x: 100, y: 200 }), f * FRAME_MS, feats(colour(0))))[0] ?? 0;
+    // The nearer box has other colours; the one 10 px further has the track's.
+    const out = tr.update(frame({ x: 102, y: 200 }, { x: 112, y: 200 }), 5 * FRAME_MS, feats(colour(3), colour(0)));
+    expect(idNear(out, 112)).toBe(id);
   });
 });
