@@ -9,9 +9,11 @@
 // Note what a pseudo ground truth rewards: reproducing the 10 fps baseline, its own id breaks included. A tracker
 // that bridges a break the baseline made at 10 fps scores lower here, even when that is the same person.
 import { loadavg } from "node:os";
+import { cameraDetectionSpec } from "../operator/api/camera-detection.ts";
 import { createTracker, DEFAULT_TRACKER_OPTIONS, type TrackerOptions } from "../worker/track/bytetrack.ts";
 import { sampleAt, vtestDetections } from "./tracking/detections.ts";
 import { identityMetrics } from "./tracking/idf1.ts";
+import { PRESENCE_SPEC, presenceCounts } from "./tracking/presence.ts";
 import { replay } from "./tracking/replay.ts";
 
 const RATES = [1, 3, 5, 10] as const;
@@ -54,6 +56,21 @@ const LEVERS: Record<string, Variant> = {
 const TRY = process.env.BENCH_TRACKING_TRY
   ? (JSON.parse(process.env.BENCH_TRACKING_TRY) as Partial<Variant>)
   : undefined;
+
+const WHOLE_FRAME = cameraDetectionSpec.parse({
+  ...PRESENCE_SPEC,
+  zones: [
+    {
+      name: "walkway",
+      polygon: [
+        [0, 0],
+        [1, 0],
+        [1, 1],
+        [0, 1],
+      ],
+    },
+  ],
+});
 
 const round = (v: number) => Math.round(v * 1000) / 1000;
 
@@ -108,6 +125,10 @@ export async function benchTracking() {
     baseline,
     goal: Object.fromEntries(Object.entries(GOAL).map(([k, g]) => [k, { idf1: g, met: (fps[k]?.idf1 ?? 0) >= g }])),
     levers,
+    // Goal 5: presence events per fps on one camera spec (bench/tracking/presence.ts), ≤ 1.2× the 10 fps count.
+    presence: await presenceCounts(),
+    // The same rules on a zone over the whole frame: every person is born inside it, the hardest case for goal 5.
+    presence_whole_frame: await presenceCounts({}, WHOLE_FRAME),
     ...(TRY
       ? {
           try: score(

@@ -51,8 +51,8 @@ export type PresenceCounts = {
   eventsWithoutCarry: number;
   dwellWithoutCarry: number;
   /**
-   * Distinct people the presence events are about, by a pseudo ground truth: the id today's tracker gives each
-   * event's box when it runs on every frame (10 fps). Carry-over that joined two people lowers it; at 1 fps it is
+   * Distinct people the presence events are about, by a pseudo ground truth: the id the tracking bench's ground truth (the
+   * pre-issue-12 tracker on every frame, 10 fps) gives each event's box. Carry-over that joined two people lowers it; at 1 fps it is
    * low even without carry-over, because the tracker never confirms many walkers there (IoU is zero between samples).
    */
   people: number;
@@ -103,7 +103,8 @@ function referenceIds(
   cache: DetectionCache,
   minScore: number,
 ): (seq: number, box: readonly number[]) => number | undefined {
-  const tracker = createTracker({ minHits: 2 });
+  // The tracker as it landed before issue 12 (the tracking bench's ground truth), not today's.
+  const tracker = createTracker({ minHits: 2, gateSpeed: 0, inertia: 0 });
   const byBox = new Map<string, number>();
   const key = (seq: number, box: readonly number[]) => `${seq}|${box.map((v) => Math.fround(v)).join(",")}`;
   for (const f of cache.frames) {
