@@ -6,6 +6,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   alarms: async () => (await import("./alarms.ts")).benchAlarms(),
   fleet: async () => (await import("./fleet.ts")).benchFleet(),
   assessor: async () => (await import("./assessor.ts")).benchAssessor(),
+  density: async () => (await import("./density.ts")).benchDensity(),
 };
 
 const name = process.argv[2];
