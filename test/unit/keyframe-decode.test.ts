@@ -4,6 +4,7 @@ import {
   GOP_TOLERANCE,
   gopSeconds,
   KEY_HISTORY,
+  keyframeSampling,
   pushKeyTime,
   showinfoTime,
 } from "../../worker/ingest/keyframe-decode.ts";
@@ -55,6 +56,40 @@ describe("decodeModeFor", () => {
     expect(decodeModeFor(undefined, 1)).toBe("all");
     expect(decodeModeFor(1, 0)).toBe("all");
     expect(decodeModeFor(0, 1)).toBe("all");
+  });
+});
+
+describe("keyframeSampling", () => {
+  /** The keyframe times (s) a sampler takes from keyframes every `gop` s over `seconds`, as ffmpeg's select does. */
+  function taken(gop: number, fps: number, seconds: number): number[] {
+    const { minGapS } = keyframeSampling(gop, fps);
+    const out: number[] = [];
+    for (let i = 0; i * gop < seconds; i++) {
+      const t = Math.round(i * gop * 1000) / 1000;
+      const last = out.at(-1);
+      if (last === undefined || t - last >= minGapS) out.push(t);
+    }
+    return out;
+  }
+
+  it("takes every keyframe when the GOP is the sample period", () => {
+    expect(keyframeSampling(1, 1)).toEqual({ stride: 1, minGapS: 0.5, rate: 1 });
+    expect(taken(1, 1, 5)).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it("takes every n-th keyframe of a shorter GOP, at the wanted rate", () => {
+    expect(taken(0.5, 1, 4)).toEqual([0, 1, 2, 3]);
+    expect(keyframeSampling(0.5, 1).rate).toBe(1);
+    expect(taken(1 / 3, 1, 3)).toEqual([0, 1, 2]);
+    expect(keyframeSampling(0.25, 1)).toEqual({ stride: 4, minGapS: 0.875, rate: 1 });
+  });
+
+  it("rounds the stride down when the GOP does not divide the period (never fewer samples), and says the rate", () => {
+    const s = keyframeSampling(0.4, 1); // 2.5 GOPs per second: every 2nd keyframe, 1.25 per second
+    expect(s.stride).toBe(2);
+    expect(s.rate).toBeCloseTo(1.25);
+    expect(taken(0.4, 1, 2.4)).toEqual([0, 0.8, 1.6]);
+    expect(taken(0.2, 2, 1.2)).toEqual([0, 0.4, 0.8]); // 2.5 GOPs per sample: every 2nd, 2.5 per second
   });
 });
 

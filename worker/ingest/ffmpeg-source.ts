@@ -8,7 +8,14 @@ import type { PassThrough } from "node:stream";
 import ffmpeg, { type FfmpegCommand } from "fluent-ffmpeg";
 import { z } from "zod";
 import { type FrameClock, liveFrameTime } from "./frame-clock.ts";
-import { type DecodeMode, decodeModeFor, gopSeconds, pushKeyTime, showinfoTime } from "./keyframe-decode.ts";
+import {
+  type DecodeMode,
+  decodeModeFor,
+  gopSeconds,
+  keyframeSampling,
+  pushKeyTime,
+  showinfoTime,
+} from "./keyframe-decode.ts";
 import {
   type Credentials,
   classifyFfmpegError,
@@ -60,7 +67,7 @@ export type SourceOptions = {
    * On by default.
    */
   keyframeOnly?: boolean;
-  /** ffmpeg's decoder threads (its -threads); 0 leaves ffmpeg's own choice. */
+  /** ffmpeg's decoder threads (its -threads) for a live stream; 0 leaves ffmpeg's own choice. */
   decoderThreads?: number;
   /** The ffmpeg child's niceness (0 leaves it as the worker's), so the model's threads win the cores over decoders. */
   nice?: number;
@@ -123,6 +130,8 @@ export class FfmpegSource {
   private stderrTail = "";
   /** This connection's keyframe times (media seconds), from the showinfo branch of its filter graph. */
   private keyTimes: number[] = [];
+  /** Frames per second this connection delivers: `fps`, or what keyframes-only sampling gives. */
+  private sampleRate = 0;
   private ended: (() => void) | undefined;
   private out: PassThrough | undefined;
   private paused = false;
@@ -198,7 +207,15 @@ export class FfmpegSource {
     this.stats.decode = mode;
     this.keyTimes = [];
     if (mode === "keyframes") inputOptions.push("-skip_frame", "nokey");
-    if (this.opts.decoderThreads > 0) inputOptions.push("-threads", String(this.opts.decoderThreads));
+    // Keyframes only: take the keyframe nearest each sample time as it comes (keyframeSampling), stamped at the
+    // rate that gives. Else ffmpeg's fps filter.
+    const keys = mode === "keyframes" ? keyframeSampling(this.stats.gopS ?? 1 / fps, fps) : undefined;
+    this.sampleRate = keys ? keys.rate : fps;
+    const sample = keys
+      ? `select='isnan(prev_selected_t)+gte(t-prev_selected_t,${keys.minGapS.toFixed(3)})'`
+      : `fps=${fps}`;
+    // Live streams only: a file is read as fast as it decodes, where frame threads do help.
+    if (!file && this.opts.decoderThreads > 0) inputOptions.push("-threads", String(this.opts.decoderThreads));
     const frameBytes = size * size * 3;
     this.epoch = undefined;
     let pending = Buffer.allocUnsafe(frameBytes);
@@ -214,12 +231,14 @@ export class FfmpegSource {
       .videoFilters([
         // A side branch sees the keyframes only (select=key) and logs their times (showinfo, once per GOP, no
         // checksums); the main branch samples as before.
-        ...(watchKeys ? [`split[main][keys];[keys]select=key,showinfo=checksum=0,nullsink;[main]fps=${fps}`] : []),
+        ...(watchKeys ? [`split[main][keys];[keys]select=key,showinfo=checksum=0,nullsink;[main]${sample}`] : []),
         ...(fps > 0 && !watchKeys ? [`fps=${fps}`] : []),
         `scale=${size}:${size}:force_original_aspect_ratio=decrease:flags=bilinear`,
         `pad=${size}:${size}:(ow-iw)/2:(oh-ih)/2:color=0x727272`,
       ])
-      .outputOptions(["-pix_fmt", "rgb24", "-f", "rawvideo", "-nostats"])
+      // A select (keyframes only) keeps the stream's 25 fps as the output's rate, and ffmpeg would repeat each
+      // frame taken to fill it: pass the frames through as they are.
+      .outputOptions(["-pix_fmt", "rgb24", "-f", "rawvideo", "-nostats", ...(keys ? ["-fps_mode", "passthrough"] : [])])
       .on("codecData", (data: { video_details?: string[] }) => {
         const details = (data.video_details ?? []).join(" ");
         const m = details.match(/\b(\d{2,5})x(\d{2,5})\b/);
@@ -305,11 +324,11 @@ export class FfmpegSource {
     this.armWatchdog();
     // Files: media time (they decode faster than real time). Live streams sampled by the fps filter: a steady
     // clock never ahead of arrival (frame-clock.ts). Unsampled live streams: arrival time.
-    const rate = this.opts.fps || this.sourceFps || 25;
+    const rate = this.sampleRate || this.sourceFps || 25;
     let timestampMs = this.stats.lastFrameAt;
     if (file && !this.opts.realtime) timestampMs = Math.round((seq * 1000) / rate);
     else if (this.opts.fps > 0) {
-      const t = liveFrameTime(this.epoch, seq, this.stats.lastFrameAt, this.opts.fps);
+      const t = liveFrameTime(this.epoch, seq, this.stats.lastFrameAt, rate);
       this.epoch = t.clock;
       timestampMs = t.timestampMs;
     }

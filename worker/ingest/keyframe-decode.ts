@@ -55,3 +55,15 @@ export function showinfoTime(line: string): number | undefined {
   const m = /\bpts_time:(-?\d+(?:\.\d+)?)/.exec(line);
   return m ? Number(m[1]) : undefined;
 }
+
+/**
+ * How a keyframes-only connection samples: every `stride`-th keyframe, at `rate` frames per second, never fewer
+ * than `fps` (the stride rounds down; 0.05 absorbs a measured GOP a hair over an exact fraction of the period). ffmpeg's fps filter would also do it, but it holds each frame until the next one arrives to
+ * choose between them: a whole GOP (1 s) of latency when only keyframes are decoded, against 40 ms with every frame.
+ * A select on the time since the last frame taken decides at once: a frame is taken when at least `minGapS`
+ * (stride − ½ GOPs) has passed.
+ */
+export function keyframeSampling(gopS: number, fps: number): { stride: number; minGapS: number; rate: number } {
+  const stride = Math.max(1, Math.floor(1 / (fps * gopS) + 0.05));
+  return { stride, minGapS: (stride - 0.5) * gopS, rate: 1 / (stride * gopS) };
+}
