@@ -233,7 +233,7 @@ export async function benchDensity() {
     model_load_ratio: head && idle?.model_ms ? r2(head.model_ms / idle.model_ms) : null,
     event_p95_ms: head?.event_p95_ms,
     decode_cpu_ms_per_camera_second: head?.decode_cpu_ms_per_camera_second,
-    rtsp_server_cores: r2(rtspCores),
+    rtsp_server_cpu_ms_per_s: r2(rtspCores * 1000),
     levers: {
       keyframe_only: process.env.VIGIL_KEYFRAME_ONLY !== "0",
       ffmpeg_threads: process.env.VIGIL_FFMPEG_THREADS ?? "1 (default)",
