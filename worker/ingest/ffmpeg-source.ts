@@ -39,6 +39,8 @@ const ingestEnv = z
     // Measured (4 clients of the 1080p RTSP fixture at fps=1, load ~13): every frame 155 → 97 ms CPU per
     // stream-second; keyframes only 45 → 37 ms.
     VIGIL_FFMPEG_THREADS: z.coerce.number().int().min(0).max(64).default(1),
+    // Not lowered by default: nice 10 showed no gain in bench/density.ts (8 cameras, keyframes only, load 6-8:
+    // slowest camera 0.40 inferences/s against 0.73 at nice 0; too noisy on the shared machine to say more).
     VIGIL_FFMPEG_NICE: z.coerce.number().int().min(0).max(19).default(0),
     VIGIL_KEYFRAME_ONLY: z.enum(["0", "1"]).default("1"),
   })
