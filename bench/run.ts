@@ -7,6 +7,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   fleet: async () => (await import("./fleet.ts")).benchFleet(),
   assessor: async () => (await import("./assessor.ts")).benchAssessor(),
   tracking: async () => (await import("./tracking.ts")).benchTracking(),
+  density: async () => (await import("./density.ts")).benchDensity(),
 };
 
 const name = process.argv[2];

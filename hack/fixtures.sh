@@ -37,6 +37,16 @@ fi
 for f in yolov8n.onnx vtest.avi; do
   [[ $OUT/$f -nt $CACHE/$f ]] || cp -f "$CACHE/$f" "$OUT/$f"
 done
+# vtest.avi as a real camera's stream, for the density bench: 1920x1080 H.264 at 25 fps with a keyframe every second
+# (GOP 25, no scene-cut keyframes), x264 veryfast. Served as is over RTSP (server.py's VIGIL_RTSP_PASSTHROUGH), so
+# only parsed, never re-encoded. Made once: 75 s (57 s CPU) on the shared 2-core machine, 24 MB.
+if [[ ! -s $CACHE/vtest-1080p.mkv ]]; then
+  log "making vtest-1080p.mkv (1080p H.264, 25 fps, GOP 25) from vtest.avi (about a minute)"
+  ffmpeg -nostdin -v error -y -i "$CACHE/vtest.avi" -vf scale=1920:1080,fps=25 -an -c:v libx264 -preset veryfast \
+    -g 25 -keyint_min 25 -sc_threshold 0 -pix_fmt yuv420p "$CACHE/vtest-1080p.part.mkv"
+  mv "$CACHE/vtest-1080p.part.mkv" "$CACHE/vtest-1080p.mkv"
+fi
+[[ $OUT/vtest-1080p.mkv -nt $CACHE/vtest-1080p.mkv ]] || cp -f "$CACHE/vtest-1080p.mkv" "$OUT/vtest-1080p.mkv"
 # The batch-capable twin of the model, derived here rather than fetched: no registry ships one.
 if [[ ! $OUT/yolov8n-dynamic.onnx -nt $OUT/yolov8n.onnx || ! $OUT/yolov8n-dynamic.onnx -nt hack/onnx/dynamic-batch.ts ]]; then
   PATH=$PWD/node_modules/.bin:$PATH node hack/onnx/dynamic-batch.ts "$OUT/yolov8n.onnx" "$OUT/yolov8n-dynamic.onnx"

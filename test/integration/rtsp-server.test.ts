@@ -19,23 +19,26 @@ let url: string;
 function packets(
   extra: string[] = [],
   from = url,
-): { proc: ChildProcess; pts: number[]; exited: Promise<number | null> } {
+): { proc: ChildProcess; pts: number[]; keys: number[]; exited: Promise<number | null> } {
   const proc = spawn("ffprobe", [
     ...["-v", "error", "-rtsp_transport", "tcp", ...extra, "-select_streams", "v"],
-    ...["-show_entries", "packet=pts", "-of", "compact=p=0:nk=1", from],
+    ...["-show_entries", "packet=pts,flags", "-of", "compact=p=0:nk=1", from],
   ]);
   const pts: number[] = [];
+  const keys: number[] = [];
   let rest = "";
   proc.stdout.on("data", (b: Buffer) => {
     const lines = (rest + b.toString()).split("\n");
     rest = lines.pop() ?? "";
     for (const line of lines) {
-      const m = /^(\d+)/.exec(line); // "N/A" for the first packet, before the clock is known
-      if (m) pts.push(Number(m[1]));
+      const m = /^(\d+)\|(K?)/.exec(line); // "N/A" for the first packet, before the clock is known
+      if (!m) continue;
+      pts.push(Number(m[1]));
+      if (m[2]) keys.push(Number(m[1]));
     }
   });
   const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
-  return { proc, pts, exited };
+  return { proc, pts, keys, exited };
 }
 
 beforeAll(async () => {
@@ -95,3 +98,33 @@ it("looped (a camera's stream never ends): the file plays again and again, its t
   expect((a.pts.at(-1) ?? 0) / 90_000).toBeGreaterThan(7);
   expect(a.pts.length).toBeGreaterThan(70);
 }, 60_000);
+
+it("passthrough (VIGIL_RTSP_PASSTHROUGH=1): the file's own H.264 is paid as is, its GOP kept, looping without a break", async () => {
+  // GOP 15 at 10 fps: a keyframe every 1.5 s, where the re-encoding mode would make one every second.
+  const gop15 = join(tmp, "gop15.mp4");
+  await run("ffmpeg", [
+    ...["-v", "error", "-f", "lavfi", "-i", "testsrc=s=160x120:r=10:d=3"],
+    ...["-c:v", "libx264", "-preset", "ultrafast", "-g", "15", "-keyint_min", "15", "-sc_threshold", "0"],
+    ...["-pix_fmt", "yuv420p", gop15],
+  ]);
+  process.env.VIGIL_RTSP_PASSTHROUGH = "1";
+  const served = startRtsp(gop15, { loop: true });
+  delete process.env.VIGIL_RTSP_PASSTHROUGH; // read at spawn
+  const server = await served;
+  const a = packets(["-read_intervals", "%+5"], `rtsp://127.0.0.1:${server.port}/cam1`);
+  try {
+    expect(await a.exited).toBe(0);
+  } finally {
+    a.proc.kill();
+    await server.stop();
+  }
+  const steps = a.pts.slice(1).map((p, i) => p - (a.pts[i] ?? 0));
+  expect(steps.filter((d) => d < 0)).toEqual([]);
+  expect(Math.max(...steps)).toBeLessThanOrEqual(0.2 * 90_000);
+  expect((a.pts.at(-1) ?? 0) / 90_000).toBeGreaterThan(4);
+  // Past the first keyframe (the server's own restart 0.2 s in): keyframes 15 frames (1.5 s) apart, one frame less
+  // across a loop (its repeated timestamp), never the re-encoding mode's 1 s.
+  const gaps = a.keys.slice(2).map((k, i) => Math.round((k - (a.keys[i + 1] ?? 0)) / 9000) / 10);
+  expect(gaps.length).toBeGreaterThanOrEqual(2);
+  expect(gaps.filter((g) => g !== 1.5 && g !== 1.4)).toEqual([]);
+}, 30_000);

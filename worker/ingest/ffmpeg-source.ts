@@ -3,9 +3,19 @@
 // no frame arrives for stallTimeoutMs and reconnects with capped exponential backoff and jitter (Frigate
 // waits 20 s; we default to 5 s).
 import type { ChildProcess } from "node:child_process";
+import { setPriority } from "node:os";
 import type { PassThrough } from "node:stream";
 import ffmpeg, { type FfmpegCommand } from "fluent-ffmpeg";
+import { z } from "zod";
 import { type FrameClock, liveFrameTime } from "./frame-clock.ts";
+import {
+  type DecodeMode,
+  decodeModeFor,
+  gopSeconds,
+  keyframeSampling,
+  pushKeyTime,
+  showinfoTime,
+} from "./keyframe-decode.ts";
 import {
   type Credentials,
   classifyFfmpegError,
@@ -19,6 +29,22 @@ import {
 const ANALYZE_US = 500_000;
 /** The first frame of a connection may take this many stall timeouts. */
 const FIRST_FRAME_FACTOR = 2;
+/**
+ * The decoders' defaults, overridable from the environment so that bench/density.ts can measure each lever on a
+ * real worker process (VIGIL_FFMPEG_THREADS, VIGIL_FFMPEG_NICE, VIGIL_KEYFRAME_ONLY=0).
+ */
+const ingestEnv = z
+  .object({
+    // One thread per decoder: 24 cameras already keep every core busy, and frame threads only add switching.
+    // Measured (4 clients of the 1080p RTSP fixture at fps=1, load ~13): every frame 155 → 97 ms CPU per
+    // stream-second; keyframes only 45 → 37 ms.
+    VIGIL_FFMPEG_THREADS: z.coerce.number().int().min(0).max(64).default(1),
+    // Not lowered by default: nice 10 showed no gain in bench/density.ts (8 cameras, keyframes only, load 6-8:
+    // slowest camera 0.40 inferences/s against 0.73 at nice 0; too noisy on the shared machine to say more).
+    VIGIL_FFMPEG_NICE: z.coerce.number().int().min(0).max(19).default(0),
+    VIGIL_KEYFRAME_ONLY: z.enum(["0", "1"]).default("1"),
+  })
+  .parse(process.env);
 
 export type SourceOptions = {
   url: string;
@@ -38,6 +64,15 @@ export type SourceOptions = {
   /** Give up after this many failed connections in a row (a one-off run); cameras retry for ever. */
   maxFailures?: number;
   ffmpegPath?: string;
+  /**
+   * Decode only keyframes when sampling needs no more (keyframe-decode.ts): live streams sampled at `fps` only.
+   * On by default.
+   */
+  keyframeOnly?: boolean;
+  /** ffmpeg's decoder threads (its -threads) for a live stream; 0 leaves ffmpeg's own choice. */
+  decoderThreads?: number;
+  /** The ffmpeg child's niceness (0 leaves it as the worker's), so the model's threads win the cores over decoders. */
+  nice?: number;
 };
 
 export type Frame = {
@@ -58,6 +93,12 @@ export type SourceStats = {
   lastFrameAt: number;
   state: SourceState;
   lastError?: string;
+  /** The stream's keyframe interval (s), once measured; kept across reconnects. */
+  gopS?: number;
+  /** How this connection decodes: every frame, or keyframes only. */
+  decode: DecodeMode;
+  /** Reconnects made only to change the decode mode (not counted in reconnects). */
+  decodeSwitches: number;
 };
 
 export type SourceHandlers = {
@@ -66,7 +107,14 @@ export type SourceHandlers = {
 };
 
 export class FfmpegSource {
-  readonly stats: SourceStats = { frames: 0, reconnects: 0, lastFrameAt: 0, state: "connecting" };
+  readonly stats: SourceStats = {
+    frames: 0,
+    reconnects: 0,
+    lastFrameAt: 0,
+    state: "connecting",
+    decode: "all",
+    decodeSwitches: 0,
+  };
   private readonly opts: Required<Omit<SourceOptions, "credentials" | "ffmpegPath">> &
     Pick<SourceOptions, "credentials" | "ffmpegPath">;
   private readonly handlers: SourceHandlers;
@@ -82,6 +130,10 @@ export class FfmpegSource {
   /** Wall clock and frame count at this connection's first frame. */
   private epoch: FrameClock | undefined;
   private stderrTail = "";
+  /** This connection's keyframe times (media seconds), from the showinfo branch of its filter graph. */
+  private keyTimes: number[] = [];
+  /** Frames per second this connection delivers: `fps`, or what keyframes-only sampling gives. */
+  private sampleRate = 0;
   private ended: (() => void) | undefined;
   private out: PassThrough | undefined;
   private paused = false;
@@ -98,6 +150,9 @@ export class FfmpegSource {
       realtime: false,
       loop: false,
       maxFailures: Number.POSITIVE_INFINITY,
+      keyframeOnly: ingestEnv.VIGIL_KEYFRAME_ONLY === "1",
+      decoderThreads: ingestEnv.VIGIL_FFMPEG_THREADS,
+      nice: ingestEnv.VIGIL_FFMPEG_NICE,
       ...opts,
     };
     this.handlers = handlers;
@@ -147,6 +202,22 @@ export class FfmpegSource {
     if (this.opts.hwaccel !== "none") inputOptions.push("-hwaccel", this.opts.hwaccel);
     if (file && this.opts.realtime) inputOptions.push("-re");
     if (file && this.opts.loop) inputOptions.push("-stream_loop", "-1");
+    // Keyframe detection and keyframe-only decoding are for live streams sampled below their frame rate: a file
+    // would restart from its beginning when the decode mode changes.
+    const watchKeys = !file && fps > 0 && this.opts.keyframeOnly;
+    const mode = watchKeys ? decodeModeFor(this.stats.gopS, fps) : "all";
+    this.stats.decode = mode;
+    this.keyTimes = [];
+    if (mode === "keyframes") inputOptions.push("-skip_frame", "nokey");
+    // Keyframes only: take the keyframe nearest each sample time as it comes (keyframeSampling), stamped at the
+    // rate that gives. Else ffmpeg's fps filter.
+    const keys = mode === "keyframes" ? keyframeSampling(this.stats.gopS ?? 1 / fps, fps) : undefined;
+    this.sampleRate = keys ? keys.rate : fps;
+    const sample = keys
+      ? `select='isnan(prev_selected_t)+gte(t-prev_selected_t,${keys.minGapS.toFixed(3)})'`
+      : `fps=${fps}`;
+    // Live streams only: a file is read as fast as it decodes, where frame threads do help.
+    if (!file && this.opts.decoderThreads > 0) inputOptions.push("-threads", String(this.opts.decoderThreads));
     const frameBytes = size * size * 3;
     this.epoch = undefined;
     let pending = Buffer.allocUnsafe(frameBytes);
@@ -160,11 +231,16 @@ export class FfmpegSource {
       // fps first, so only sampled frames are scaled; then fit (bilinear, as Ultralytics' letterbox resizes, and
       // a third cheaper than ffmpeg's default bicubic) and pad with Ultralytics' grey (114).
       .videoFilters([
-        ...(fps > 0 ? [`fps=${fps}`] : []),
+        // A side branch sees the keyframes only (select=key) and logs their times (showinfo, once per GOP, no
+        // checksums); the main branch samples as before.
+        ...(watchKeys ? [`split[main][keys];[keys]select=key,showinfo=checksum=0,nullsink;[main]${sample}`] : []),
+        ...(fps > 0 && !watchKeys ? [`fps=${fps}`] : []),
         `scale=${size}:${size}:force_original_aspect_ratio=decrease:flags=bilinear`,
         `pad=${size}:${size}:(ow-iw)/2:(oh-ih)/2:color=0x727272`,
       ])
-      .outputOptions(["-pix_fmt", "rgb24", "-f", "rawvideo", "-nostats"])
+      // A select (keyframes only) keeps the stream's 25 fps as the output's rate, and ffmpeg would repeat each
+      // frame taken to fill it: pass the frames through as they are.
+      .outputOptions(["-pix_fmt", "rgb24", "-f", "rawvideo", "-nostats", ...(keys ? ["-fps_mode", "passthrough"] : [])])
       .on("codecData", (data: { video_details?: string[] }) => {
         const details = (data.video_details ?? []).join(" ");
         const m = details.match(/\b(\d{2,5})x(\d{2,5})\b/);
@@ -173,6 +249,11 @@ export class FfmpegSource {
         if (rate) this.sourceFps = Number(rate[1]);
       })
       .on("stderr", (line: string) => {
+        if (line.includes("showinfo")) {
+          const t = showinfoTime(line);
+          if (t !== undefined) this.keyframe(cmd, t);
+          return; // not in the tail: its lines would push out the errors that classify a failure
+        }
         this.stderrTail = `${this.stderrTail}\n${redact(line, secrets)}`.slice(-2000);
       })
       .on("error", () => this.closed(cmd, file, true))
@@ -191,6 +272,12 @@ export class FfmpegSource {
       const proc = (cmd as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
       if (this.stopped || this.cmd !== cmd) return void proc?.kill("SIGKILL");
       this.proc = proc;
+      if (proc?.pid && this.opts.nice)
+        try {
+          setPriority(proc.pid, this.opts.nice);
+        } catch {
+          // not allowed here (a container without the capability to lower it back is fine: raising needs none)
+        }
     });
     this.armWatchdog();
     out.on("data", (chunk: Buffer) => {
@@ -213,6 +300,24 @@ export class FfmpegSource {
     out.on("error", () => undefined);
   }
 
+  /** A keyframe at media time `t` on connection `cmd`: once the GOP is known, decode the way it calls for. */
+  private keyframe(cmd: FfmpegCommand, t: number): void {
+    if (this.stopped || cmd !== this.cmd) return;
+    this.keyTimes = pushKeyTime(this.keyTimes, t);
+    const gop = gopSeconds(this.keyTimes);
+    if (gop === undefined) return;
+    this.stats.gopS = gop;
+    if (decodeModeFor(gop, this.opts.fps) === this.stats.decode) return;
+    // ffmpeg cannot change its decoder's skip_frame while running: a new connection, at once, without backoff.
+    // Measured (RTSP, 1080p): about a second without frames, once per camera start or GOP change.
+    this.stats.decodeSwitches++;
+    const proc = this.proc;
+    this.cmd = undefined;
+    this.proc = undefined;
+    proc?.kill("SIGKILL");
+    this.connect();
+  }
+
   private emitFrame(data: Buffer, file: boolean): void {
     const seq = this.stats.frames++;
     this.stats.lastFrameAt = Date.now();
@@ -221,11 +326,11 @@ export class FfmpegSource {
     this.armWatchdog();
     // Files: media time (they decode faster than real time). Live streams sampled by the fps filter: a steady
     // clock never ahead of arrival (frame-clock.ts). Unsampled live streams: arrival time.
-    const rate = this.opts.fps || this.sourceFps || 25;
+    const rate = this.sampleRate || this.sourceFps || 25;
     let timestampMs = this.stats.lastFrameAt;
     if (file && !this.opts.realtime) timestampMs = Math.round((seq * 1000) / rate);
     else if (this.opts.fps > 0) {
-      const t = liveFrameTime(this.epoch, seq, this.stats.lastFrameAt, this.opts.fps);
+      const t = liveFrameTime(this.epoch, seq, this.stats.lastFrameAt, rate);
       this.epoch = t.clock;
       timestampMs = t.timestampMs;
     }
@@ -269,6 +374,9 @@ export class FfmpegSource {
     clearTimeout(this.watchdog);
     this.proc = undefined;
     if (this.stopped) return;
+    // A keyframes-only connection that ended before its GOP was measured again says nothing about the GOP now
+    // (a camera reconfigured to a long GOP stalls here): the next one decodes every frame until it knows.
+    if (this.stats.decode === "keyframes" && gopSeconds(this.keyTimes) === undefined) this.stats.gopS = undefined;
     if (failed && this.stats.state !== "stalled") this.stats.lastError = classifyFfmpegError(this.stderrTail);
     // A file that ended, or that cannot be read at all, will not get better by retrying.
     if (file && (!failed || this.stats.frames === 0) && !this.opts.loop) {
