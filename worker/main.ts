@@ -142,6 +142,11 @@ export async function runWorker(argv: string[]): Promise<void> {
     log,
     stallTimeoutMs: env.VIGIL_STALL_TIMEOUT_MS,
     realtimeFiles: env.VIGIL_REALTIME_FILES === "true",
+    decode: {
+      keyframeOnly: env.VIGIL_KEYFRAME_ONLY === "1",
+      decoderThreads: env.VIGIL_FFMPEG_THREADS,
+      nice: env.VIGIL_FFMPEG_NICE,
+    },
     onStats: (id, stats, fps) => void kube?.reportHealth(id, stats, fps),
     alarms,
     assessments,

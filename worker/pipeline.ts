@@ -9,7 +9,7 @@ import { createCameraProcessor, type FrameResult } from "./camera.ts";
 import { emptyDetections } from "./detections.ts";
 import { schedulerForModel } from "./infer/scheduler.ts";
 import type { Detector } from "./infer/session.ts";
-import { FfmpegSource, type Frame, type SourceStats } from "./ingest/ffmpeg-source.ts";
+import { FfmpegSource, type Frame, type SourceOptions, type SourceStats } from "./ingest/ffmpeg-source.ts";
 import { type Credentials, redact } from "./ingest/source-url.ts";
 import { renderAnnotated } from "./publish/annotate.ts";
 import { type EventMessage, MESSAGE_VERSION, type StatsMessage } from "./publish/messages.ts";
@@ -29,6 +29,8 @@ export type PipelineOptions = {
   videoFps?: number;
   /** File sources play in real time and loop, as cameras (single-host demos, tests). */
   realtimeFiles?: boolean;
+  /** The decoders' settings (SourceOptions); the source's defaults where absent. */
+  decode?: Pick<SourceOptions, "keyframeOnly" | "decoderThreads" | "nice">;
   /** Each camera's stream stats and processed fps, once a second (the Kubernetes health report). */
   onStats?: (cameraId: string, stats: SourceStats, fps: number) => void;
   /** Turns events of cameras with spec.alarm into alarms (worker/alarms.ts); absent, none are raised. */
@@ -242,6 +244,7 @@ export function createPipeline(opts: PipelineOptions) {
           stallTimeoutMs: opts.stallTimeoutMs ?? 5000,
           realtime: opts.realtimeFiles ?? false,
           loop: opts.realtimeFiles ?? false,
+          ...opts.decode,
         },
         {
           frame: (frame) => onFrame(rt, frame),

@@ -43,6 +43,15 @@ export const workerEnv = z.object({
   VIGIL_WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(9090),
   VIGIL_WORKER_HOST: z.string().default("0.0.0.0"),
   VIGIL_STALL_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+  // Decoders (worker/ingest/ffmpeg-source.ts), tunable so bench/density.ts can measure each lever on a real worker.
+  // One thread per decoder: 24 cameras already keep every core busy, and frame threads only add switching.
+  // Measured (4 clients of the 1080p RTSP fixture at fps=1, load ~13): every frame 155 → 97 ms CPU per
+  // stream-second; keyframes only 45 → 37 ms. 0 = ffmpeg's own choice.
+  VIGIL_FFMPEG_THREADS: z.coerce.number().int().min(0).max(64).default(1),
+  // The decoders' niceness (0 = the worker's own), so the model's threads could win the cores over them.
+  VIGIL_FFMPEG_NICE: z.coerce.number().int().min(0).max(19).default(0),
+  // Decode only keyframes when the stream's GOP is no longer than the sample period (keyframe-decode.ts).
+  VIGIL_KEYFRAME_ONLY: z.enum(["0", "1"]).default("1"),
   VIGIL_REALTIME_FILES: z.enum(["true", "false"]).default("false"),
   // Alarms (worker/alarms.ts) go to RabbitMQ when set; else to the embedded queue file of `vigil up`
   // (alarms/sqlite-queue.ts); with neither, alarms are off.

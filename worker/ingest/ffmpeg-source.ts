@@ -6,7 +6,6 @@ import type { ChildProcess } from "node:child_process";
 import { setPriority } from "node:os";
 import type { PassThrough } from "node:stream";
 import ffmpeg, { type FfmpegCommand } from "fluent-ffmpeg";
-import { z } from "zod";
 import { type FrameClock, liveFrameTime } from "./frame-clock.ts";
 import {
   type DecodeMode,
@@ -29,22 +28,6 @@ import {
 const ANALYZE_US = 500_000;
 /** The first frame of a connection may take this many stall timeouts. */
 const FIRST_FRAME_FACTOR = 2;
-/**
- * The decoders' defaults, overridable from the environment so that bench/density.ts can measure each lever on a
- * real worker process (VIGIL_FFMPEG_THREADS, VIGIL_FFMPEG_NICE, VIGIL_KEYFRAME_ONLY=0).
- */
-const ingestEnv = z
-  .object({
-    // One thread per decoder: 24 cameras already keep every core busy, and frame threads only add switching.
-    // Measured (4 clients of the 1080p RTSP fixture at fps=1, load ~13): every frame 155 → 97 ms CPU per
-    // stream-second; keyframes only 45 → 37 ms.
-    VIGIL_FFMPEG_THREADS: z.coerce.number().int().min(0).max(64).default(1),
-    // Not lowered by default: nice 10 showed no gain in bench/density.ts (8 cameras, keyframes only, load 6-8:
-    // slowest camera 0.40 inferences/s against 0.73 at nice 0; too noisy on the shared machine to say more).
-    VIGIL_FFMPEG_NICE: z.coerce.number().int().min(0).max(19).default(0),
-    VIGIL_KEYFRAME_ONLY: z.enum(["0", "1"]).default("1"),
-  })
-  .parse(process.env);
 
 export type SourceOptions = {
   url: string;
@@ -150,9 +133,9 @@ export class FfmpegSource {
       realtime: false,
       loop: false,
       maxFailures: Number.POSITIVE_INFINITY,
-      keyframeOnly: ingestEnv.VIGIL_KEYFRAME_ONLY === "1",
-      decoderThreads: ingestEnv.VIGIL_FFMPEG_THREADS,
-      nice: ingestEnv.VIGIL_FFMPEG_NICE,
+      keyframeOnly: true,
+      decoderThreads: 1,
+      nice: 0,
       ...opts,
     };
     this.handlers = handlers;
