@@ -4,9 +4,9 @@
 // frames and outputs live in slots of shared memory (see threaded.ts); messages only name the slot.
 import { parentPort, workerData } from "node:worker_threads";
 import { createBatcher } from "./batcher.ts";
-import { type DetectorOptions, loadModel } from "./session.ts";
+import { type DetectorOptions, type Frame, loadModel } from "./session.ts";
 
-type Slot = { input: Float32Array; output: Float32Array };
+type Slot = { input: Frame; output: Float32Array };
 type Request =
   | { id: number; op: "infer"; slot: number; buffers?: Slot }
   | { id: number; op: "raw"; batch: number }
