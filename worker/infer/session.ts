@@ -119,10 +119,10 @@ export function frameBuffer(input: InputForm, size: number, shared = false): Fra
 
 /** ffmpeg's letterboxed HWC RGB bytes → the model's input, into a reused buffer from frameBuffer. */
 export function frameInto(input: InputForm, rgb: Uint8Array, size: number, out: Frame): void {
-  if (input === "float-nchw") return hwcToChw(rgb, size, out as Float32Array);
-  if (rgb.length !== out.length)
+  if (input === "float-nchw") hwcToChw(rgb, size, out as Float32Array);
+  else if (rgb.length !== out.length)
     throw new Error(`frame has ${rgb.length} bytes, expected ${out.length} (${size}×${size} RGB)`);
-  (out as Uint8Array).set(rgb);
+  else (out as Uint8Array).set(rgb);
 }
 
 /**

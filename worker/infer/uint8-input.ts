@@ -34,7 +34,7 @@ function graphOf(model: Uint8Array): { modelFields: Field[]; graphField: Field; 
     throw new Error(`not an ONNX model: ${(err as Error).message}`);
   }
   const graphField = sub(modelFields, MODEL_GRAPH)[0];
-  if (!graphField || graphField.wire !== 2) throw new Error("not an ONNX model: no graph");
+  if (graphField?.wire !== 2) throw new Error("not an ONNX model: no graph");
   return { modelFields, graphField, graph: parseMessage(graphField.value as Uint8Array) };
 }
 
