@@ -40,6 +40,15 @@ export type DetectorOptions = {
    * true); false keeps the float model and converts frames in JS (chw.ts), for comparison.
    */
   preprocessInModel?: boolean;
+  /** onnxruntime's inter-op pool (used only with `parallel`); 0 is its default. */
+  interOpThreads?: number;
+  /** Run independent graph branches in parallel (onnxruntime's "parallel" execution mode) instead of in order. */
+  parallel?: boolean;
+  /**
+   * The model thread's nice value (threaded.ts), set before its session makes its pool threads, which inherit it.
+   * Below the process's own needs CAP_SYS_NICE (not a non-root pod's); a refusal is noted, not fatal.
+   */
+  nice?: number;
 };
 
 export type DetectOptions = { minScore: number; classFilter?: Uint8Array | null; iouThreshold?: number };
@@ -91,6 +100,8 @@ export type Detector = Omit<ModelInfo, "outputDims"> & {
   close(): Promise<void>;
   /** Whether the model can still run frames (a detector on its own thread: the thread alive and answering). */
   health?(): ModelHealth;
+  /** Why the model thread's nice value could not be set (DetectorOptions.nice), if it could not. */
+  readonly priorityNote?: string;
   /** Settles, with the reason, when the model can never run again (its thread ended). */
   readonly lost?: Promise<string>;
 };
@@ -400,6 +411,8 @@ async function createSession(
       const session = await ort.InferenceSession.create(bytes, {
         executionProviders: [p],
         intraOpNumThreads: opts.threads ?? 0,
+        interOpNumThreads: opts.interOpThreads ?? 0,
+        executionMode: opts.parallel ? "parallel" : "sequential",
         graphOptimizationLevel: "all",
         // onnxruntime's pool threads spin for a while after each run, waiting for more work. Measured on 2 cores
         // (YOLOv8n, one camera): spinning makes a frame ~5 % faster and costs ~10 % more CPU, CPU that a worker's

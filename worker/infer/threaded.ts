@@ -21,7 +21,7 @@ type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 
 export async function loadThreadedDetector(path: string, opts: DetectorOptions = {}): Promise<Detector> {
   const thread = new Worker(new URL("./detector-thread.ts", import.meta.url), { workerData: { path, opts } });
-  const info = await new Promise<ModelInfo>((resolve, reject) => {
+  const info = await new Promise<ModelInfo & { priorityNote?: string }>((resolve, reject) => {
     thread.once("message", (m) => (m.op === "ready" ? resolve(m) : reject(new ModelError(m.error))));
     thread.once("error", reject);
     thread.once("exit", (code) =>
@@ -80,6 +80,7 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
     classNames: info.classNames,
     input: info.input,
     inputNote: info.inputNote,
+    priorityNote: info.priorityNote,
     classFilter: (names) => classFilterOf(info.classNames, names),
     health: () => modelHealth({ dead: dead?.message, waiting: pending.size, quietSince }, Date.now()),
     lost: lost.promise,
