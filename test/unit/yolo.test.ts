@@ -135,7 +135,8 @@ describe("decodeYolov8", () => {
       for (let j = 0; j < 4; j++) t[j * m + i] = j < 2 ? 220 + 200 * rnd() : 40 + 100 * rnd();
       for (let c = 0; c < k; c++) {
         const r = rnd();
-        t[(4 + c) * m + i] = r < 0.002 ? Number.NaN : r < 0.04 ? [0.5, 0.75, 1][Math.floor(rnd() * 3)] : 0.1;
+        t[(4 + c) * m + i] =
+          r < 0.002 ? Number.NaN : r < 0.04 ? (([0.5, 0.75, 1] as const)[Math.floor(rnd() * 3)] as number) : 0.1;
       }
     }
     const d80 = [1, 4 + k, m];
