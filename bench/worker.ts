@@ -1,8 +1,15 @@
 // The worker's throughput against the model alone: raw onnxruntime fps (same model, same threads, same run),
 // then the whole pipeline (ffmpeg decode + letterbox → tensor → model → decode + NMS → tracker → rules →
-// Redis publish) on 1 and on N cameras reading vtest.avi, the motion gate's skip rate, latency and RSS.
+// Redis publish) on 1 and on N cameras reading vtest.avi, the motion gate's skip rate, latency and RSS. The model
+// takes uint8 frames (preprocessing inside it, worker/infer/uint8-input.ts), raw fps included; `float_path` is the
+// same on the float model fed by the JS conversion, for comparison. Model time idle is the bare session call alone;
+// under load, the mean model run during the N-camera pipeline.
+// Levers, by environment: BENCH_THREADS (intra-op), BENCH_INTER_OP, BENCH_PARALLEL=1, BENCH_SPIN=1,
+// BENCH_MODEL_NICE (the model thread's nice; below 0 needs root), BENCH_MAIN_NICE (the main thread's, inherited by
+// the ffmpeg children it spawns; needs no privilege), BENCH_FLOAT=0 (skip the float path), BENCH_BATCHED=0.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { Registry } from "prom-client";
@@ -10,8 +17,9 @@ import { cameraDetectionSpec } from "../operator/api/camera-detection.ts";
 import { ROOT } from "../test/setup/operator-env.ts";
 import { startRedis } from "../test/setup/services.ts";
 import { createCameraProcessor } from "../worker/camera.ts";
+import { setThreadNice } from "../worker/infer/priority.ts";
 import { schedulerForModel } from "../worker/infer/scheduler.ts";
-import type { Detector } from "../worker/infer/session.ts";
+import type { Detector, DetectorOptions } from "../worker/infer/session.ts";
 import { loadThreadedDetector } from "../worker/infer/threaded.ts";
 import { FfmpegSource } from "../worker/ingest/ffmpeg-source.ts";
 import { MESSAGE_VERSION } from "../worker/publish/messages.ts";
@@ -20,6 +28,14 @@ import { type Bus, createRedisBus } from "../worker/publish/redis-bus.ts";
 const FRAMES_PER_CAMERA = Number(process.env.BENCH_FRAMES ?? 150);
 const CAMERAS = Number(process.env.BENCH_CAMERAS ?? 4);
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
+const env = process.env;
+const OPTS: DetectorOptions = {
+  threads: THREADS,
+  ...(env.BENCH_INTER_OP ? { interOpThreads: Number(env.BENCH_INTER_OP) } : {}),
+  ...(env.BENCH_PARALLEL === "1" ? { parallel: true } : {}),
+  ...(env.BENCH_SPIN === "1" ? { spin: true } : {}),
+  ...(env.BENCH_MODEL_NICE ? { nice: Number(env.BENCH_MODEL_NICE) } : {}),
+};
 
 const VTEST = join(ROOT, ".cache", "fixtures", "vtest.avi");
 const STILL = join(ROOT, ".cache", "fixtures", "still.mkv");
@@ -66,13 +82,17 @@ const pct = (xs: number[], p: number) => {
 };
 const r2 = (v: number) => Math.round(v * 100) / 100;
 
-/** Frames per second of the bare session call, on batches of `batch` frames. */
-async function rawFps(detector: Detector, runs = 60, batch = 1): Promise<number> {
+/** Mean ms of the bare session call alone (nothing else running), on batches of `batch` frames. */
+async function rawMs(detector: Detector, runs = 60, batch = 1): Promise<number> {
   for (let i = 0; i < 5; i++) await detector.runRaw(batch);
   let total = 0;
   for (let i = 0; i < runs; i++) total += await detector.runRaw(batch);
-  return (1000 * batch) / (total / runs);
+  return total / runs;
 }
+/** Frames per second of the bare session call, on batches of `batch` frames. */
+const rawFps = async (detector: Detector, runs = 60, batch = 1) =>
+  (1000 * batch) / (await rawMs(detector, runs, batch));
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
 /** N cameras on one model through the real pipeline pieces; returns total processed fps and latencies. */
 async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGate: boolean, video = VTEST) {
@@ -95,6 +115,7 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
   });
   const scheduler = schedulerForModel(detector.maxBatch);
   const latencies: number[] = [];
+  const modelMs: number[] = [];
   let batched = 0;
   let processed = 0;
   let frames = 0;
@@ -143,6 +164,7 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
                 });
                 processed++;
                 batched += r.batch;
+                modelMs.push(r.inferenceMs);
                 latencies.push(performance.now() - arrived);
               },
             });
@@ -156,38 +178,59 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
   );
   await scheduler.idle();
   const seconds = (performance.now() - t0) / 1000;
-  return { fps: processed / seconds, frames, processed, skipped, latencies, meanBatch: batched / processed };
+  return {
+    fps: processed / seconds,
+    frames,
+    processed,
+    skipped,
+    latencies,
+    meanBatch: batched / processed,
+    modelMs: mean(modelMs),
+  };
 }
 
 export async function benchWorker() {
   execFileSync("bash", [join(ROOT, "hack", "fixtures.sh")], { stdio: "inherit" });
-  const detector = await loadThreadedDetector(join(ROOT, ".cache", "fixtures", "yolov8n.onnx"), { threads: THREADS });
+  const detector = await loadThreadedDetector(join(ROOT, ".cache", "fixtures", "yolov8n.onnx"), OPTS);
+  // After the model thread made its pool threads, so only this thread and the ffmpeg children it spawns get it.
+  const mainNiceNote = env.BENCH_MAIN_NICE ? setThreadNice(Number(env.BENCH_MAIN_NICE)) : undefined;
   const redis = await startRedis();
   const bus = createRedisBus(`redis://127.0.0.1:${redis.port}`, new Registry(), pino({ level: "silent" }));
   await new Promise((r) => setTimeout(r, 300));
   try {
-    const raw = await rawFps(detector);
+    const idleMs = await rawMs(detector);
+    const raw = 1000 / idleMs;
     const one = await pipeline(detector, bus, 1, false);
     const many = await pipeline(detector, bus, CAMERAS, false);
     const gated = await pipeline(detector, bus, 1, true);
     makeStillClip();
     const still = await pipeline(detector, bus, 1, true, STILL);
-    const rawAfter = await rawFps(detector); // the model's fps can drift (thermal, other load): bracket the runs
-    const rawFpsMean = (raw + rawAfter) / 2;
+    const idleMsAfter = await rawMs(detector); // the model's speed can drift (thermal, other load): bracket the runs
+    const rawFpsMean = (raw + 1000 / idleMsAfter) / 2;
+    const modelMsIdle = (idleMs + idleMsAfter) / 2;
     const rssMb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0) / 1024;
     await detector.close();
-    const batching = await batchedRun(bus);
+    const floatPath = env.BENCH_FLOAT === "0" ? undefined : await floatRun(bus);
+    const batching = env.BENCH_BATCHED === "0" ? undefined : await batchedRun(bus);
     return {
       bench: "worker",
       model: "yolov8n 640",
       provider: detector.provider,
+      input: detector.input,
       threads: THREADS,
+      options: { ...OPTS, mainNice: env.BENCH_MAIN_NICE ? Number(env.BENCH_MAIN_NICE) : undefined },
+      notes: [detector.inputNote, detector.priorityNote, mainNiceNote].filter(Boolean),
+      load_average_1m: r2(loadavg()[0] ?? 0),
       raw_fps: r2(rawFpsMean),
       pipeline_fps: r2(one.fps),
       ratio: r2(one.fps / rawFpsMean),
       cameras: CAMERAS,
       pipeline_fps_n_cameras: r2(many.fps),
       ratio_n_cameras: r2(many.fps / rawFpsMean),
+      model_ms_idle: r2(modelMsIdle),
+      model_ms_loaded_1_camera: r2(one.modelMs),
+      model_ms_loaded: r2(many.modelMs),
+      model_loaded_over_idle: r2(many.modelMs / modelMsIdle),
       latency_ms_p50: r2(pct(one.latencies, 50)),
       latency_ms_p95: r2(pct(one.latencies, 95)),
       latency_ms_p95_n_cameras: r2(pct(many.latencies, 95)),
@@ -195,8 +238,9 @@ export async function benchWorker() {
       motion_gate_skip_rate_still_scene: r2(still.skipped / Math.max(1, still.frames)),
       frames_per_camera: FRAMES_PER_CAMERA,
       worker_peak_rss_mb: r2(rssMb),
+      float_path: floatPath,
       batching,
-      goal: { ratio: 0.9 },
+      goal: { ratio: 0.9, model_loaded_over_idle: 1.3 },
     };
   } finally {
     await bus.close();
@@ -205,10 +249,35 @@ export async function benchWorker() {
   }
 }
 
+/** The float model fed by the JS conversion (chw.ts), as before preprocessing moved into the model. */
+async function floatRun(bus: Bus) {
+  const detector = await loadThreadedDetector(join(ROOT, ".cache", "fixtures", "yolov8n.onnx"), {
+    ...OPTS,
+    preprocessInModel: false,
+  });
+  try {
+    const idleMs = await rawMs(detector, 30);
+    const one = await pipeline(detector, bus, 1, false);
+    const many = await pipeline(detector, bus, CAMERAS, false);
+    const rawFpsF = (1000 / idleMs + (await rawFps(detector, 30))) / 2;
+    return {
+      input: detector.input,
+      raw_fps: r2(rawFpsF),
+      pipeline_fps: r2(one.fps),
+      ratio: r2(one.fps / rawFpsF),
+      pipeline_fps_n_cameras: r2(many.fps),
+      model_ms_idle: r2(idleMs),
+      model_ms_loaded: r2(many.modelMs),
+    };
+  } finally {
+    await detector.close();
+  }
+}
+
 /** The same N cameras on the model's dynamic-batch twin: raw fps at batch N, and the pipeline batching them. */
 async function batchedRun(bus: Bus) {
   const detector = await loadThreadedDetector(join(ROOT, ".cache", "fixtures", "yolov8n-dynamic.onnx"), {
-    threads: THREADS,
+    ...OPTS,
     maxBatch: CAMERAS,
   });
   try {
@@ -223,6 +292,7 @@ async function batchedRun(bus: Bus) {
       pipeline_fps_n_cameras: r2(many.fps),
       ratio_n_cameras: r2(many.fps / rawN),
       mean_batch: r2(many.meanBatch),
+      model_ms_loaded: r2(many.modelMs),
       latency_ms_p95_n_cameras: r2(pct(many.latencies, 95)),
     };
   } finally {

@@ -121,6 +121,40 @@ describe("decodeYolov8", () => {
     expect(only0.score[0]).toBeCloseTo(0.6, 6);
   });
 
+  it("with few classes wanted, keeps exactly what the full arg-max then the filter keep, ties and NaNs included", () => {
+    // 80 classes; each anchor has a few high scores on a coarse grid, so ties between classes are common; some NaNs.
+    const k = 80;
+    const m = 4000;
+    const t = new Float32Array((4 + k) * m);
+    let seed = 7;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < 4; j++) t[j * m + i] = j < 2 ? 220 + 200 * rnd() : 40 + 100 * rnd();
+      for (let c = 0; c < k; c++) {
+        const r = rnd();
+        t[(4 + c) * m + i] =
+          r < 0.002 ? Number.NaN : r < 0.04 ? (([0.5, 0.75, 1] as const)[Math.floor(rnd() * 3)] as number) : 0.1;
+      }
+    }
+    const d80 = [1, 4 + k, m];
+    for (const keep of [[0], [0, 2, 5], [79]]) {
+      const filter = new Uint8Array(k);
+      for (const c of keep) filter[c] = 1;
+      const fast = decodeYolov8(t, d80, { minScore: 0.5, classFilter: filter }, LB, SRC_W, SRC_H);
+      const all = decodeYolov8(t, d80, { minScore: 0.5 }, LB, SRC_W, SRC_H);
+      const want = Array.from({ length: all.length }, (_, i) => i).filter((i) =>
+        keep.includes(all.classId[i] as number),
+      );
+      expect(fast.length).toBeGreaterThan(5);
+      expect(Array.from(fast.classId)).toEqual(want.map((i) => all.classId[i]));
+      expect(Array.from(fast.score)).toEqual(want.map((i) => all.score[i]));
+      expect(Array.from(fast.xyxy)).toEqual(want.flatMap((i) => Array.from(all.xyxy.subarray(i * 4, i * 4 + 4))));
+    }
+  });
+
   it("returns empty Detections when nothing passes", () => {
     const d = decodeYolov8(tensor, dims, { minScore: 0.99 }, LB, SRC_W, SRC_H);
     expect(d.length).toBe(0);

@@ -4,9 +4,10 @@
 // frames and outputs live in slots of shared memory (see threaded.ts); messages only name the slot.
 import { parentPort, workerData } from "node:worker_threads";
 import { createBatcher } from "./batcher.ts";
-import { type DetectorOptions, loadModel } from "./session.ts";
+import { setThreadNice } from "./priority.ts";
+import { type DetectorOptions, type Frame, loadModel } from "./session.ts";
 
-type Slot = { input: Float32Array; output: Float32Array };
+type Slot = { input: Frame; output: Float32Array };
 type Request =
   | { id: number; op: "infer"; slot: number; buffers?: Slot }
   | { id: number; op: "raw"; batch: number }
@@ -17,9 +18,10 @@ if (!port) throw new Error("detector-thread.ts runs as a worker thread");
 const { path, opts } = workerData as { path: string; opts: DetectorOptions };
 
 try {
+  const priorityNote = opts.nice === undefined ? undefined : setThreadNice(opts.nice);
   const model = await loadModel(path, opts);
   const { infer: _, runRaw: __, close: ___, ...info } = model;
-  port.postMessage({ op: "ready", ...info, classNames: [...info.classNames] });
+  port.postMessage({ op: "ready", ...info, classNames: [...info.classNames], priorityNote });
   const slots = new Map<number, Slot>();
   // Frames that arrive while the model runs wait here and go in together when it has a dynamic batch axis.
   const batcher = createBatcher(

@@ -1,16 +1,22 @@
 // The model at the I/O edge: loads a YOLO ONNX file into onnxruntime-node, picks the best execution provider
 // that really works (TensorRT → CUDA → CPU, as the pool asks), checks the model's shapes up front and turns a
-// letterboxed frame into Detections in source pixels.
+// letterboxed frame into Detections in source pixels. A float model is given a uint8 input at load (uint8-input.ts),
+// so ffmpeg's bytes go in as they are; the float path (chw.ts) stays for a model that cannot be rewritten.
 
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import ort from "onnxruntime-node";
 import { COCO_CLASSES, type Detections } from "../detections.ts";
 import { createBatcher } from "./batcher.ts";
+import { hwcToChw } from "./chw.ts";
 import { letterboxParams } from "./letterbox.ts";
 import type { ModelHealth } from "./model-health.ts";
 import { nms } from "./nms.ts";
+import { type InputForm, modelInput, prependPreprocessing, verifyUint8Input } from "./uint8-input.ts";
 import { decodeYolov5, decodeYolov8, detectHead, type YoloHead } from "./yolo.ts";
+
+export { hwcToChw } from "./chw.ts";
+export type { InputForm } from "./uint8-input.ts";
 
 export type Provider = "tensorrt" | "cuda" | "cpu";
 
@@ -29,6 +35,20 @@ export type DetectorOptions = {
   maxBatch?: number;
   /** How long a run may wait for a full batch (batcher.ts); 0 runs at once. */
   maxBatchDelayMs?: number;
+  /**
+   * Give a float [N, 3, S, S] model a uint8 [N, S, S, 3] input at load, the scaling inside the model (default
+   * true); false keeps the float model and converts frames in JS (chw.ts), for comparison.
+   */
+  preprocessInModel?: boolean;
+  /** onnxruntime's inter-op pool (used only with `parallel`); 0 is its default. */
+  interOpThreads?: number;
+  /** Run independent graph branches in parallel (onnxruntime's "parallel" execution mode) instead of in order. */
+  parallel?: boolean;
+  /**
+   * The model thread's nice value (threaded.ts), set before its session makes its pool threads, which inherit it.
+   * Below the process's own needs CAP_SYS_NICE (not a non-root pod's); a refusal is noted, not fatal.
+   */
+  nice?: number;
 };
 
 export type DetectOptions = { minScore: number; classFilter?: Uint8Array | null; iouThreshold?: number };
@@ -47,16 +67,23 @@ export type ModelInfo = {
   readonly batchNote: string | undefined;
   /** One frame's output shape, [1, a, b]. */
   readonly outputDims: readonly number[];
+  /** What a frame is fed as: ffmpeg's HWC bytes as they are, or CHW floats / 255 (chw.ts). */
+  readonly input: InputForm;
+  /** Why a float model's frames are converted in JS rather than inside the model, if they are. */
+  readonly inputNote: string | undefined;
 };
 
-/** The session alone: CHW float frames in (see hwcToChw), raw YOLO outputs out. */
+/** A frame as the model takes it: HWC bytes for "uint8-nhwc", CHW floats for "float-nchw" (see frameInto). */
+export type Frame = Uint8Array | Float32Array;
+
+/** The session alone: frames in (see frameInto), raw YOLO outputs out. */
 export type Model = ModelInfo & {
   /**
    * One model run over frames.length ≤ maxBatch frames; outputs[k] belongs to frames[k]. With `into`, the outputs
    * are written there (and returned), else each owns a fresh buffer.
    */
   infer(
-    frames: readonly Float32Array[],
+    frames: readonly Frame[],
     into?: readonly Float32Array[],
   ): Promise<{ outputs: Float32Array[]; inferenceMs: number }>;
   /** The raw session call alone on a batch of frames (default 1, at most maxBatch), for benchmarks. */
@@ -73,6 +100,8 @@ export type Detector = Omit<ModelInfo, "outputDims"> & {
   close(): Promise<void>;
   /** Whether the model can still run frames (a detector on its own thread: the thread alive and answering). */
   health?(): ModelHealth;
+  /** Why the model thread's nice value could not be set (DetectorOptions.nice), if it could not. */
+  readonly priorityNote?: string;
   /** Settles, with the reason, when the model can never run again (its thread ended). */
   readonly lost?: Promise<string>;
 };
@@ -92,18 +121,38 @@ export function classFilterOf(classNames: readonly string[], names: readonly str
   return f;
 }
 
-// A table instead of a division per byte: 1.2M bytes per 640² frame, about twice as fast (measured).
-const UNIT = Float32Array.from({ length: 256 }, (_, i) => i / 255);
+/** A new buffer for one frame in the model's input form. */
+export function frameBuffer(input: InputForm, size: number, shared = false): Frame {
+  const n = 3 * size * size;
+  if (input === "uint8-nhwc") return shared ? new Uint8Array(new SharedArrayBuffer(n)) : new Uint8Array(n);
+  return shared ? new Float32Array(new SharedArrayBuffer(4 * n)) : new Float32Array(n);
+}
 
-/** HWC uint8 RGB (already letterboxed by ffmpeg) → CHW float32 / 255, into a reused buffer. */
-export function hwcToChw(rgb: Uint8Array, size: number, out: Float32Array): void {
-  const plane = size * size;
-  if (rgb.length !== plane * 3)
-    throw new Error(`frame has ${rgb.length} bytes, expected ${plane * 3} (${size}×${size} RGB)`);
-  for (let i = 0, p = 0; i < plane; i++, p += 3) {
-    out[i] = UNIT[rgb[p] as number] as number;
-    out[plane + i] = UNIT[rgb[p + 1] as number] as number;
-    out[2 * plane + i] = UNIT[rgb[p + 2] as number] as number;
+/** ffmpeg's letterboxed HWC RGB bytes → the model's input, into a reused buffer from frameBuffer. */
+export function frameInto(input: InputForm, rgb: Uint8Array, size: number, out: Frame): void {
+  if (input === "float-nchw") hwcToChw(rgb, size, out as Float32Array);
+  else if (rgb.length !== out.length)
+    throw new Error(`frame has ${rgb.length} bytes, expected ${out.length} (${size}×${size} RGB)`);
+  else (out as Uint8Array).set(rgb);
+}
+
+/**
+ * The bytes to load and what was done to them: a float model rewritten to take uint8 (unless opts say not to), or
+ * the model as it is, with the reason it was not rewritten.
+ */
+function withUint8Input(bytes: Uint8Array, opts: DetectorOptions): { bytes: Uint8Array; note?: string } {
+  let found: ReturnType<typeof modelInput>;
+  try {
+    found = modelInput(bytes);
+  } catch {
+    return { bytes }; // onnxruntime says what is wrong with it
+  }
+  if (found.form !== "float-nchw") return { bytes };
+  if (opts.preprocessInModel === false) return { bytes, note: "preprocessing in JS (preprocessInModel: false)" };
+  try {
+    return { bytes: prependPreprocessing(bytes) };
+  } catch (err) {
+    return { bytes, note: `preprocessing in JS: the model could not be given a uint8 input (${firstLine(err)})` };
   }
 }
 
@@ -124,27 +173,29 @@ export async function loadModel(path: string, opts: DetectorOptions = {}): Promi
   const available = new Set(ort.listSupportedBackends().map((b) => b.name));
   let session: ort.InferenceSession | undefined;
   let provider: Provider = "cpu";
-  const providerNotes: string[] = [];
-  for (const p of [...wanted, "cpu" as const]) {
-    if (p !== "cpu" && !available.has(p)) {
-      providerNotes.push(`${p}: not in this onnxruntime build`);
+  let providerNotes: string[] = [];
+  const rewrite = withUint8Input(bytes, opts);
+  let inputNote = rewrite.note;
+  let loaded = rewrite.bytes;
+  for (let attempt = 0; attempt < 2 && !session; attempt++) {
+    providerNotes = [];
+    try {
+      ({ session, provider } = await createSession(loaded, wanted, available, opts, providerNotes));
+    } catch (err) {
+      if (loaded === bytes) throw new ModelError(`model ${path}: ${(err as Error).message}`);
+      inputNote = `preprocessing in JS: the model with a uint8 input does not load (${firstLine(err)})`;
+      loaded = bytes;
       continue;
     }
+    if (loaded === bytes) break;
+    // The rewritten model must give the float model's outputs on the same frame, or the float model is used.
     try {
-      session = await ort.InferenceSession.create(bytes, {
-        executionProviders: [p],
-        intraOpNumThreads: opts.threads ?? 0,
-        graphOptimizationLevel: "all",
-        // onnxruntime's pool threads spin for a while after each run, waiting for more work. Measured on 2 cores
-        // (YOLOv8n, one camera): spinning makes a frame ~5 % faster and costs ~10 % more CPU, CPU that a worker's
-        // other cameras need for decoding. Off by default; `spin` turns it back on.
-        ...(opts.spin ? {} : { extra: { session: { intra_op: { allow_spinning: "0" } } } }),
-      });
-      provider = p;
-      break;
+      await verifyUint8Input(bytes, session, { threads: opts.threads });
     } catch (err) {
-      if (p === "cpu") throw new ModelError(`model ${path}: not a loadable ONNX model (${firstLine(err)})`);
-      providerNotes.push(`${p}: ${firstLine(err)}`);
+      inputNote = `preprocessing in JS: the model with a uint8 input gives other outputs (${firstLine(err)})`;
+      await session.release();
+      session = undefined;
+      loaded = bytes;
     }
   }
   if (!session) throw new ModelError(`model ${path}: no execution provider could load it`);
@@ -152,18 +203,21 @@ export async function loadModel(path: string, opts: DetectorOptions = {}): Promi
   const s = session;
   const inputName = s.inputNames[0];
   const outputName = s.outputNames[0];
-  const meta = (s as unknown as { inputMetadata?: { shape?: readonly (number | string)[] }[] }).inputMetadata?.[0];
+  const meta = (s as unknown as { inputMetadata?: { type?: string; shape?: readonly (number | string)[] }[] })
+    .inputMetadata?.[0];
   const shape = meta?.shape ?? [];
-  const side = shape[3];
-  if (
-    !inputName ||
-    !outputName ||
-    shape.length !== 4 ||
-    shape[1] !== 3 ||
-    typeof side !== "number" ||
-    shape[2] !== side
-  )
-    throw new ModelError(`model ${path}: input must be [batch, 3, S, S] (a square image), got [${shape.join(", ")}]`);
+  // A model may come with a uint8 HWC input already (ours, written by hack/onnx/uint8-input.ts, or the user's).
+  const input: InputForm = meta?.type === "uint8" ? "uint8-nhwc" : "float-nchw";
+  const [channels, side, other] =
+    input === "uint8-nhwc" ? [shape[3], shape[1], shape[2]] : [shape[1], shape[3], shape[2]];
+  if (!inputName || !outputName || shape.length !== 4 || channels !== 3 || typeof side !== "number" || other !== side)
+    throw new ModelError(
+      input === "uint8-nhwc"
+        ? `model ${path}: a uint8 input must be [batch, S, S, 3] (a square image), got [${shape.join(", ")}]`
+        : `model ${path}: input must be [batch, 3, S, S] (a square image), got [${shape.join(", ")}]`,
+    );
+  if (meta?.type && meta.type !== "uint8" && meta.type !== "float32")
+    throw new ModelError(`model ${path}: input must be float32 (or uint8 HWC), got ${meta.type}`);
   const size = side;
   if (opts.inputSize && opts.inputSize !== size)
     throw new ModelError(
@@ -176,16 +230,20 @@ export async function loadModel(path: string, opts: DetectorOptions = {}): Promi
     throw new ModelError(`model ${path}: its batch is fixed at ${shape[0]}; export it with batch 1 or a dynamic batch`);
 
   // Input tensors per batch size, over one reused buffer: the session reads the frames where we wrote them.
-  let input = new Float32Array(chw);
+  const dims = (n: number) => (input === "uint8-nhwc" ? [n, size, size, 3] : [n, 3, size, size]);
+  const tensorOf = (data: Frame, n: number) =>
+    data instanceof Uint8Array ? new ort.Tensor("uint8", data, dims(n)) : new ort.Tensor("float32", data, dims(n));
+  const grow = (n: number): Frame => (input === "uint8-nhwc" ? new Uint8Array(n * chw) : new Float32Array(n * chw));
+  let batchInput = grow(1);
   const tensors = new Map<number, ort.Tensor>();
   const tensorFor = (n: number) => {
     let t = tensors.get(n);
     if (!t) {
-      if (input.length < n * chw) {
-        input = new Float32Array(n * chw);
+      if (batchInput.length < n * chw) {
+        batchInput = grow(n);
         tensors.clear();
       }
-      t = new ort.Tensor("float32", input.subarray(0, n * chw), [n, 3, size, size]);
+      t = tensorOf(batchInput.subarray(0, n * chw), n);
       tensors.set(n, t);
     }
     return t;
@@ -243,16 +301,21 @@ export async function loadModel(path: string, opts: DetectorOptions = {}): Promi
     outputDims,
     providerNote: providerNotes.length ? providerNotes.join("; ") : undefined,
     batchNote,
+    input,
+    inputNote,
     async infer(frames, into) {
       if (frames.length < 1 || frames.length > maxBatch)
         throw new Error(`a batch of ${frames.length} frames; this model takes 1 to ${maxBatch}`);
       if (into && into.length !== frames.length) throw new Error("one output buffer per frame");
       let tensor: ort.Tensor;
-      if (frames.length === 1) tensor = new ort.Tensor("float32", frames[0] as Float32Array, [1, 3, size, size]);
+      for (const f of frames)
+        if (f.length !== chw || f instanceof Uint8Array !== (input === "uint8-nhwc"))
+          throw new Error(`a frame of ${f.length} ${f.constructor.name} values; this model takes ${chw} (${input})`);
+      if (frames.length === 1) tensor = tensorOf(frames[0] as Frame, 1);
       else {
         tensor = tensorFor(frames.length); // first: it may grow the input buffer
         frames.forEach((f, k) => {
-          input.set(f, k * chw);
+          batchInput.set(f as Uint8Array & Float32Array, k * chw);
         });
       }
       // A single frame's output goes straight into its buffer (a pre-allocated fetch); a batch's is copied apart.
@@ -311,15 +374,15 @@ export function detectionsOf(
 /** The model in this thread, with dynamic batching of concurrent calls. */
 export async function loadDetector(path: string, opts: DetectorOptions = {}): Promise<Detector> {
   const model = await loadModel(path, opts);
-  const batcher = createBatcher(model.maxBatch, (frames: Float32Array[]) => model.infer(frames).then(spread));
+  const batcher = createBatcher(model.maxBatch, (frames: Frame[]) => model.infer(frames).then(spread));
   const { outputDims: _, infer: __, ...info } = model;
   return {
     ...info,
     classFilter: (names) => classFilterOf(model.classNames, names),
     async detect(rgb, srcW, srcH, o) {
-      const chw = new Float32Array(3 * model.size * model.size);
-      hwcToChw(rgb, model.size, chw);
-      const r = await batcher.submit(chw);
+      const frame = frameBuffer(model.input, model.size);
+      frameInto(model.input, rgb, model.size, frame);
+      const r = await batcher.submit(frame);
       return { detections: detectionsOf(model, r.output, srcW, srcH, o), inferenceMs: r.inferenceMs, batch: r.batch };
     },
   };
@@ -330,3 +393,37 @@ const spread = (r: { outputs: Float32Array[]; inferenceMs: number }) =>
   r.outputs.map((output) => ({ output, inferenceMs: r.inferenceMs, batch: r.outputs.length }));
 
 const firstLine = (err: unknown) => String(err instanceof Error ? err.message : err).split("\n")[0];
+
+/** Loads the session on the first of the wanted providers that works, CPU last; notes why others were skipped. */
+async function createSession(
+  bytes: Uint8Array,
+  wanted: readonly Provider[],
+  available: Set<string>,
+  opts: DetectorOptions,
+  providerNotes: string[],
+): Promise<{ session: ort.InferenceSession; provider: Provider }> {
+  for (const p of [...wanted, "cpu" as const]) {
+    if (p !== "cpu" && !available.has(p)) {
+      providerNotes.push(`${p}: not in this onnxruntime build`);
+      continue;
+    }
+    try {
+      const session = await ort.InferenceSession.create(bytes, {
+        executionProviders: [p],
+        intraOpNumThreads: opts.threads ?? 0,
+        interOpNumThreads: opts.interOpThreads ?? 0,
+        executionMode: opts.parallel ? "parallel" : "sequential",
+        graphOptimizationLevel: "all",
+        // onnxruntime's pool threads spin for a while after each run, waiting for more work. Measured on 2 cores
+        // (YOLOv8n, one camera): spinning makes a frame ~5 % faster and costs ~10 % more CPU, CPU that a worker's
+        // other cameras need for decoding. Off by default; `spin` turns it back on.
+        ...(opts.spin ? {} : { extra: { session: { intra_op: { allow_spinning: "0" } } } }),
+      });
+      return { session, provider: p };
+    } catch (err) {
+      if (p === "cpu") throw new Error(`not a loadable ONNX model (${firstLine(err)})`);
+      providerNotes.push(`${p}: ${firstLine(err)}`);
+    }
+  }
+  throw new Error("no execution provider could load it");
+}

