@@ -21,6 +21,7 @@ import {
   DEFAULT_MARGINS,
   newestStretch,
   planClip,
+  shortenedPreRoll,
   type WallSegment,
 } from "./window.ts";
 
@@ -37,6 +38,11 @@ export class ClipError extends Error {
 }
 
 export type ClipRequest = { key: string; cameraId: string; eventMs: number; preSeconds: number; postSeconds: number };
+/**
+ * A stored clip: where it starts on the wall clock, how long it is, and the pre-roll it holds (the one asked for,
+ * or less for an alarm in the camera's first seconds: window.ts shortenedPreRoll).
+ */
+export type ClipMade = { startMs: number; durationS: number; preSeconds: number };
 
 export type ClipServiceOptions = {
   store: ClipStore;
@@ -83,7 +89,7 @@ export type RecorderStatus = {
 export type ClipService = {
   addCamera(id: string, source: CameraSource): void;
   removeCamera(id: string): void;
-  requestClip(req: ClipRequest): Promise<{ startMs: number; durationS: number }>;
+  requestClip(req: ClipRequest): Promise<ClipMade>;
   stop(): Promise<void>;
   /** The camera's recorder, for health and tests; undefined when the camera is not recorded. */
   status(id: string): RecorderStatus | undefined;
@@ -92,10 +98,12 @@ export type ClipService = {
 type Pending = {
   req: ClipRequest;
   window: ClipWindow;
+  /** The pre-roll the cut must hold: the request's, until the window is shortened to the recording's start. */
+  preSeconds: number;
   deadlineMs: number;
   timer: NodeJS.Timeout | undefined;
   cutting: boolean;
-  resolve: (v: { startMs: number; durationS: number }) => void;
+  resolve: (v: ClipMade) => void;
   reject: (e: ClipError) => void;
 };
 
@@ -143,6 +151,16 @@ export function createClipService(opts: ClipServiceOptions): ClipService {
         registers: [opts.registry],
       }),
   );
+  const shortPreRolls = metric(
+    opts.registry,
+    "vigil_alarm_clip_pre_roll_shortened_total",
+    () =>
+      new Counter({
+        name: "vigil_alarm_clip_pre_roll_shortened_total",
+        help: "Replay clips cut with less pre-roll than asked, since the camera's recording began after t − pre",
+        registers: [opts.registry],
+      }),
+  );
   const clips = metric(
     opts.registry,
     "vigil_alarm_clips_total",
@@ -175,12 +193,7 @@ export function createClipService(opts: ClipServiceOptions): ClipService {
   let instance = 0;
   let stopped = false;
 
-  const settle = (
-    cam: Camera | undefined,
-    p: Pending,
-    err: ClipError | undefined,
-    value?: { startMs: number; durationS: number },
-  ) => {
+  const settle = (cam: Camera | undefined, p: Pending, err: ClipError | undefined, value?: ClipMade) => {
     cam?.pending.delete(p);
     clearTimeout(p.timer);
     clips.inc({ result: err ? err.result : "ok" });
@@ -196,7 +209,17 @@ export function createClipService(opts: ClipServiceOptions): ClipService {
     const now = Date.now();
     for (const p of [...cam.pending]) {
       if (p.cutting) continue;
-      const plan = planClip(segments, p.window);
+      let plan = planClip(segments, p.window);
+      if (plan.kind === "gone") {
+        // An alarm in the camera's first seconds: cut from where the recording began, with the pre-roll it has.
+        const short = shortenedPreRoll(p.req, cam.recorder.recordingBeganMs(segments), margins);
+        const again = short && planClip(segments, short.window);
+        if (short && again && again.kind !== "wait") {
+          plan = again;
+          p.window = short.window;
+          p.preSeconds = short.preSeconds;
+        }
+      }
       if (plan.kind === "ready") {
         p.cutting = true;
         clearTimeout(p.timer);
@@ -263,7 +286,7 @@ export function createClipService(opts: ClipServiceOptions): ClipService {
         inS,
         outS,
         outFile: out,
-        minDurationS: req.preSeconds + req.postSeconds,
+        minDurationS: p.preSeconds + req.postSeconds,
         ffmpegPath: opts.ffmpegPath,
         ffprobePath: opts.ffprobePath,
       }).catch((err: Error) => {
@@ -273,7 +296,7 @@ export function createClipService(opts: ClipServiceOptions): ClipService {
       const startMs = Math.round(head.startMs + r.startOffsetS * 1000);
       const endMs = startMs + r.durationS * 1000;
       // In the recorder's wall clock, the clip must hold the whole requested window, not only be long enough.
-      if (startMs > req.eventMs - req.preSeconds * 1000 || endMs < req.eventMs + req.postSeconds * 1000)
+      if (startMs > req.eventMs - p.preSeconds * 1000 || endMs < req.eventMs + req.postSeconds * 1000)
         throw new ClipError(
           "failed",
           `clip ${req.key}: the cut clip spans ${new Date(startMs).toISOString()} + ${r.durationS} s, not the whole window`,
@@ -285,11 +308,22 @@ export function createClipService(opts: ClipServiceOptions): ClipService {
         throw new ClipError("failed", `clip ${req.key}: the clip store refused it: ${err.message}`);
       });
       lag.observe(Math.max(0, (Date.now() - (req.eventMs + req.postSeconds * 1000)) / 1000));
+      const shortened = p.preSeconds < req.preSeconds;
+      if (shortened) shortPreRolls.inc();
       log.info(
-        { camera: req.cameraId, key: req.key, startMs, durationS: r.durationS, codec: r.codec },
-        "replay clip stored",
+        {
+          camera: req.cameraId,
+          key: req.key,
+          startMs,
+          durationS: r.durationS,
+          codec: r.codec,
+          ...(shortened ? { preSeconds: p.preSeconds, askedPreSeconds: req.preSeconds } : {}),
+        },
+        shortened
+          ? "replay clip stored, its pre-roll shortened: the recording began after t − pre"
+          : "replay clip stored",
       );
-      settle(cam, p, undefined, { startMs, durationS: r.durationS });
+      settle(cam, p, undefined, { startMs, durationS: r.durationS, preSeconds: p.preSeconds });
     } catch (err) {
       settle(
         cam,
@@ -320,7 +354,7 @@ export function createClipService(opts: ClipServiceOptions): ClipService {
     stopping.add(done);
   }
 
-  async function request(req: ClipRequest): Promise<{ startMs: number; durationS: number }> {
+  async function request(req: ClipRequest): Promise<ClipMade> {
     const cam = cameras.get(req.cameraId);
     const fail = (result: ClipResult, message: string) => {
       clips.inc({ result });
@@ -352,6 +386,7 @@ export function createClipService(opts: ClipServiceOptions): ClipService {
       const p: Pending = {
         req,
         window,
+        preSeconds: req.preSeconds,
         deadlineMs: req.eventMs + req.postSeconds * 1000 + waitMs,
         timer: undefined,
         cutting: false,
@@ -365,7 +400,7 @@ export function createClipService(opts: ClipServiceOptions): ClipService {
     });
   }
 
-  const byKey = new Map<string, Promise<{ startMs: number; durationS: number }>>();
+  const byKey = new Map<string, Promise<ClipMade>>();
 
   return {
     addCamera(id, source) {

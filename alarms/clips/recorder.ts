@@ -97,6 +97,8 @@ export class Recorder {
   private readonly secrets: string[];
   private readonly file: boolean;
   private segs: RecordedSegment[] = [];
+  /** The first segment this recorder ever listed: where the camera's recording began. */
+  private firstPath: string | undefined;
   private current: Run | undefined;
   private runNo = 0;
   private failures = 0;
@@ -156,6 +158,14 @@ export class Recorder {
   /** Finished segments placed on the wall clock (those of runs whose clock has settled). */
   wallSegments(): WallSegment[] {
     return toWall(this.segs);
+  }
+
+  /**
+   * Where the camera's recording began on the wall clock, while the first segment it made is still in the buffer
+   * and placed (among `wall`, this recorder's wallSegments()); undefined once it was pruned, or before it settles.
+   */
+  recordingBeganMs(wall: readonly WallSegment[]): number | undefined {
+    return this.firstPath === undefined ? undefined : wall.find((s) => s.path === this.firstPath)?.startMs;
   }
 
   async stop(): Promise<void> {
@@ -370,7 +380,9 @@ export class Recorder {
     for (const e of parsed.entries) {
       const trusted = trustedObservation(r.lastObservedMs, e, observedMs);
       r.lastObservedMs = observedMs;
-      this.segs.push({ ...e, run: r.run, path: join(this.opts.dir, e.file), observedMs, trusted });
+      const path = join(this.opts.dir, e.file);
+      this.firstPath ??= path;
+      this.segs.push({ ...e, run: r.run, path, observedMs, trusted });
       r.produced++;
     }
     this.failures = 0;

@@ -93,6 +93,30 @@ export function clipWindow(req: ClipRequestTimes, m: ClipMargins = DEFAULT_MARGI
   };
 }
 
+/**
+ * The window of an alarm in a camera's first seconds, whose pre-roll reaches back before the recording began: the
+ * clip starts where the recording does, with the pre-roll it really has, instead of no clip at all ("gone"), as
+ * an NVR shows what it has. Only when nothing was lost: `recordingBeganMs` is the start of the first segment the
+ * recorder ever made, known while that segment is still in the buffer (a window the buffer has dropped stays gone,
+ * and one across a restart stays a gap, planClip). And only when the recording began at least startMarginMs before
+ * t, the margin that covers the decoder's lag behind the recorder, so the event's own frame is in the clip. The
+ * shortened pre-roll keeps that margin: pre' = t − margin − began, so the cut window is [t − pre' − margin, t + post +
+ * margin], the same shape as clipWindow's.
+ */
+export function shortenedPreRoll(
+  req: ClipRequestTimes,
+  recordingBeganMs: number | undefined,
+  m: ClipMargins = DEFAULT_MARGINS,
+): { preSeconds: number; window: ClipWindow } | undefined {
+  if (recordingBeganMs === undefined) return undefined;
+  const w = clipWindow(req, m);
+  if (recordingBeganMs <= w.fromMs) return undefined;
+  const preMs = req.eventMs - m.startMarginMs - recordingBeganMs;
+  if (preMs < 0) return undefined;
+  // Rounded down to 0.1 s: a hair shorter than the recording holds, never longer.
+  return { preSeconds: Math.floor(preMs / 100) / 10, window: { fromMs: recordingBeganMs, toMs: w.toMs } };
+}
+
 /** The durations a correct clip may have: never under pre + post; over it by at most a GOP, the margins and a frame. */
 export function clipDurationBounds(
   req: Pick<ClipRequestTimes, "preSeconds" | "postSeconds">,

@@ -204,6 +204,37 @@ describe("replay clips", () => {
     measured.push(`file 2+2 s → ${probe.durationS} s, lag ${Date.now() - (t + 2000)} ms`);
   });
 
+  it("cuts an alarm in a camera's first seconds from where its recording began, with the pre-roll it has", async () => {
+    const cam = "default/early";
+    clips.addCamera(cam, { url: `file://${join(FIXTURES, "vtest.avi")}`, realtimeFile: true });
+    try {
+      // An event ~2.5 s after the recording began that asks for 6 s before it: without the shortening, "gone".
+      const began = await waitFor(
+        "the new camera's recording settles",
+        async () => clips.status(cam)?.coveredFromMs,
+        30_000,
+      );
+      await waitFor("2.5 s of recording", async () => Date.now() - began >= 2500, 10_000);
+      const t = Date.now();
+      const key = "default/early/entered_4_early.mp4";
+      const r = await clips.requestClip({ key, cameraId: cam, eventMs: t, preSeconds: 6, postSeconds: 2 });
+      expect(r.preSeconds).toBeGreaterThan(0);
+      expect(r.preSeconds).toBeLessThan(6);
+      expect(r.preSeconds).toBeLessThanOrEqual((t - DEFAULT_MARGINS.startMarginMs - began) / 1000);
+      expect(r.startMs).toBeLessThanOrEqual(t - r.preSeconds * 1000);
+      const probe = await probeClip(join(storeDir, key));
+      expect(probe.codec).toBe("h264");
+      const { minS, maxS } = clipDurationBounds({ preSeconds: r.preSeconds, postSeconds: 2 }, 1, FRAME_S);
+      expect(probe.durationS).toBeGreaterThanOrEqual(minS);
+      expect(probe.durationS).toBeLessThanOrEqual(maxS + 0.001);
+      expect(metricValue(await metrics(), "vigil_alarm_clip_pre_roll_shortened_total")).toBe(1);
+      expect(logs.some((l) => /pre-roll shortened/.test(l) && l.includes(key))).toBe(true);
+      measured.push(`early 6+2 s, recording ${t - began} ms old → pre-roll ${r.preSeconds} s, ${probe.durationS} s`);
+    } finally {
+      clips.removeCamera(cam);
+    }
+  });
+
   it("restarts a recorder killed with SIGKILL, losing only the open segment; a later clip works", async () => {
     const before = clips.status(RTSP_CAM)!;
     expect(before.state).toBe("recording");
@@ -292,12 +323,12 @@ describe("replay clips", () => {
 
   it("counts results and lag, keeps credentials out of every log line, and cleans its scratch on stop", async () => {
     const text = await metrics();
-    expect(metricValue(text, "vigil_alarm_clips_total", 'result="ok"')).toBe(3);
+    expect(metricValue(text, "vigil_alarm_clips_total", 'result="ok"')).toBe(4);
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="gap"')).toBe(1);
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="gone"')).toBe(1);
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="not_recorded"')).toBe(1);
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="invalid"')).toBe(1);
-    expect(metricValue(text, "vigil_alarm_clip_lag_seconds_count")).toBe(3);
+    expect(metricValue(text, "vigil_alarm_clip_lag_seconds_count")).toBe(4);
     const all = logs.join("");
     expect(all).toContain("rtsp://***@127.0.0.1"); // the recorder's argv is logged, redacted
     expect(all).not.toContain(PASSWORD);

@@ -7,6 +7,7 @@ import {
   keyframeAtOrBefore,
   newestStretch,
   planClip,
+  shortenedPreRoll,
   toWall,
   trustedObservation,
   type WallSegment,
@@ -130,6 +131,31 @@ describe("the clip window", () => {
     const plan = planClip(run(5, { from: 10 }), { fromMs: T0 + 9999, toMs: T0 + 14_000 });
     expect(plan.kind).toBe("gone");
     expect(plan.kind === "gone" && plan.reason).toMatch(/buffer no longer covers the window start/);
+  });
+
+  it("cuts an alarm in the camera's first seconds from where the recording began, with the pre-roll it has", () => {
+    const m = { startMarginMs: 1000, endMarginMs: 500 };
+    // Recording began at T0; the event 3.5 s later asks for 10 s of pre-roll.
+    const req = { eventMs: T0 + 3500, preSeconds: 10, postSeconds: 2 };
+    const short = shortenedPreRoll(req, T0, m);
+    expect(short).toEqual({ preSeconds: 2.5, window: { fromMs: T0, toMs: T0 + 6000 } });
+    const segs = run(4); // T0 … T0+8 s
+    expect(planClip(segs, clipWindow(req, m)).kind).toBe("gone");
+    const plan = planClip(segs, short!.window);
+    expect(plan.kind === "ready" && plan.segments.map((s) => s.file)).toEqual(["r1-0.ts", "r1-1.ts", "r1-2.ts"]);
+    expect(plan.kind === "ready" && plan.inS).toBe(0);
+    // Rounded down, never promising more than the recording holds.
+    expect(shortenedPreRoll({ ...req, eventMs: T0 + 3579 }, T0, m)?.preSeconds).toBe(2.5);
+  });
+
+  it("keeps the asked pre-roll when the recording reaches it, and gives none when the event is not clearly in it", () => {
+    const m = { startMarginMs: 1000, endMarginMs: 500 };
+    const req = { eventMs: T0 + 20_000, preSeconds: 4, postSeconds: 2 };
+    expect(shortenedPreRoll(req, T0, m)).toBeUndefined(); // T0 is before t − pre − margin: nothing to shorten
+    expect(shortenedPreRoll(req, T0 + 15_000, m)).toBeUndefined(); // exactly at the window's start
+    expect(shortenedPreRoll(req, T0 + 19_000, m)?.preSeconds).toBe(0); // the event right after the margin
+    expect(shortenedPreRoll(req, T0 + 19_001, m)).toBeUndefined(); // the event's frame may precede the recording
+    expect(shortenedPreRoll(req, undefined, m)).toBeUndefined(); // the first segment was pruned: truly gone
   });
 
   it("refuses a window across a recorder restart, or into the hole it left", () => {
