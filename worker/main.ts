@@ -18,9 +18,9 @@ import { loadKubeConfig } from "../operator/kube/client.ts";
 import { createAlarmStage } from "./alarms.ts";
 import { createAmqpTaskPublisher } from "./assessment/amqp-task-publisher.ts";
 import { createAssessmentStage } from "./assessment/stage.ts";
+import { loadModelInstances } from "./infer/instances.ts";
 import { resolveModelUri } from "./infer/model-source.ts";
 import type { Provider } from "./infer/session.ts";
-import { loadThreadedDetector } from "./infer/threaded.ts";
 import { watchAssignedCameras } from "./kube-cameras.ts";
 import { startWorkerLease, type WorkerLease } from "./lease.ts";
 import { loadManifests } from "./manifests.ts";
@@ -73,22 +73,27 @@ export async function runWorker(argv: string[]): Promise<void> {
   });
   // Used once: out of the environment, which every ffmpeg this process starts would inherit.
   for (const k of Object.values(MODEL_CREDENTIAL_ENV)) delete process.env[k];
-  const detector = await loadThreadedDetector(modelPath, {
-    providers: env.VIGIL_EXECUTION_PROVIDERS.split(",") as Provider[],
-    threads: env.VIGIL_THREADS,
-    maxBatch: env.VIGIL_MAX_BATCH,
-    maxBatchDelayMs: env.VIGIL_MAX_BATCH_DELAY_MS,
-    ...(env.VIGIL_MODEL_SHA256 ? { sha256: env.VIGIL_MODEL_SHA256 } : {}),
-    ...(env.VIGIL_MODEL_FORMAT ? { format: env.VIGIL_MODEL_FORMAT } : {}),
-    ...(env.VIGIL_MODEL_INPUT_SIZE ? { inputSize: env.VIGIL_MODEL_INPUT_SIZE } : {}),
-    ...(env.VIGIL_MODEL_CLASS_NAMES ? { classNames: env.VIGIL_MODEL_CLASS_NAMES } : {}),
-  });
+  const detector = await loadModelInstances(
+    modelPath,
+    {
+      providers: env.VIGIL_EXECUTION_PROVIDERS.split(",") as Provider[],
+      threads: env.VIGIL_THREADS,
+      maxBatch: env.VIGIL_MAX_BATCH,
+      maxBatchDelayMs: env.VIGIL_MAX_BATCH_DELAY_MS,
+      ...(env.VIGIL_MODEL_SHA256 ? { sha256: env.VIGIL_MODEL_SHA256 } : {}),
+      ...(env.VIGIL_MODEL_FORMAT ? { format: env.VIGIL_MODEL_FORMAT } : {}),
+      ...(env.VIGIL_MODEL_INPUT_SIZE ? { inputSize: env.VIGIL_MODEL_INPUT_SIZE } : {}),
+      ...(env.VIGIL_MODEL_CLASS_NAMES ? { classNames: env.VIGIL_MODEL_CLASS_NAMES } : {}),
+    },
+    env.VIGIL_MODEL_INSTANCES,
+  );
   log.info(
     {
       head: detector.head,
       size: detector.size,
       provider: detector.provider,
       maxBatch: detector.maxBatch,
+      instances: detector.instances,
       note: detector.providerNote,
       batchNote: detector.batchNote,
     },

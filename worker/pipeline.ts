@@ -54,7 +54,7 @@ type CameraRuntime = {
 
 export function createPipeline(opts: PipelineOptions) {
   const { detector, bus, registry, log } = opts;
-  const scheduler = schedulerForModel(detector.maxBatch);
+  const scheduler = schedulerForModel(detector.maxBatch, detector.instances);
   const cameras = new Map<string, CameraRuntime>();
   const registers = [registry];
   const frames = new Counter({ name: "vigil_frames_total", help: "Frames decoded", labelNames: ["camera"], registers });

@@ -37,6 +37,9 @@ export const workerEnv = z.object({
   VIGIL_MODEL_PASSWORD: z.string().optional(),
   VIGIL_EXECUTION_PROVIDERS: z.string().default("cpu"),
   VIGIL_THREADS: z.coerce.number().int().min(0).default(0),
+  // Sessions of the model that run frames at once, VIGIL_THREADS shared out among them (DetectorPool
+  // spec.model.instances; worker/infer/instances.ts).
+  VIGIL_MODEL_INSTANCES: z.coerce.number().int().min(1).max(16).default(1),
   // Batch across cameras when the model's batch axis is dynamic (DetectorPool spec.model.maxBatch).
   VIGIL_MAX_BATCH: z.coerce.number().int().min(1).max(64).default(8),
   VIGIL_MAX_BATCH_DELAY_MS: z.coerce.number().int().min(0).max(1000).default(0),
@@ -90,8 +93,9 @@ export function parseWorkerEnv(env: NodeJS.ProcessEnv): WorkerEnv {
 
 type Model = Omit<
   DetectorPool["spec"]["model"],
-  "maxBatch" | "maxBatchDelayMs" | "credentialsSecretRef" | "classNames"
+  "maxBatch" | "maxBatchDelayMs" | "credentialsSecretRef" | "classNames" | "instances"
 > & {
+  instances?: number | undefined;
   maxBatch?: number | undefined;
   maxBatchDelayMs?: number | undefined;
   classNames?: readonly string[] | undefined;
@@ -106,6 +110,7 @@ export function modelEnv(model: Model, executionProviders: readonly string[]): P
     VIGIL_MODEL_INPUT_SIZE: model.inputSize?.toString(),
     VIGIL_MODEL_CLASS_NAMES: model.classNames && JSON.stringify(model.classNames),
     VIGIL_MAX_BATCH: model.maxBatch?.toString(),
+    VIGIL_MODEL_INSTANCES: model.instances?.toString(),
     VIGIL_MAX_BATCH_DELAY_MS: model.maxBatchDelayMs ? String(model.maxBatchDelayMs) : undefined,
     VIGIL_EXECUTION_PROVIDERS: executionProviders.join(","),
   };
@@ -121,6 +126,7 @@ export const MODEL_ENV_KEYS = [
   "VIGIL_MODEL_CLASS_NAMES",
   "VIGIL_MAX_BATCH",
   "VIGIL_MAX_BATCH_DELAY_MS",
+  "VIGIL_MODEL_INSTANCES",
   "VIGIL_MODEL_TOKEN",
   "VIGIL_MODEL_USERNAME",
   "VIGIL_MODEL_PASSWORD",

@@ -62,5 +62,8 @@ export function createInferenceScheduler(concurrency = 1, perCamera = 1): Infere
 }
 
 /** The scheduler a model's frames go through: in flight, the batch being run and the next one, already prepared
- * and queued at the model thread so it starts the moment the last run ends; two frames of one camera at most. */
-export const schedulerForModel = (maxBatch: number) => createInferenceScheduler(2 * maxBatch, 2);
+ * and queued at the model thread so it starts the moment the last run ends; two frames of one camera at most.
+ * With several instances (instances.ts), each has its two, and a camera has one frame in flight: two of its frames
+ * on two instances could finish out of order, and its tracker must see them in order. */
+export const schedulerForModel = (maxBatch: number, instances = 1) =>
+  createInferenceScheduler(2 * maxBatch * instances, instances > 1 ? 1 : 2);

@@ -104,6 +104,8 @@ export type Detector = Omit<ModelInfo, "outputDims"> & {
   readonly priorityNote?: string;
   /** Settles, with the reason, when the model can never run again (its thread ended). */
   readonly lost?: Promise<string>;
+  /** Sessions of the model that run frames at once (instances.ts); 1 when omitted. */
+  readonly instances?: number;
 };
 
 /** inferenceMs is the whole model run the frame was part of; batch is how many frames that run took. */
