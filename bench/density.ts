@@ -6,13 +6,16 @@
 // The model alone is the same worker with one camera. N steps up (DENSITY_STEPS, default 1,2,4,6,8,12,16,24,32: fine below 8, where a slow CPU tops out); every step up
 // to DENSITY_CAMERAS (default 24) runs, the later ones until one fails the goal.
 // The ingest levers are the worker's environment, passed through: VIGIL_KEYFRAME_ONLY=0, VIGIL_FFMPEG_THREADS=0
-// (ffmpeg's own choice), VIGIL_FFMPEG_NICE=10.
+// (ffmpeg's own choice), VIGIL_FFMPEG_NICE=10. So are the model's: by default the int8 model (hack/onnx/int8.sh) as
+// 2 instances of 1 thread (worker/infer/instances.ts), what carries 24 cameras on 2 cores; the float model as one
+// instance of 2 threads is VIGIL_MODEL_URI=.cache/fixtures/yolov8n.onnx VIGIL_MODEL_INSTANCES=1.
+import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { stringify } from "yaml";
-import { metricValue } from "../test/setup/operator-env.ts";
+import { metricValue, ROOT } from "../test/setup/operator-env.ts";
 import {
   childProcesses,
   FIXTURES,
@@ -36,6 +39,10 @@ const STEPS = (process.env.DENSITY_STEPS ?? "1,2,4,6,8,12,16,24,32")
 /** Measured window per step, after the warm-up. */
 const SECONDS = Number(process.env.DENSITY_SECONDS ?? 20);
 const GOAL = { rate: 0.9, drop: 0.1, p95Ms: 2000 };
+const MODEL = {
+  VIGIL_MODEL_URI: process.env.VIGIL_MODEL_URI ?? join(FIXTURES, "yolov8n-int8.onnx"),
+  VIGIL_MODEL_INSTANCES: process.env.VIGIL_MODEL_INSTANCES ?? "2",
+};
 
 const r2 = (v: number) => Math.round(v * 100) / 100;
 const r3 = (v: number) => Math.round(v * 1000) / 1000;
@@ -123,7 +130,7 @@ async function step(n: number, redis: Service, rtsp: Service): Promise<Step> {
     }
   });
   const logs: string[] = [];
-  const w = await startWorker(["--cameras", file], redis.port, {}, logs);
+  const w = await startWorker(["--cameras", file], redis.port, MODEL, logs);
   const pid = w.proc.pid as number;
   const metrics = async () => (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text();
   try {
@@ -196,6 +203,7 @@ async function step(n: number, redis: Service, rtsp: Service): Promise<Step> {
 }
 
 export async function benchDensity() {
+  execFileSync("bash", [join(ROOT, "hack", "fixtures.sh")], { stdio: "inherit" });
   const redis = await startRedis();
   const env = { VIGIL_RTSP_PASSTHROUGH: "1", VIGIL_RTSP_LOOP: "1" };
   const saved = { ...process.env };
@@ -235,6 +243,8 @@ export async function benchDensity() {
     decode_cpu_ms_per_camera_second: head?.decode_cpu_ms_per_camera_second,
     rtsp_server_cpu_ms_per_s: r2(rtspCores * 1000),
     levers: {
+      model: MODEL.VIGIL_MODEL_URI.split("/").pop(),
+      model_instances: Number(MODEL.VIGIL_MODEL_INSTANCES),
       keyframe_only: process.env.VIGIL_KEYFRAME_ONLY !== "0",
       ffmpeg_threads: process.env.VIGIL_FFMPEG_THREADS ?? "1 (default)",
       ffmpeg_nice: process.env.VIGIL_FFMPEG_NICE ?? "0 (default)",

@@ -4,6 +4,7 @@
 #   .cache/fixtures/vtest.avi      OpenCV's pedestrian sample, 768x576, 10 fps (Debian opencv-doc)
 #   .cache/fixtures/yolov8n-dynamic.onnx  the same model with a dynamic batch axis (hack/onnx/dynamic-batch.ts),
 #                                  for batching across cameras
+#   .cache/fixtures/yolov8n-int8.onnx     the same model with int8 convolutions (hack/onnx/int8.sh), for density
 # Never commit them. Checksums pin what the tests were written against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,4 +52,6 @@ fi
 if [[ ! $OUT/yolov8n-dynamic.onnx -nt $OUT/yolov8n.onnx || ! $OUT/yolov8n-dynamic.onnx -nt hack/onnx/dynamic-batch.ts ]]; then
   PATH=$PWD/node_modules/.bin:$PATH node hack/onnx/dynamic-batch.ts "$OUT/yolov8n.onnx" "$OUT/yolov8n-dynamic.onnx"
 fi
-log "ready: $OUT/yolov8n.onnx $OUT/yolov8n-dynamic.onnx $OUT/vtest.avi"
+# The int8 twin (hack/onnx/int8.sh: onnxruntime's quantizer from PyPI, in a cached virtualenv; ~15 s once).
+bash hack/onnx/int8.sh
+log "ready: $OUT/yolov8n.onnx $OUT/yolov8n-dynamic.onnx $OUT/yolov8n-int8.onnx $OUT/vtest.avi"

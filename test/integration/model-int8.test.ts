@@ -1,0 +1,100 @@
+// The INT8 model (hack/onnx/int8.sh: onnxruntime's static quantizer, calibrated on vtest.avi) against the float
+// model it came from, on real vtest.avi frames the calibration did not see, and two instances of it answering
+// at once (worker/infer/instances.ts), as `npm run bench -- density` runs 24 cameras.
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Detections } from "../../worker/detections.ts";
+import { loadModelInstances } from "../../worker/infer/instances.ts";
+import type { Detector } from "../../worker/infer/session.ts";
+import { loadThreadedDetector } from "../../worker/infer/threaded.ts";
+import { FfmpegSource, type Frame } from "../../worker/ingest/ffmpeg-source.ts";
+import { FIXTURES } from "../setup/services.ts";
+
+/** Frames at 1.3 fps: most fall between the every-25th frames (2.5 s at 10 fps) the calibration used. */
+async function framesOf(n: number): Promise<Frame[]> {
+  const frames: Frame[] = [];
+  const source = new FfmpegSource(
+    { url: join(FIXTURES, "vtest.avi"), fps: 1.3, size: 640, stallTimeoutMs: 10_000 },
+    {
+      frame: (f) => {
+        frames.push({ ...f, data: Buffer.from(f.data) });
+        if (frames.length === n) source.stop();
+      },
+    },
+  );
+  source.start();
+  await source.done;
+  return frames;
+}
+
+const boxes = (d: Detections) =>
+  Array.from({ length: d.length }, (_, i) => Array.from(d.xyxy.subarray(i * 4, i * 4 + 4)));
+function iou(a: number[], b: number[]): number {
+  const [ax1, ay1, ax2, ay2] = a as [number, number, number, number];
+  const [bx1, by1, bx2, by2] = b as [number, number, number, number];
+  const w = Math.max(0, Math.min(ax2, bx2) - Math.max(ax1, bx1));
+  const h = Math.max(0, Math.min(ay2, by2) - Math.max(ay1, by1));
+  const inter = w * h;
+  return inter / ((ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter);
+}
+/** Boxes of `b` matched one-to-one to boxes of `a` at IoU ≥ 0.5, greedily by IoU. */
+function matched(a: number[][], b: number[][]): number {
+  const pairs = a.flatMap((x, i) => b.map((y, j) => ({ i, j, v: iou(x, y) }))).filter((p) => p.v >= 0.5);
+  pairs.sort((p, q) => q.v - p.v);
+  const ua = new Set<number>();
+  const ub = new Set<number>();
+  for (const p of pairs)
+    if (!ua.has(p.i) && !ub.has(p.j)) {
+      ua.add(p.i);
+      ub.add(p.j);
+    }
+  return ua.size;
+}
+
+describe("the INT8 model", () => {
+  let float: Detector;
+  let int8: Detector & { instances: number };
+  let frames: Frame[];
+  beforeAll(async () => {
+    float = await loadThreadedDetector(join(FIXTURES, "yolov8n.onnx"), { threads: 1 });
+    int8 = await loadModelInstances(join(FIXTURES, "yolov8n-int8.onnx"), { threads: 2 }, 2);
+    frames = await framesOf(12);
+  }, 60_000);
+  afterAll(async () => {
+    await float?.close();
+    await int8?.close();
+  });
+
+  it("loads as the float model does: uint8 input rewritten in, the v8 head read from its output", () => {
+    expect(int8.instances).toBe(2);
+    expect(int8.input).toBe("uint8-nhwc");
+    expect(int8.inputNote).toBeUndefined();
+    expect(int8.head).toBe("yolov8");
+    expect(int8.size).toBe(640);
+  });
+
+  it("finds the people the float model finds, on frames it was not calibrated on", { timeout: 60_000 }, async () => {
+    expect(frames).toHaveLength(12);
+    const opts = { minScore: 0.4, classFilter: float.classFilter(["person"]) };
+    let ref = 0;
+    let got = 0;
+    let hit = 0;
+    // All frames at once: the two instances share them.
+    const quantized = await Promise.all(frames.map((f) => int8.detect(f.data, f.width, f.height, opts)));
+    for (const [k, f] of frames.entries()) {
+      const a = boxes((await float.detect(f.data, f.width, f.height, opts)).detections);
+      const b = boxes((quantized[k] as (typeof quantized)[number]).detections);
+      ref += a.length;
+      got += b.length;
+      hit += matched(a, b);
+    }
+    expect(ref).toBeGreaterThan(40); // vtest.avi has several walkers in every frame
+    const recall = hit / ref;
+    const precision = hit / got;
+    console.info(
+      `int8 against float: ${hit}/${ref} boxes matched (recall ${recall.toFixed(3)}), precision ${precision.toFixed(3)}`,
+    );
+    expect(recall).toBeGreaterThanOrEqual(0.9);
+    expect(precision).toBeGreaterThanOrEqual(0.9);
+  });
+});
