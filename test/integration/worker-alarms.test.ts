@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { declareAlarmTopology } from "../../alarms/amqp-topology.ts";
 import { createFsClipStore } from "../../alarms/clips/fs-store.ts";
-import { alarmObjectKeys } from "../../alarms/clips/store.ts";
+import { alarmObjectKeys, readClipMeta } from "../../alarms/clips/store.ts";
 import { ALARM_TOPOLOGY, type AlarmMessage, alarmMessage } from "../../alarms/messages.ts";
 import {
   CHANNELS,
@@ -225,8 +225,8 @@ describe("worker → RabbitMQ alarms", () => {
   it("has the clip service cut alarms' replay clips into the store, covering pre + post", {
     timeout: 90_000,
   }, async () => {
-    // Alarms in the first seconds of the stream have no clip: their pre-roll is older than the recording (the clip
-    // service says "gone"). Later ones do.
+    // Alarms in the first seconds of the stream get a clip from where the recording began, its pre-roll shortened
+    // (window.ts shortenedPreRoll); later ones get the whole pre-roll.
     const clipped = await waitFor(
       "two alarms' clips in the store",
       async () => {
@@ -237,6 +237,7 @@ describe("worker → RabbitMQ alarms", () => {
       60_000,
       500,
     );
+    let shortened = 0;
     for (const a of clipped) {
       const { stdout } = await promisify(execFile)("ffprobe", [
         "-v",
@@ -248,13 +249,21 @@ describe("worker → RabbitMQ alarms", () => {
         join(clipDir, ...a.clip.key.split("/")),
       ]);
       const probe = JSON.parse(stdout) as { format: { duration: string }; streams: { codec_name: string }[] };
-      // Never short; the clip service's own test measures how much longer (up to a keyframe interval).
-      expect(Number(probe.format.duration)).toBeGreaterThanOrEqual(a.clip.pre_seconds + a.clip.post_seconds);
+      const meta = await readClipMeta(store, a.clip.key);
+      const eventMs = Date.parse(a.timestamp);
+      expect(meta).toBeDefined();
+      // The whole post-roll always; the whole pre-roll unless the recording began after t − pre.
+      expect(meta!.start_ms + meta!.duration_s * 1000).toBeGreaterThanOrEqual(eventMs + a.clip.post_seconds * 1000 - 1);
+      expect(meta!.start_ms).toBeLessThanOrEqual(eventMs);
+      if (meta!.start_ms > eventMs - a.clip.pre_seconds * 1000) shortened++;
+      // Never short of what it holds; the clip service's own test measures how much longer (up to a keyframe).
+      else expect(Number(probe.format.duration)).toBeGreaterThanOrEqual(a.clip.pre_seconds + a.clip.post_seconds);
       expect(probe.streams.map((s) => s.codec_name)).toContain("h264");
     }
     const m = await metrics();
     expect(metricValue(m, "vigil_alarm_clips_total", 'result="ok"')).toBeGreaterThanOrEqual(clipped.length);
     expect(metricValue(m, "vigil_alarm_clip_errors_total")).toBe(0);
+    expect(metricValue(m, "vigil_alarm_clip_pre_roll_shortened_total")).toBeGreaterThanOrEqual(shortened);
   });
 
   it("keeps detecting while RabbitMQ is SIGKILLed, and drains the outbox when it is back: none lost", {
