@@ -213,9 +213,8 @@ export function createClipService(opts: ClipServiceOptions): ClipService {
       if (plan.kind === "gone") {
         // An alarm in the camera's first seconds: cut from where the recording began, with the pre-roll it has.
         const short = shortenedPreRoll(p.req, cam.recorder.recordingBeganMs(segments), margins);
-        const again = short && planClip(segments, short.window);
-        if (short && again && again.kind !== "wait") {
-          plan = again;
+        if (short) {
+          plan = planClip(segments, short.window); // ready, or a gap when the recorder restarted since it began
           p.window = short.window;
           p.preSeconds = short.preSeconds;
         }

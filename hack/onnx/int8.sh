@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Makes .cache/fixtures/yolov8n-int8.onnx: the fixture model with int8 convolutions (hack/onnx/int8.py), calibrated
 # on every 25th frame of vtest.avi letterboxed as the worker does. onnxruntime's quantizer is Python only: it runs in
-# a virtualenv of pinned PyPI packages cached in ~/.cache/vigil. Used by `npm run bench -- density` with
-# DENSITY_MODEL=int8 and by the int8 integration test; users run it on their own model the same way:
+# a virtualenv of pinned PyPI packages cached in ~/.cache/vigil. hack/fixtures.sh runs it; `npm run bench -- density`
+# and test/integration/model-int8.test.ts use what it makes. Users run it on their own model the same way:
 #   bash hack/onnx/int8.sh [model.onnx [out.onnx [calibration-video]]]
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -13,29 +13,14 @@ import { parseMessage as parseProto, writeMessage } from "../../hack/onnx/wire.t
 import { COCO_CLASSES } from "../../worker/detections.ts";
 import type { Detector } from "../../worker/infer/session.ts";
 import { loadThreadedDetector } from "../../worker/infer/threaded.ts";
-import { FfmpegSource, type Frame } from "../../worker/ingest/ffmpeg-source.ts";
 import type { StatsMessage } from "../../worker/publish/messages.ts";
+import { vtestFrames } from "../setup/frames.ts";
 import { cameraManifest, metricValue } from "../setup/operator-env.ts";
 import { FIXTURES, type Service, startRedis, startWorker, subscribeStats, waitFor } from "../setup/services.ts";
 
 const VIDEO = join(FIXTURES, "vtest.avi");
 
-async function framesOf(n: number): Promise<Frame[]> {
-  const frames: Frame[] = [];
-  const source = new FfmpegSource(
-    { url: VIDEO, fps: 2, size: 640, stallTimeoutMs: 10_000 },
-    {
-      frame: (f) => {
-        frames.push({ ...f, data: Buffer.from(f.data) });
-        if (frames.length === n) source.stop();
-      },
-    },
-  );
-  source.start();
-  await source.done;
-  expect(frames).toHaveLength(n);
-  return frames;
-}
+const framesOf = (n: number) => vtestFrames(n, 2);
 
 describe("batching across cameras", () => {
   let fixed: Detector;

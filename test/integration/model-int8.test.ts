@@ -7,39 +7,19 @@ import type { Detections } from "../../worker/detections.ts";
 import { loadModelInstances } from "../../worker/infer/instances.ts";
 import type { Detector } from "../../worker/infer/session.ts";
 import { loadThreadedDetector } from "../../worker/infer/threaded.ts";
-import { FfmpegSource, type Frame } from "../../worker/ingest/ffmpeg-source.ts";
+import type { Frame } from "../../worker/ingest/ffmpeg-source.ts";
+import { iou } from "../../worker/track/bytetrack.ts";
+import { vtestFrames } from "../setup/frames.ts";
 import { FIXTURES } from "../setup/services.ts";
 
-/** Frames at 1.3 fps: most fall between the every-25th frames (2.5 s at 10 fps) the calibration used. */
-async function framesOf(n: number): Promise<Frame[]> {
-  const frames: Frame[] = [];
-  const source = new FfmpegSource(
-    { url: join(FIXTURES, "vtest.avi"), fps: 1.3, size: 640, stallTimeoutMs: 10_000 },
-    {
-      frame: (f) => {
-        frames.push({ ...f, data: Buffer.from(f.data) });
-        if (frames.length === n) source.stop();
-      },
-    },
-  );
-  source.start();
-  await source.done;
-  return frames;
-}
-
+type Box = [number, number, number, number];
 const boxes = (d: Detections) =>
   Array.from({ length: d.length }, (_, i) => Array.from(d.xyxy.subarray(i * 4, i * 4 + 4)));
-function iou(a: number[], b: number[]): number {
-  const [ax1, ay1, ax2, ay2] = a as [number, number, number, number];
-  const [bx1, by1, bx2, by2] = b as [number, number, number, number];
-  const w = Math.max(0, Math.min(ax2, bx2) - Math.max(ax1, bx1));
-  const h = Math.max(0, Math.min(ay2, by2) - Math.max(ay1, by1));
-  const inter = w * h;
-  return inter / ((ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter);
-}
 /** Boxes of `b` matched one-to-one to boxes of `a` at IoU ≥ 0.5, greedily by IoU. */
 function matched(a: number[][], b: number[][]): number {
-  const pairs = a.flatMap((x, i) => b.map((y, j) => ({ i, j, v: iou(x, y) }))).filter((p) => p.v >= 0.5);
+  const pairs = a
+    .flatMap((x, i) => b.map((y, j) => ({ i, j, v: iou(...(x as Box), ...(y as Box)) })))
+    .filter((p) => p.v >= 0.5);
   pairs.sort((p, q) => q.v - p.v);
   const ua = new Set<number>();
   const ub = new Set<number>();
@@ -58,7 +38,8 @@ describe("the INT8 model", () => {
   beforeAll(async () => {
     float = await loadThreadedDetector(join(FIXTURES, "yolov8n.onnx"), { threads: 1 });
     int8 = await loadModelInstances(join(FIXTURES, "yolov8n-int8.onnx"), { threads: 2 }, 2);
-    frames = await framesOf(12);
+    // 1.3 fps: most frames fall between the every-25th frames (2.5 s at 10 fps) the calibration used.
+    frames = await vtestFrames(12, 1.3);
   }, 60_000);
   afterAll(async () => {
     await float?.close();
