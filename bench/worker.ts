@@ -181,8 +181,9 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
     }),
   );
   await scheduler.idle();
-  // Throughput from the first frame to the last result: ffmpeg's start (its first run checks its codecs, measured
-  // 230 ms here, 80–100 ms after) is no part of it, and is reported as startupMs.
+  // Throughput from the first frame to the last result (counting one result fewer, so never above the truth):
+  // ffmpeg's start (its first run checks its codecs: 200–400 ms measured, 80–100 ms for later runs) is no part of
+  // it, and is reported as startupMs.
   return {
     fps: processed > 1 ? (processed - 1) / ((lastAt - firstAt) / 1000) : 0,
     startupMs: firstAt - t0,
