@@ -42,6 +42,10 @@ const GOAL = { rate: 0.9, drop: 0.1, p95Ms: 2000 };
 const MODEL = {
   VIGIL_MODEL_URI: process.env.VIGIL_MODEL_URI ?? join(FIXTURES, "yolov8n-int8.onnx"),
   VIGIL_MODEL_INSTANCES: process.env.VIGIL_MODEL_INSTANCES ?? "2",
+  // The cameras are 16:9, so the pool letterboxes them to 640×384 (model.inputWidth × inputHeight), as a user of
+  // 1080p cameras would set it; VIGIL_MODEL_INPUT_HEIGHT=640 runs the square model.
+  VIGIL_MODEL_INPUT_WIDTH: process.env.VIGIL_MODEL_INPUT_WIDTH ?? "640",
+  VIGIL_MODEL_INPUT_HEIGHT: process.env.VIGIL_MODEL_INPUT_HEIGHT ?? "384",
 };
 
 const r2 = (v: number) => Math.round(v * 100) / 100;
@@ -245,6 +249,7 @@ export async function benchDensity() {
     levers: {
       model: MODEL.VIGIL_MODEL_URI.split("/").pop(),
       model_instances: Number(MODEL.VIGIL_MODEL_INSTANCES),
+      model_input: `${MODEL.VIGIL_MODEL_INPUT_WIDTH}x${MODEL.VIGIL_MODEL_INPUT_HEIGHT}`,
       keyframe_only: process.env.VIGIL_KEYFRAME_ONLY !== "0",
       ffmpeg_threads: process.env.VIGIL_FFMPEG_THREADS ?? "1 (default)",
       ffmpeg_nice: process.env.VIGIL_FFMPEG_NICE ?? "0 (default)",

@@ -6,7 +6,8 @@
 // under load, the mean model run during the N-camera pipeline.
 // Levers, by environment: BENCH_THREADS (intra-op), BENCH_INTER_OP, BENCH_PARALLEL=1, BENCH_SPIN=1,
 // BENCH_MODEL_NICE (the model thread's nice; below 0 needs root), BENCH_MAIN_NICE (the main thread's, inherited by
-// the ffmpeg children it spawns; needs no privilege), BENCH_FLOAT=0 (skip the float path), BENCH_BATCHED=0.
+// the ffmpeg children it spawns; needs no privilege), BENCH_FLOAT=0 (skip the float path), BENCH_BATCHED=0,
+// BENCH_INPUT=640x480 (rect inference, worker/infer/rect-input.ts: vtest.avi is 4:3, so no grey bars at all).
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -29,8 +30,11 @@ const FRAMES_PER_CAMERA = Number(process.env.BENCH_FRAMES ?? 150);
 const CAMERAS = Number(process.env.BENCH_CAMERAS ?? 4);
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const env = process.env;
+const INPUT = /^(\d+)x(\d+)$/.exec(env.BENCH_INPUT ?? "");
+if (env.BENCH_INPUT && !INPUT) throw new Error(`BENCH_INPUT=${env.BENCH_INPUT}: want WIDTHxHEIGHT, say 640x480`);
 const OPTS: DetectorOptions = {
   threads: THREADS,
+  ...(INPUT ? { inputShape: { width: Number(INPUT[1]), height: Number(INPUT[2]) } } : {}),
   ...(env.BENCH_INTER_OP ? { interOpThreads: Number(env.BENCH_INTER_OP) } : {}),
   ...(env.BENCH_PARALLEL === "1" ? { parallel: true } : {}),
   ...(env.BENCH_SPIN === "1" ? { spin: true } : {}),
@@ -129,7 +133,7 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
       const id = `bench/cam-${c}`;
       let seen = 0;
       const source: FfmpegSource = new FfmpegSource(
-        { url: spec.source.url, size: detector.size },
+        { url: spec.source.url, shape: detector.shape },
         {
           frame: (frame) => {
             const arrived = performance.now();
@@ -221,7 +225,7 @@ export async function benchWorker() {
     const batching = env.BENCH_BATCHED === "0" ? undefined : await batchedRun(bus);
     return {
       bench: "worker",
-      model: "yolov8n 640",
+      model: `yolov8n ${detector.shape.width}×${detector.shape.height}`,
       provider: detector.provider,
       input: detector.input,
       threads: THREADS,
@@ -293,7 +297,7 @@ async function batchedRun(bus: Bus) {
     const rawN = await rawFps(detector, Math.ceil(60 / CAMERAS), CAMERAS);
     const many = await pipeline(detector, bus, CAMERAS, false);
     return {
-      model: "yolov8n 640, dynamic batch",
+      model: `yolov8n ${detector.shape.width}×${detector.shape.height}, dynamic batch`,
       max_batch: detector.maxBatch,
       raw_fps_batch_1: r2(raw1),
       raw_fps_batch_n: r2(rawN),

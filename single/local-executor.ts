@@ -48,6 +48,8 @@ export type ModelChoice = {
   sha256?: string | undefined;
   format?: "yolov5" | "yolov8" | "yolov11" | undefined;
   inputSize?: number | undefined;
+  inputWidth?: number | undefined;
+  inputHeight?: number | undefined;
   classNames?: readonly string[] | undefined;
   maxBatch?: number | undefined;
   maxBatchDelayMs?: number | undefined;
@@ -63,8 +65,9 @@ export function resolveModel(
   exists: (path: string) => boolean = existsSync,
 ): ModelChoice {
   if (!pool) return { path: FIXTURE_MODEL, fallback: "no DetectorPool" };
-  const { uri, sha256, format, inputSize, classNames, maxBatch, maxBatchDelayMs } = pool.spec.model;
-  const settings = { sha256, format, inputSize, classNames, maxBatch, maxBatchDelayMs };
+  const { uri, sha256, format, inputSize, inputWidth, inputHeight, classNames, maxBatch, maxBatchDelayMs } =
+    pool.spec.model;
+  const settings = { sha256, format, inputSize, inputWidth, inputHeight, classNames, maxBatch, maxBatchDelayMs };
   if (isHttpUrl(uri)) return { path: uri, ...settings };
   const path = fileUrlPath(uri, base);
   if (path && exists(path)) return { path, ...settings };

@@ -54,10 +54,10 @@ export function createCameraProcessor(
   return {
     gate,
     classes,
-    wantsInference: (frame) => !gate || gate.check(frame.data, detector.size, frame.timestampMs),
+    wantsInference: (frame) => !gate || gate.check(frame.data, detector.shape, frame.timestampMs),
     async infer(frame) {
-      const width = frame.width || detector.size;
-      const height = frame.height || detector.size;
+      const width = frame.width || detector.shape.width;
+      const height = frame.height || detector.shape.height;
       const { detections, inferenceMs, batch } = await detector.detect(frame.data, width, height, {
         minScore: d.minScore,
         classFilter,
@@ -84,8 +84,8 @@ export function createCameraProcessor(
     still(frame) {
       return rules.evaluate({
         timestampMs: frame.timestampMs,
-        width: frame.width || detector.size,
-        height: frame.height || detector.size,
+        width: frame.width || detector.shape.width,
+        height: frame.height || detector.shape.height,
         tracks: lastTracks,
       });
     },

@@ -115,7 +115,7 @@ async function detectWith(
   const source: FfmpegSource = new FfmpegSource(
     {
       url: values.source,
-      size: detector.size,
+      shape: detector.shape,
       ...(values.fps ? { fps: Number(values.fps) } : {}),
       stallTimeoutMs: 10_000,
       maxFailures: 3,
@@ -138,7 +138,7 @@ async function detectWith(
   );
   if (!values.json)
     process.stderr.write(
-      `model: ${detector.head} ${detector.size}px on ${detector.provider}; source: ${redact(values.source)}\n`,
+      `model: ${detector.head} ${detector.shape.width}×${detector.shape.height} on ${detector.provider}; source: ${redact(values.source)}\n`,
     );
   source.start();
   await source.done;

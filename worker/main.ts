@@ -83,6 +83,7 @@ export async function runWorker(argv: string[]): Promise<void> {
       ...(env.VIGIL_MODEL_SHA256 ? { sha256: env.VIGIL_MODEL_SHA256 } : {}),
       ...(env.VIGIL_MODEL_FORMAT ? { format: env.VIGIL_MODEL_FORMAT } : {}),
       ...(env.VIGIL_MODEL_INPUT_SIZE ? { inputSize: env.VIGIL_MODEL_INPUT_SIZE } : {}),
+      ...inputShapeOf(env),
       ...(env.VIGIL_MODEL_CLASS_NAMES ? { classNames: env.VIGIL_MODEL_CLASS_NAMES } : {}),
     },
     env.VIGIL_MODEL_INSTANCES,
@@ -90,7 +91,7 @@ export async function runWorker(argv: string[]): Promise<void> {
   log.info(
     {
       head: detector.head,
-      size: detector.size,
+      shape: detector.shape,
       provider: detector.provider,
       maxBatch: detector.maxBatch,
       instances: detector.instances,
@@ -286,6 +287,16 @@ export async function runWorker(argv: string[]): Promise<void> {
  * RabbitMQ when RABBITMQ_URL is set; else the embedded queue file (VIGIL_ALARM_QUEUE, `vigil up`); otherwise none,
  * and cameras with spec.alarm say that alarms are off.
  */
+/** The pool's model.inputWidth × inputHeight, which go together (the CRD says so; a hand-set environment may not). */
+function inputShapeOf(env: WorkerEnv): { inputShape?: { width: number; height: number } } {
+  const width = env.VIGIL_MODEL_INPUT_WIDTH;
+  const height = env.VIGIL_MODEL_INPUT_HEIGHT;
+  if (width === undefined && height === undefined) return {};
+  if (width === undefined || height === undefined)
+    throw new Error("VIGIL_MODEL_INPUT_WIDTH and VIGIL_MODEL_INPUT_HEIGHT (model.inputWidth, inputHeight) go together");
+  return { inputShape: { width, height } };
+}
+
 function alarmPublisher(env: WorkerEnv, registry: Registry, log: Logger): AlarmPublisher | undefined {
   if (env.RABBITMQ_URL)
     return createAmqpAlarmPublisher({ url: env.RABBITMQ_URL, registry, log, outboxMax: env.VIGIL_ALARM_OUTBOX_MAX });

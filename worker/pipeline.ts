@@ -167,10 +167,10 @@ export function createPipeline(opts: PipelineOptions) {
     if (list.length === 0 && !assessments) return;
     const shown = drawn ?? { detections: emptyDetections(), width: frame.width, height: frame.height };
     // What a task's images and crops are cut from: the letterboxed frame, and the detections drawn on it.
-    const image = { letterboxed: frame.data, size: detector.size, width: shown.width, height: shown.height };
+    const image = { letterboxed: frame.data, shape: detector.shape, width: shown.width, height: shown.height };
     const view = { ...shown, classNames: detector.classNames };
     const render = () =>
-      renderAnnotated(frame.data, detector.size, shown, rt.config.spec.zones, detector.classNames, SNAPSHOT_QUALITY);
+      renderAnnotated(frame.data, detector.shape, shown, rt.config.spec.zones, detector.classNames, SNAPSHOT_QUALITY);
     // The snapshot and clip an alarm raised from an assessment's answer will name (worker/alarms.ts evidence).
     const alarmStage = opts.alarms;
     const keep = alarmStage ? (id: string, ms: number) => alarmStage.evidence(rt.config, id, ms, render) : undefined;
@@ -240,7 +240,7 @@ export function createPipeline(opts: PipelineOptions) {
           transport: spec.source.transport,
           hwaccel: spec.source.hwaccel,
           fps: spec.detection.targetFps,
-          size: detector.size,
+          shape: detector.shape,
           stallTimeoutMs: opts.stallTimeoutMs ?? 5000,
           realtime: opts.realtimeFiles ?? false,
           loop: opts.realtimeFiles ?? false,
@@ -300,7 +300,7 @@ export function createPipeline(opts: PipelineOptions) {
     if (now - rt.lastVideoAt < 1000 / (opts.videoFps ?? 5) || !bus.hasViewers(rt.config.id)) return;
     rt.lastVideoAt = now;
     // Encoding runs off the detection path (libvips threads); a slow encode only delays this frame.
-    renderAnnotated(frame.data, detector.size, r, rt.config.spec.zones, detector.classNames)
+    renderAnnotated(frame.data, detector.shape, r, rt.config.spec.zones, detector.classNames)
       .then((jpeg) => bus.publishFrame(rt.config.id, jpeg))
       .catch((err) => log.warn({ camera: rt.config.id, err: (err as Error).message }, "frame annotation failed"));
   }

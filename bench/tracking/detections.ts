@@ -42,7 +42,7 @@ export async function vtestDetections(): Promise<DetectionCache> {
   const person = detector.classFilter(["person"]);
   let chain = Promise.resolve();
   const source: FfmpegSource = new FfmpegSource(
-    { url: `file://${VTEST}`, size: detector.size },
+    { url: `file://${VTEST}`, shape: detector.shape },
     {
       frame: (frame) => {
         source.setPaused(true); // one frame at a time: a file decodes faster than the model runs
@@ -53,8 +53,8 @@ export async function vtestDetections(): Promise<DetectionCache> {
             minScore: LOW_SCORE,
             classFilter: person,
           });
-          const lb = letterboxParams(frame.width, frame.height, detector.size);
-          const features = describeBoxes(frame.data, detector.size, lb, r.detections);
+          const lb = letterboxParams(frame.width, frame.height, detector.shape);
+          const features = describeBoxes(frame.data, detector.shape, lb, r.detections);
           const dims = features.length / Math.max(1, r.detections.length);
           const boxes = Array.from({ length: r.detections.length }, (_, i) => ({
             box: boxAt(r.detections, i).map((v) => Math.round(v * 10) / 10) as CachedBox["box"],

@@ -30,6 +30,9 @@ export const workerEnv = z.object({
   VIGIL_MODEL_SHA256: z.string().optional(),
   VIGIL_MODEL_FORMAT: z.enum(["yolov5", "yolov8", "yolov11"]).optional(),
   VIGIL_MODEL_INPUT_SIZE: z.coerce.number().int().positive().optional(),
+  // spec.model.inputWidth and inputHeight: the rectangle frames are letterboxed to (both or neither).
+  VIGIL_MODEL_INPUT_WIDTH: z.coerce.number().int().positive().optional(),
+  VIGIL_MODEL_INPUT_HEIGHT: z.coerce.number().int().positive().optional(),
   VIGIL_MODEL_CLASS_NAMES: classNames,
   // Download credentials (spec.model.credentialsSecretRef), from a Secret: a Bearer token, or a user and password.
   VIGIL_MODEL_TOKEN: z.string().min(1).optional(),
@@ -108,6 +111,8 @@ export function modelEnv(model: Model, executionProviders: readonly string[]): P
     VIGIL_MODEL_SHA256: model.sha256,
     VIGIL_MODEL_FORMAT: model.format,
     VIGIL_MODEL_INPUT_SIZE: model.inputSize?.toString(),
+    VIGIL_MODEL_INPUT_WIDTH: model.inputWidth?.toString(),
+    VIGIL_MODEL_INPUT_HEIGHT: model.inputHeight?.toString(),
     VIGIL_MODEL_CLASS_NAMES: model.classNames && JSON.stringify(model.classNames),
     VIGIL_MAX_BATCH: model.maxBatch?.toString(),
     VIGIL_MODEL_INSTANCES: model.instances?.toString(),
@@ -123,6 +128,8 @@ export const MODEL_ENV_KEYS = [
   "VIGIL_MODEL_SHA256",
   "VIGIL_MODEL_FORMAT",
   "VIGIL_MODEL_INPUT_SIZE",
+  "VIGIL_MODEL_INPUT_WIDTH",
+  "VIGIL_MODEL_INPUT_HEIGHT",
   "VIGIL_MODEL_CLASS_NAMES",
   "VIGIL_MAX_BATCH",
   "VIGIL_MAX_BATCH_DELAY_MS",

@@ -127,6 +127,9 @@ describe("a worker batching its cameras", () => {
       {
         VIGIL_MODEL_URI: join(FIXTURES, "yolov8n-dynamic.onnx"),
         VIGIL_MAX_BATCH: "4",
+        // Rect inference (model.inputWidth × inputHeight) on the batch-capable model: vtest.avi is 4:3.
+        VIGIL_MODEL_INPUT_WIDTH: "640",
+        VIGIL_MODEL_INPUT_HEIGHT: "480",
         // A run waits up to 400 ms for a full batch: three cameras at 10 fps bring four frames within ~130 ms,
         // so batches fill however fast the model is (without the window, only a model slower than the frames
         // batches: true of this CPU, not of a GPU).
@@ -163,6 +166,7 @@ describe("a worker batching its cameras", () => {
     expect(sum / count).toBeLessThanOrEqual(4); // VIGIL_MAX_BATCH
     expect(metricValue(text, "vigil_inference_batch_size_bucket", 'le="4"')).toBe(count);
     expect(logs.join("")).toMatch(/"maxBatch":4/);
+    expect(logs.join("")).toMatch(/"shape":\{"width":640,"height":480\}/);
     const batched = stats.filter((s) => (s.data.batch_size ?? 0) > 1);
     const ids = CAMERAS.map((name) => `default/${name}`); // no namespace in the manifests: "default"
     expect(new Set(batched.map((s) => s.camera_id))).toEqual(new Set(ids));

@@ -121,7 +121,7 @@ beforeAll(async () => {
   const credentials = { username: "viewer", password: PASSWORD };
   // The worker's decoder as the worker runs it (fps 10, letterboxed 64 px square: the picture at rows 8–56).
   decoder = new FfmpegSource(
-    { url, credentials, size: 64, fps: 10 },
+    { url, credentials, shape: { width: 64, height: 64 }, fps: 10 },
     {
       frame: (f) => {
         const now = Date.now();

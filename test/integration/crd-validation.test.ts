@@ -207,6 +207,16 @@ const badPools: [string, (o: Obj) => void, string[]][] = [
     ["spec.model.inputSize", "multiple of 32"],
   ],
   [
+    "an input width without a height",
+    (o) => (o.spec.model.inputWidth = 640),
+    ["spec.model.inputWidth", "model.inputWidth and model.inputHeight are given together"],
+  ],
+  [
+    "an input height not a multiple of 32",
+    (o) => Object.assign(o.spec.model, { inputWidth: 640, inputHeight: 360 }),
+    ["spec.model.inputHeight", "multiple of 32"],
+  ],
+  [
     "camerasPerWorker of 0",
     (o) => (o.spec.camerasPerWorker = 0),
     ["spec.camerasPerWorker", "greater than or equal to 1"],

@@ -50,17 +50,17 @@ describe("vigil detect on bad input", { timeout: 30_000 }, () => {
     expect(r.stderr).toMatch(/corrupt\.onnx: not a loadable ONNX model/);
   });
 
-  it("a model whose input is not a square image", async () => {
+  it("a model whose input is not an RGB image", async () => {
     const r = await detect(
       "--source",
       VIDEO,
       "--model",
-      tmp("flat.onnx", identityModel([1, 3, 64, 32])),
+      tmp("flat.onnx", identityModel([1, 4, 64, 32])),
       "--max-frames",
       "1",
     );
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("input must be [batch, 3, S, S] (a square image), got [1, 3, 64, 32]");
+    expect(r.stderr).toContain("input must be [batch, 3, H, W], got [1, 4, 64, 32]");
   });
 
   it("a model whose output is no YOLO head", async () => {

@@ -3,33 +3,13 @@
 // at once (worker/infer/instances.ts), as `npm run bench -- density` runs 24 cameras.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Detections } from "../../worker/detections.ts";
 import { loadModelInstances } from "../../worker/infer/instances.ts";
 import type { Detector } from "../../worker/infer/session.ts";
 import { loadThreadedDetector } from "../../worker/infer/threaded.ts";
 import type { Frame } from "../../worker/ingest/ffmpeg-source.ts";
-import { iou } from "../../worker/track/bytetrack.ts";
+import { boxes, matched } from "../setup/boxes.ts";
 import { vtestFrames } from "../setup/frames.ts";
 import { FIXTURES } from "../setup/services.ts";
-
-type Box = [number, number, number, number];
-const boxes = (d: Detections) =>
-  Array.from({ length: d.length }, (_, i) => Array.from(d.xyxy.subarray(i * 4, i * 4 + 4)));
-/** Boxes of `b` matched one-to-one to boxes of `a` at IoU ≥ 0.5, greedily by IoU. */
-function matched(a: number[][], b: number[][]): number {
-  const pairs = a
-    .flatMap((x, i) => b.map((y, j) => ({ i, j, v: iou(...(x as Box), ...(y as Box)) })))
-    .filter((p) => p.v >= 0.5);
-  pairs.sort((p, q) => q.v - p.v);
-  const ua = new Set<number>();
-  const ub = new Set<number>();
-  for (const p of pairs)
-    if (!ua.has(p.i) && !ub.has(p.j)) {
-      ua.add(p.i);
-      ub.add(p.j);
-    }
-  return ua.size;
-}
 
 describe("the INT8 model", () => {
   let float: Detector;
@@ -51,7 +31,7 @@ describe("the INT8 model", () => {
     expect(int8.input).toBe("uint8-nhwc");
     expect(int8.inputNote).toBeUndefined();
     expect(int8.head).toBe("yolov8");
-    expect(int8.size).toBe(640);
+    expect(int8.shape).toEqual({ width: 640, height: 640 });
   });
 
   it("finds the people the float model finds, on frames it was not calibrated on", { timeout: 60_000 }, async () => {

@@ -92,7 +92,7 @@ describe("operator", () => {
       kind: "DetectorPool",
       metadata: { name: POOL },
       spec: {
-        model: { uri: "file:///models/yolov8n.onnx", format: "yolov8" },
+        model: { uri: "file:///models/yolov8n.onnx", format: "yolov8", inputWidth: 640, inputHeight: 384 },
         camerasPerWorker: 2,
         maxWorkers: 2,
         resources: { limits: { "nvidia.com/gpu": 1, memory: "2Gi" } },
@@ -153,6 +153,8 @@ describe("operator", () => {
       POD_NAMESPACE: ns,
       VIGIL_MODEL_URI: "file:///models/yolov8n.onnx",
       VIGIL_MODEL_FORMAT: "yolov8",
+      VIGIL_MODEL_INPUT_WIDTH: 640,
+      VIGIL_MODEL_INPUT_HEIGHT: 384,
       VIGIL_MAX_BATCH: 8,
       VIGIL_EXECUTION_PROVIDERS: "cuda,cpu",
       VIGIL_MODEL_DIR: "/var/cache/vigil/models",

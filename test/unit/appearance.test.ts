@@ -30,7 +30,7 @@ describe("describeBoxes", () => {
       { x0: 14, y0: 30, x1: 26, y1: 50, rgb: [20, 20, 200] },
     );
     const dets = detectionsFrom([{ box: [10, 10, 30, 50], score: 0.9, classId: 0 }]);
-    const f = describeBoxes(img, SIZE, lb, dets);
+    const f = describeBoxes(img, { width: SIZE, height: SIZE }, lb, dets);
     // Sampled: columns 14-26 (20-80 % of the width) and rows 16-30 / 30-44 (15-50 %, 50-85 % of the height).
     expect(f[RED]).toBeCloseTo(1, 6);
     expect(f[PART + BLUE]).toBeCloseTo(1, 6);
@@ -48,7 +48,7 @@ describe("describeBoxes", () => {
       { box: [30, 0, 50, 40], score: 0.9, classId: 0 },
       { box: [0, 40, 20, 64], score: 0.9, classId: 0 },
     ]);
-    const f = describeBoxes(img, SIZE, lb, dets);
+    const f = describeBoxes(img, { width: SIZE, height: SIZE }, lb, dets);
     expect(appearanceDistance(f, 0, f, 1)).toBeCloseTo(0, 6);
     expect(appearanceDistance(f, 0, f, 2)).toBeCloseTo(1, 6);
   });

@@ -325,7 +325,10 @@ describe("task images (sharp)", () => {
       [120, 60, 240, 300] as [number, number, number, number],
       paddedBox([120, 60, 240, 300], 768, 576) as [number, number, number, number],
     ];
-    const images = await encodeTaskImages({ letterboxed, size: 640, width: 768, height: 576 }, rects);
+    const images = await encodeTaskImages(
+      { letterboxed, shape: { width: 640, height: 640 }, width: 768, height: 576 },
+      rects,
+    );
     expect(images.map((i) => [i.role, i.width, i.height])).toEqual([
       ["frame", 320, 240],
       ["crop", 100, 200],
@@ -381,7 +384,12 @@ describe("the stage without a broker", () => {
     stage.addCamera(camera); // an update: no second warning
     stage.addCamera({ id: "shop/back", spec: spec({ assessment: undefined }) });
     const view = { width: 768, height: 576, detections: detectionsFrom([]), classNames: CLASSES };
-    const frame = { letterboxed: Buffer.alloc(640 * 640 * 3), size: 640, width: 768, height: 576 };
+    const frame = {
+      letterboxed: Buffer.alloc(640 * 640 * 3),
+      shape: { width: 640, height: 640 },
+      width: 768,
+      height: 576,
+    };
     stage.event(camera, "shop/door:entered:7:1000", presence, null, frame, view);
     await stage.idle();
     const off = lines.filter((l) => l.includes("assessments are off"));

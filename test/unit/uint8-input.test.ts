@@ -104,7 +104,7 @@ describe("a float YOLO model given a uint8 input", () => {
       expect([f32.input, f32.inputNote]).toEqual(["float-nchw", "preprocessing in JS (preprocessInModel: false)"]);
       const chw = new Float32Array(3 * 640 * 640);
       const { hwcToChw } = await import("../../worker/infer/chw.ts");
-      hwcToChw(frame, 640, chw);
+      hwcToChw(frame, { width: 640, height: 640 }, chw);
       const opts = { minScore: 0.25 };
       const a = detectionsOf(u8, (await u8.infer([frame])).outputs[0] as Float32Array, 768, 576, opts);
       const b = detectionsOf(f32, (await f32.infer([chw])).outputs[0] as Float32Array, 768, 576, opts);
@@ -123,7 +123,7 @@ describe("a float YOLO model given a uint8 input", () => {
     writeFileSync(file, prependPreprocessing(original));
     const m = await loadModel(file, { threads: 1 });
     try {
-      expect([m.input, m.inputNote, m.size]).toEqual(["uint8-nhwc", undefined, 640]);
+      expect([m.input, m.inputNote, m.shape]).toEqual(["uint8-nhwc", undefined, { width: 640, height: 640 }]);
     } finally {
       await m.close();
     }
@@ -132,12 +132,12 @@ describe("a float YOLO model given a uint8 input", () => {
 
 describe("models the rewriter refuses", () => {
   it("says what is wrong with the input", () => {
-    expect(() => prependPreprocessing(identityModel([1, 3, 64, 32]))).toThrow(
-      "the model's input x is float [1, 3, 64, 32]; want float [N, 3, S, S]",
+    expect(() => prependPreprocessing(identityModel([1, 4, 64, 32]))).toThrow(
+      "the model's input x is float [1, 4, 64, 32]; want float [N, 3, H, W]",
     );
-    expect(() => prependPreprocessing(identityModel([1, 640, 640, 3]))).toThrow(/want float \[N, 3, S, S\]/);
+    expect(() => prependPreprocessing(identityModel([1, 640, 640, 3]))).toThrow(/want float \[N, 3, H, W\]/);
     const u8 = prependPreprocessing(identityModel([1, 3, 8, 8]));
-    expect(() => prependPreprocessing(u8)).toThrow("the model already takes uint8 [N, S, S, 3]");
+    expect(() => prependPreprocessing(u8)).toThrow("the model already takes uint8 [N, H, W, 3]");
     expect(() => prependPreprocessing(Buffer.from("not a model at all"))).toThrow(/not an ONNX model/);
   });
 

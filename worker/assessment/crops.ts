@@ -5,7 +5,7 @@
 // floor at a lower resolution per person (the fake provider, like a real model, counts people from the crops).
 import type { CameraDetectionSpec } from "../../operator/api/camera-detection.ts";
 import type { Detections } from "../detections.ts";
-import { letterboxParams } from "../infer/letterbox.ts";
+import { type InputShape, letterboxParams } from "../infer/letterbox.ts";
 import type { RuleEvent } from "../rules/engine.ts";
 import { type Box, boxAnchor, pointInPolygon } from "../rules/geometry.ts";
 
@@ -89,9 +89,9 @@ export function letterboxRegion(
   rect: Rect,
   width: number,
   height: number,
-  size: number,
+  into: InputShape | number,
 ): { left: number; top: number; width: number; height: number } {
-  const lb = letterboxParams(width, height, size);
+  const lb = letterboxParams(width, height, into);
   const x1 = Math.min(lb.newW - 1, Math.max(0, Math.floor(rect[0] * lb.scale)));
   const y1 = Math.min(lb.newH - 1, Math.max(0, Math.floor(rect[1] * lb.scale)));
   const x2 = Math.min(lb.newW, Math.max(x1 + 1, Math.ceil(rect[2] * lb.scale)));

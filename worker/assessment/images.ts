@@ -1,11 +1,11 @@
 // A task's JPEGs, encoded by sharp (libvips, off the JS thread) from the letterboxed RGB frame the pipeline already
 // holds: the whole frame at low resolution, then one crop per subject. Frames arrive letterboxed to the model's
-// size×size input (ffmpeg scaled the source by min(size/w, size/h) and padded it with grey), so the grey bars are
+// input shape (ffmpeg scaled the source by min(W/w, H/h) and padded it with grey), so the grey bars are
 // cut off and source-pixel boxes are mapped through the letterbox (crops.ts letterboxRegion). Crops are at that
 // scaled resolution, the most the worker has (768×576 vtest.avi: 0.83 of the source), capped at CROP_MAX_SIDE.
 import sharp from "sharp";
 import type { TaskImage } from "../../assessor/messages.ts";
-import { letterboxParams } from "../infer/letterbox.ts";
+import { type InputShape, letterboxParams } from "../infer/letterbox.ts";
 import { letterboxRegion, type Rect } from "./crops.ts";
 
 /** Enough to see the scene; Qwen-VL counts a 320×240 image as 100 patch tokens, a 640×480 one as 400. */
@@ -15,9 +15,9 @@ export const CROP_MAX_SIDE = 448;
 const QUALITY = 80;
 
 export type ImageInput = {
-  /** Letterboxed RGB, size×size×3. */
+  /** Letterboxed RGB, the model's width×height×3. */
   letterboxed: Buffer;
-  size: number;
+  shape: InputShape;
   /** The source frame's size: what boxes are in. */
   width: number;
   height: number;
@@ -28,9 +28,9 @@ export async function encodeTaskImages(
   crops: readonly Rect[],
   opts: { frameWidth?: number; cropMaxSide?: number; quality?: number } = {},
 ): Promise<TaskImage[]> {
-  const { size, width, height } = frame;
-  const lb = letterboxParams(width, height, size);
-  const raw = { raw: { width: size, height: size, channels: 3 as const } };
+  const { shape, width, height } = frame;
+  const lb = letterboxParams(width, height, shape);
+  const raw = { raw: { width: shape.width, height: shape.height, channels: 3 as const } };
   const quality = opts.quality ?? QUALITY;
   const maxSide = opts.cropMaxSide ?? CROP_MAX_SIDE;
   const encode = async (
@@ -49,7 +49,7 @@ export async function encodeTaskImages(
     { width: opts.frameWidth ?? FRAME_WIDTH },
   );
   const parts = crops.map((rect) =>
-    encode(letterboxRegion(rect, width, height, size), { width: maxSide, height: maxSide }),
+    encode(letterboxRegion(rect, width, height, shape), { width: maxSide, height: maxSide }),
   );
   const [f, ...cs] = await Promise.all([whole, ...parts]);
   return [

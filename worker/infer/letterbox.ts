@@ -6,12 +6,18 @@
 // frame also cuts the bytes crossing the pipe. All that is left for JS is padding to size×size and converting
 // to normalised NCHW floats, in one pass over a reused tensor.
 
+/** The model's input in pixels: square for most exports, or a rectangle for rect inference (rect-input.ts). */
+export type InputShape = { readonly width: number; readonly height: number };
+
+/** A square input of this side. */
+export const square = (side: number): InputShape => ({ width: side, height: side });
+
 export type LetterboxParams = {
-  /** Resize gain, min(size/srcW, size/srcH); one gain for both axes, as Ultralytics uses. */
+  /** Resize gain, min(width/srcW, height/srcH); one gain for both axes, as Ultralytics uses. */
   readonly scale: number;
-  /** Left padding in model-input pixels (the right pad is size - newW - padX). */
+  /** Left padding in model-input pixels (the right pad is width - newW - padX). */
   readonly padX: number;
-  /** Top padding in model-input pixels (the bottom pad is size - newH - padY). */
+  /** Top padding in model-input pixels (the bottom pad is height - newH - padY). */
   readonly padY: number;
   /** Width of the resized content; the width ffmpeg must scale to. */
   readonly newW: number;
@@ -28,18 +34,20 @@ const NORM = new Float32Array(256);
 for (let v = 0; v < 256; v++) NORM[v] = v / 255;
 const PAD = NORM[PAD_VALUE] as number;
 
-export function letterboxParams(srcW: number, srcH: number, size: number): LetterboxParams {
+/** `into` is the model's input shape, or the side of a square one. */
+export function letterboxParams(srcW: number, srcH: number, into: InputShape | number): LetterboxParams {
   if (!(Number.isInteger(srcW) && srcW > 0 && Number.isInteger(srcH) && srcH > 0)) {
     throw new Error(`letterbox: source size must be positive integers, got ${srcW}x${srcH}`);
   }
-  if (!(Number.isInteger(size) && size > 0))
-    throw new Error(`letterbox: model size must be a positive integer, got ${size}`);
-  const scale = Math.min(size / srcW, size / srcH);
+  const { width, height } = typeof into === "number" ? square(into) : into;
+  if (!(Number.isInteger(width) && width > 0 && Number.isInteger(height) && height > 0))
+    throw new Error(`letterbox: model size must be positive integers, got ${width}x${height}`);
+  const scale = Math.min(width / srcW, height / srcH);
   // Math.max(1, …) keeps an extreme aspect ratio from asking ffmpeg for a zero-sized frame.
   const newW = Math.max(1, Math.round(srcW * scale));
   const newH = Math.max(1, Math.round(srcH * scale));
-  const dw = (size - newW) / 2;
-  const dh = (size - newH) / 2;
+  const dw = (width - newW) / 2;
+  const dh = (height - newH) / 2;
   // Ultralytics: top = round(dh - 0.1), bottom = round(dh + 0.1). The ±0.1 makes an odd total pad put the
   // extra pixel on the bottom/right without relying on Python's banker's rounding; dw is a whole or half
   // number, so dw - 0.1 is never a tie and Math.round agrees with Python's round here.

@@ -9,9 +9,10 @@ import ort from "onnxruntime-node";
 import { COCO_CLASSES, type Detections } from "../detections.ts";
 import { createBatcher } from "./batcher.ts";
 import { hwcToChw } from "./chw.ts";
-import { letterboxParams } from "./letterbox.ts";
+import { type InputShape, letterboxParams } from "./letterbox.ts";
 import type { ModelHealth } from "./model-health.ts";
 import { nms } from "./nms.ts";
+import { withInputShape } from "./rect-input.ts";
 import { type InputForm, modelInput, prependPreprocessing, verifyUint8Input } from "./uint8-input.ts";
 import { decodeYolov5, decodeYolov8, detectHead, type YoloHead } from "./yolo.ts";
 
@@ -28,6 +29,11 @@ export type DetectorOptions = {
   sha256?: string;
   /** The side the pool says the model takes; checked against the model's input. */
   inputSize?: number;
+  /**
+   * Feed the model frames of this size instead of its own (the pool's model.inputWidth and inputHeight): a square
+   * YOLOv8/v11 export is rewritten at load for it (rect-input.ts). 640×384 fits 16:9 cameras with 40 % fewer pixels.
+   */
+  inputShape?: InputShape;
   classNames?: readonly string[];
   /** Let onnxruntime's threads spin between runs (its default). Off here: see loadDetector. */
   spin?: boolean;
@@ -55,7 +61,8 @@ export type DetectOptions = { minScore: number; classFilter?: Uint8Array | null;
 
 /** What the model is, as checked at load. */
 export type ModelInfo = {
-  readonly size: number;
+  /** What a frame is letterboxed to. */
+  readonly shape: InputShape;
   readonly head: YoloHead;
   readonly provider: Provider;
   readonly classNames: readonly string[];
@@ -124,17 +131,17 @@ export function classFilterOf(classNames: readonly string[], names: readonly str
 }
 
 /** A new buffer for one frame in the model's input form. */
-export function frameBuffer(input: InputForm, size: number, shared = false): Frame {
-  const n = 3 * size * size;
+export function frameBuffer(input: InputForm, shape: InputShape, shared = false): Frame {
+  const n = 3 * shape.width * shape.height;
   if (input === "uint8-nhwc") return shared ? new Uint8Array(new SharedArrayBuffer(n)) : new Uint8Array(n);
   return shared ? new Float32Array(new SharedArrayBuffer(4 * n)) : new Float32Array(n);
 }
 
 /** ffmpeg's letterboxed HWC RGB bytes → the model's input, into a reused buffer from frameBuffer. */
-export function frameInto(input: InputForm, rgb: Uint8Array, size: number, out: Frame): void {
-  if (input === "float-nchw") hwcToChw(rgb, size, out as Float32Array);
+export function frameInto(input: InputForm, rgb: Uint8Array, shape: InputShape, out: Frame): void {
+  if (input === "float-nchw") hwcToChw(rgb, shape, out as Float32Array);
   else if (rgb.length !== out.length)
-    throw new Error(`frame has ${rgb.length} bytes, expected ${out.length} (${size}×${size} RGB)`);
+    throw new Error(`frame has ${rgb.length} bytes, expected ${out.length} (${shape.width}×${shape.height} RGB)`);
   else (out as Uint8Array).set(rgb);
 }
 
@@ -158,6 +165,35 @@ function withUint8Input(bytes: Uint8Array, opts: DetectorOptions): { bytes: Uint
   }
 }
 
+const isSide = (d: number | string | undefined): d is number => typeof d === "number" && d > 0;
+
+/**
+ * The model for the pool's input shape (opts.inputShape): a square export rewritten for it (rect-input.ts), or the
+ * model as it is when it already takes that shape or none was asked for. A shape it cannot take fails the load,
+ * naming the pool's fields: the pool asked for it, and a silent square model would run slower than planned.
+ */
+function resized(path: string, bytes: Uint8Array, opts: DetectorOptions): Uint8Array {
+  const want = opts.inputShape;
+  if (!want) return bytes;
+  let found: ReturnType<typeof modelInput>;
+  try {
+    found = modelInput(bytes);
+  } catch {
+    return bytes; // onnxruntime says what is wrong with it
+  }
+  const [, a, b, c] = found.dims;
+  const [h, w] = found.form === "uint8-nhwc" ? [a, b] : [b, c];
+  if (h === want.height && w === want.width) return bytes;
+  const asked = `model.inputWidth × inputHeight ${want.width}×${want.height}`;
+  if (opts.inputSize && (h !== opts.inputSize || w !== opts.inputSize))
+    throw new ModelError(`model ${path}: the pool says model.inputSize ${opts.inputSize}, the model takes ${w}×${h}`);
+  try {
+    return withInputShape(bytes, want);
+  } catch (err) {
+    throw new ModelError(`model ${path}: ${asked}: ${firstLine(err)}`);
+  }
+}
+
 /** Loads and checks a YOLO model (see the top of this file). */
 export async function loadModel(path: string, opts: DetectorOptions = {}): Promise<Model> {
   let bytes: Buffer;
@@ -176,7 +212,8 @@ export async function loadModel(path: string, opts: DetectorOptions = {}): Promi
   let session: ort.InferenceSession | undefined;
   let provider: Provider = "cpu";
   let providerNotes: string[] = [];
-  const rewrite = withUint8Input(bytes, opts);
+  const base = resized(path, bytes, opts);
+  const rewrite = withUint8Input(base, opts);
   let inputNote = rewrite.note;
   let loaded = rewrite.bytes;
   for (let attempt = 0; attempt < 2 && !session; attempt++) {
@@ -184,20 +221,20 @@ export async function loadModel(path: string, opts: DetectorOptions = {}): Promi
     try {
       ({ session, provider } = await createSession(loaded, wanted, available, opts, providerNotes));
     } catch (err) {
-      if (loaded === bytes) throw new ModelError(`model ${path}: ${(err as Error).message}`);
+      if (loaded === base) throw new ModelError(`model ${path}: ${(err as Error).message}`);
       inputNote = `preprocessing in JS: the model with a uint8 input does not load (${firstLine(err)})`;
-      loaded = bytes;
+      loaded = base;
       continue;
     }
-    if (loaded === bytes) break;
+    if (loaded === base) break;
     // The rewritten model must give the float model's outputs on the same frame, or the float model is used.
     try {
-      await verifyUint8Input(bytes, session, { threads: opts.threads });
+      await verifyUint8Input(base, session, { threads: opts.threads });
     } catch (err) {
       inputNote = `preprocessing in JS: the model with a uint8 input gives other outputs (${firstLine(err)})`;
       await session.release();
       session = undefined;
-      loaded = bytes;
+      loaded = base;
     }
   }
   if (!session) throw new ModelError(`model ${path}: no execution provider could load it`);
@@ -210,29 +247,29 @@ export async function loadModel(path: string, opts: DetectorOptions = {}): Promi
   const shape = meta?.shape ?? [];
   // A model may come with a uint8 HWC input already (ours, written by hack/onnx/uint8-input.ts, or the user's).
   const input: InputForm = meta?.type === "uint8" ? "uint8-nhwc" : "float-nchw";
-  const [channels, side, other] =
-    input === "uint8-nhwc" ? [shape[3], shape[1], shape[2]] : [shape[1], shape[3], shape[2]];
-  if (!inputName || !outputName || shape.length !== 4 || channels !== 3 || typeof side !== "number" || other !== side)
+  const [channels, height, width] =
+    input === "uint8-nhwc" ? [shape[3], shape[1], shape[2]] : [shape[1], shape[2], shape[3]];
+  if (!inputName || !outputName || shape.length !== 4 || channels !== 3 || !isSide(width) || !isSide(height))
     throw new ModelError(
       input === "uint8-nhwc"
-        ? `model ${path}: a uint8 input must be [batch, S, S, 3] (a square image), got [${shape.join(", ")}]`
-        : `model ${path}: input must be [batch, 3, S, S] (a square image), got [${shape.join(", ")}]`,
+        ? `model ${path}: a uint8 input must be [batch, H, W, 3], got [${shape.join(", ")}]`
+        : `model ${path}: input must be [batch, 3, H, W], got [${shape.join(", ")}]`,
     );
   if (meta?.type && meta.type !== "uint8" && meta.type !== "float32")
     throw new ModelError(`model ${path}: input must be float32 (or uint8 HWC), got ${meta.type}`);
-  const size = side;
-  if (opts.inputSize && opts.inputSize !== size)
+  const frameShape: InputShape = { width, height };
+  if (opts.inputSize && !opts.inputShape && (opts.inputSize !== width || opts.inputSize !== height))
     throw new ModelError(
-      `model ${path}: the pool says model.inputSize ${opts.inputSize}, the model takes ${size}×${size}`,
+      `model ${path}: the pool says model.inputSize ${opts.inputSize}, the model takes ${width}×${height}`,
     );
-  const chw = 3 * size * size;
+  const chw = 3 * width * height;
   // A symbolic (or -1) first dimension is a dynamic batch axis; a fixed one must be 1 (we feed one frame).
   const dynamicBatch = typeof shape[0] === "string" || (typeof shape[0] === "number" && shape[0] < 0);
   if (!dynamicBatch && shape[0] !== 1)
     throw new ModelError(`model ${path}: its batch is fixed at ${shape[0]}; export it with batch 1 or a dynamic batch`);
 
   // Input tensors per batch size, over one reused buffer: the session reads the frames where we wrote them.
-  const dims = (n: number) => (input === "uint8-nhwc" ? [n, size, size, 3] : [n, 3, size, size]);
+  const dims = (n: number) => (input === "uint8-nhwc" ? [n, height, width, 3] : [n, 3, height, width]);
   const tensorOf = (data: Frame, n: number) =>
     data instanceof Uint8Array ? new ort.Tensor("uint8", data, dims(n)) : new ort.Tensor("float32", data, dims(n));
   const grow = (n: number): Frame => (input === "uint8-nhwc" ? new Uint8Array(n * chw) : new Float32Array(n * chw));
@@ -295,7 +332,7 @@ export async function loadModel(path: string, opts: DetectorOptions = {}): Promi
   const perFrameOut = probe.dims.slice(1).reduce((a, b) => a * b, 1);
 
   return {
-    size,
+    shape: frameShape,
     head,
     provider,
     classNames,
@@ -355,7 +392,7 @@ export async function loadModel(path: string, opts: DetectorOptions = {}): Promi
 
 /** A frame's raw output → Detections in source pixels: decode the head, filter classes, NMS. */
 export function detectionsOf(
-  model: Pick<ModelInfo, "head" | "size" | "outputDims">,
+  model: Pick<ModelInfo, "head" | "shape" | "outputDims">,
   output: Float32Array,
   srcW: number,
   srcH: number,
@@ -366,7 +403,7 @@ export function detectionsOf(
     output,
     model.outputDims,
     { minScore: o.minScore, classFilter: o.classFilter ?? null },
-    letterboxParams(srcW, srcH, model.size),
+    letterboxParams(srcW, srcH, model.shape),
     srcW,
     srcH,
   );
@@ -382,8 +419,8 @@ export async function loadDetector(path: string, opts: DetectorOptions = {}): Pr
     ...info,
     classFilter: (names) => classFilterOf(model.classNames, names),
     async detect(rgb, srcW, srcH, o) {
-      const frame = frameBuffer(model.input, model.size);
-      frameInto(model.input, rgb, model.size, frame);
+      const frame = frameBuffer(model.input, model.shape);
+      frameInto(model.input, rgb, model.shape, frame);
       const r = await batcher.submit(frame);
       return { detections: detectionsOf(model, r.output, srcW, srcH, o), inferenceMs: r.inferenceMs, batch: r.batch };
     },

@@ -71,7 +71,7 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
   const shared = (floats: number) => new Float32Array(new SharedArrayBuffer(floats * 4));
 
   return {
-    size: info.size,
+    shape: info.shape,
     head: info.head,
     provider: info.provider,
     providerNote: info.providerNote,
@@ -90,12 +90,12 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
       if (k === undefined) {
         // A new slot, shown to the thread once: as many exist as frames were ever in flight at once.
         k = slots.length;
-        buffers = { input: frameBuffer(info.input, info.size, true), output: shared(outputFloats) };
+        buffers = { input: frameBuffer(info.input, info.shape, true), output: shared(outputFloats) };
         slots.push(buffers);
       }
       const slot = slots[k] as Slot;
       try {
-        frameInto(info.input, rgb, info.size, slot.input);
+        frameInto(info.input, rgb, info.shape, slot.input);
         const r = await call<{ inferenceMs: number; batch: number }>({ op: "infer", slot: k, buffers });
         return {
           detections: detectionsOf(info, slot.output, srcW, srcH, o),

@@ -1,77 +1,28 @@
 // Preprocessing inside the model, as DeepStream and TensorRT do it on the device: a YOLO model that takes float
-// CHW input [N, 3, S, S] (pixels / 255) is given a uint8 HWC input [N, S, S, 3] instead, with
+// CHW input [N, 3, H, W] (pixels / 255) is given a uint8 HWC input [N, H, W, 3] instead, with
 // Transpose(NHWC → NCHW) → Cast(float) → Div(255) prepended to its graph. ffmpeg's rgb24 bytes then go into the
 // model as they are: a quarter of the bytes per frame slot, and no per-pixel loop on the worker's main thread.
 // The worker does this at load, in memory (session.ts); hack/onnx/uint8-input.ts writes the rewritten file.
 import { hwcToChw } from "./chw.ts";
+import {
+  ATTR,
+  ATTR_INT,
+  ATTR_INTS,
+  describeInput,
+  ELEM,
+  GRAPH,
+  graphOf,
+  MODEL_GRAPH,
+  message,
+  modelInput,
+  NODE,
+  parse,
+  sub,
+  TENSOR,
+} from "./onnx-graph.ts";
 import { bytesField, type Field, intField, parseMessage, text, writeMessage } from "./onnx-wire.ts";
 
-// Field numbers from onnx.proto.
-const MODEL_GRAPH = 7;
-const GRAPH = { node: 1, initializer: 5, input: 11, output: 12, valueInfo: 13 };
-const NODE = { input: 1, output: 2, name: 3, opType: 4, attribute: 5 };
-const ATTR = { name: 1, i: 3, ints: 8, type: 20 };
-const ATTR_INT = 2;
-const ATTR_INTS = 7;
-const TENSOR = { dataType: 2, name: 8, rawData: 9 };
-const ELEM = { float: 1n, uint8: 2n } as const;
-const ELEM_NAMES: Record<string, string> = { 1: "float", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 10: "float16" };
-
-/** A dimension as the model states it: a size, a symbolic name (dynamic), or unknown. */
-export type Dim = number | string | undefined;
-export type InputForm = "float-nchw" | "uint8-nhwc";
-export type ModelInput = { name: string; elemType: number; dims: Dim[]; form: InputForm | undefined };
-
-const sub = (fields: Field[], num: number) => fields.filter((f) => f.num === num);
-const parse = (f: Field | undefined) => parseMessage((f?.value ?? new Uint8Array()) as Uint8Array);
-const message = (num: number, fields: Field[]) => bytesField(num, writeMessage(fields));
-
-function graphOf(model: Uint8Array): { modelFields: Field[]; graphField: Field; graph: Field[] } {
-  let modelFields: Field[];
-  try {
-    modelFields = parseMessage(model);
-  } catch (err) {
-    throw new Error(`not an ONNX model: ${(err as Error).message}`);
-  }
-  const graphField = sub(modelFields, MODEL_GRAPH)[0];
-  if (graphField?.wire !== 2) throw new Error("not an ONNX model: no graph");
-  return { modelFields, graphField, graph: parseMessage(graphField.value as Uint8Array) };
-}
-
-/** ValueInfoProto → TypeProto.tensor_type's fields: elem_type (1) and shape (2). */
-const tensorTypeOf = (info: Field[]) => parse(sub(parse(sub(info, 2)[0]), 1)[0]);
-const dimFields = (tensorType: Field[]) => sub(parse(sub(tensorType, 2)[0]), 1);
-function dimOf(dim: Field): Dim {
-  const d = parseMessage(dim.value as Uint8Array);
-  const value = sub(d, 1)[0];
-  if (value) return Number(value.value as bigint);
-  const param = sub(d, 2)[0];
-  return param ? text(param) : undefined;
-}
-const isBatch = (d: Dim) => typeof d === "string" || d === undefined || (typeof d === "number" && d !== 0);
-
-/** The model's image input (its first graph input that is not a weight), and which of the two forms it has. */
-export function modelInput(model: Uint8Array): ModelInput {
-  const { graph } = graphOf(model);
-  const weights = new Set(sub(graph, GRAPH.initializer).map((f) => text(sub(parse(f), TENSOR.name)[0])));
-  const input = sub(graph, GRAPH.input)
-    .map(parse)
-    .find((info) => !weights.has(text(sub(info, 1)[0])));
-  if (!input) throw new Error("the model has no input");
-  const tensorType = tensorTypeOf(input);
-  const elemType = Number((sub(tensorType, 1)[0]?.value as bigint | undefined) ?? 0n);
-  const dims = dimFields(tensorType).map(dimOf);
-  const [n, a, b, c] = dims;
-  let form: InputForm | undefined;
-  if (dims.length === 4 && isBatch(n)) {
-    if (BigInt(elemType) === ELEM.float && a === 3 && typeof b === "number" && b > 0 && c === b) form = "float-nchw";
-    if (BigInt(elemType) === ELEM.uint8 && typeof a === "number" && a > 0 && b === a && c === 3) form = "uint8-nhwc";
-  }
-  return { name: text(sub(input, 1)[0]), elemType, dims, form };
-}
-
-export const describeInput = (i: ModelInput) =>
-  `${ELEM_NAMES[i.elemType] ?? `type ${i.elemType}`} [${i.dims.map((d) => d ?? "?").join(", ")}]`;
+export { describeInput, type InputForm, type ModelInput, modelInput } from "./onnx-graph.ts";
 
 const attrInt = (name: string, v: number) =>
   message(NODE.attribute, [bytesField(ATTR.name, name), intField(ATTR.i, v), intField(ATTR.type, ATTR_INT)]);
@@ -91,7 +42,7 @@ const node = (op: string, inputs: string[], output: string, attrs: Field[] = [])
   ]);
 
 /**
- * The model with a uint8 [N, S, S, 3] input of the same name in place of its float [N, 3, S, S] one (a symbolic
+ * The model with a uint8 [N, H, W, 3] input of the same name in place of its float [N, 3, H, W] one (a symbolic
  * batch stays symbolic). Throws, saying why, for any other input.
  */
 export function prependPreprocessing(model: Uint8Array): Uint8Array {
@@ -99,8 +50,8 @@ export function prependPreprocessing(model: Uint8Array): Uint8Array {
   if (input.form !== "float-nchw")
     throw new Error(
       input.form === "uint8-nhwc"
-        ? "the model already takes uint8 [N, S, S, 3]"
-        : `the model's input ${input.name} is ${describeInput(input)}; want float [N, 3, S, S]`,
+        ? "the model already takes uint8 [N, H, W, 3]"
+        : `the model's input ${input.name} is ${describeInput(input)}; want float [N, 3, H, W]`,
     );
   const { modelFields, graphField, graph } = graphOf(model);
   const { name } = input;
@@ -175,13 +126,13 @@ function uint8Info(f: Field): Field[] {
 }
 
 /** A deterministic stand-in for a letterboxed frame: gradients and a checkerboard, every byte value present. */
-export function testFrame(size: number): Uint8Array {
-  const rgb = new Uint8Array(size * size * 3);
-  for (let y = 0; y < size; y++)
-    for (let x = 0; x < size; x++) {
-      const p = (y * size + x) * 3;
-      rgb[p] = (x * 255) / Math.max(1, size - 1);
-      rgb[p + 1] = (y * 255) / Math.max(1, size - 1);
+export function testFrame(width: number, height = width): Uint8Array {
+  const rgb = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      const p = (y * width + x) * 3;
+      rgb[p] = (x * 255) / Math.max(1, width - 1);
+      rgb[p + 1] = (y * 255) / Math.max(1, height - 1);
       rgb[p + 2] = ((x >> 4) + (y >> 4)) % 2 ? 230 : (x * 7 + y * 13) & 255;
     }
   return rgb;
@@ -200,9 +151,11 @@ export async function verifyUint8Input(
   opts: { frame?: Uint8Array; threads?: number } = {},
 ): Promise<{ maxDiff: number }> {
   const ort = (await import("onnxruntime-node")).default;
-  const size = modelInput(original).dims[2] as number;
-  const frame = opts.frame ?? testFrame(size);
-  if (frame.length !== 3 * size * size) throw new Error(`the check frame has ${frame.length} bytes, want ${size}²×3`);
+  const { dims } = modelInput(original);
+  const [height, width] = [dims[2] as number, dims[3] as number];
+  const frame = opts.frame ?? testFrame(width, height);
+  if (frame.length !== 3 * width * height)
+    throw new Error(`the check frame has ${frame.length} bytes, want ${width}×${height}×3`);
   const options = {
     intraOpNumThreads: opts.threads ?? 0,
     extra: { session: { intra_op: { allow_spinning: "0" } } },
@@ -212,10 +165,10 @@ export async function verifyUint8Input(
   try {
     const b = own ? await ort.InferenceSession.create(rewritten, options) : rewritten;
     try {
-      const chw = new Float32Array(3 * size * size);
-      hwcToChw(frame, size, chw);
-      const want = await a.run({ [a.inputNames[0] as string]: new ort.Tensor("float32", chw, [1, 3, size, size]) });
-      const got = await b.run({ [b.inputNames[0] as string]: new ort.Tensor("uint8", frame, [1, size, size, 3]) });
+      const chw = new Float32Array(3 * width * height);
+      hwcToChw(frame, { width, height }, chw);
+      const want = await a.run({ [a.inputNames[0] as string]: new ort.Tensor("float32", chw, [1, 3, height, width]) });
+      const got = await b.run({ [b.inputNames[0] as string]: new ort.Tensor("uint8", frame, [1, height, width, 3]) });
       let maxDiff = 0;
       for (const name of a.outputNames) {
         const w = want[name]?.data as Float32Array;

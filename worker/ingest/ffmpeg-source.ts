@@ -6,6 +6,7 @@ import type { ChildProcess } from "node:child_process";
 import { setPriority } from "node:os";
 import type { PassThrough } from "node:stream";
 import ffmpeg, { type FfmpegCommand } from "fluent-ffmpeg";
+import type { InputShape } from "../infer/letterbox.ts";
 import { type FrameClock, liveFrameTime } from "./frame-clock.ts";
 import {
   type DecodeMode,
@@ -36,8 +37,8 @@ export type SourceOptions = {
   hwaccel?: "none" | "cuda" | "vaapi" | "qsv";
   /** Frames per second to sample; every frame when omitted. */
   fps?: number;
-  /** Side of the square model input; frames arrive letterboxed to size×size RGB. */
-  size: number;
+  /** The model's input; frames arrive letterboxed to width×height RGB. */
+  shape: InputShape;
   stallTimeoutMs?: number;
   backoffMinMs?: number;
   backoffMaxMs?: number;
@@ -59,7 +60,7 @@ export type SourceOptions = {
 };
 
 export type Frame = {
-  /** Letterboxed RGB, size×size×3. */
+  /** Letterboxed RGB, the model's width×height×3. */
   data: Buffer;
   /** Source frame size, for mapping boxes back. */
   width: number;
@@ -171,7 +172,7 @@ export class FfmpegSource {
 
   private connect(): void {
     if (this.stopped) return;
-    const { size, fps } = this.opts;
+    const { shape, fps } = this.opts;
     const file = isFileSource(this.opts.url);
     const input = file ? filePath(this.opts.url) : withCredentials(this.opts.url, this.opts.credentials);
     const secrets = this.opts.credentials ? [this.opts.credentials.password, this.opts.credentials.username] : [];
@@ -201,7 +202,7 @@ export class FfmpegSource {
       : `fps=${fps}`;
     // Live streams only: a file is read as fast as it decodes, where frame threads do help.
     if (!file && this.opts.decoderThreads > 0) inputOptions.push("-threads", String(this.opts.decoderThreads));
-    const frameBytes = size * size * 3;
+    const frameBytes = shape.width * shape.height * 3;
     this.epoch = undefined;
     let pending = Buffer.allocUnsafe(frameBytes);
     let filled = 0;
@@ -218,8 +219,8 @@ export class FfmpegSource {
         // checksums); the main branch samples as before.
         ...(watchKeys ? [`split[main][keys];[keys]select=key,showinfo=checksum=0,nullsink;[main]${sample}`] : []),
         ...(fps > 0 && !watchKeys ? [`fps=${fps}`] : []),
-        `scale=${size}:${size}:force_original_aspect_ratio=decrease:flags=bilinear`,
-        `pad=${size}:${size}:(ow-iw)/2:(oh-ih)/2:color=0x727272`,
+        `scale=${shape.width}:${shape.height}:force_original_aspect_ratio=decrease:flags=bilinear`,
+        `pad=${shape.width}:${shape.height}:(ow-iw)/2:(oh-ih)/2:color=0x727272`,
       ])
       // A select (keyframes only) keeps the stream's 25 fps as the output's rate, and ffmpeg would repeat each
       // frame taken to fill it: pass the frames through as they are.

@@ -3,6 +3,8 @@
 // still adds up to "motion". A still scene is re-checked at least every maxSkipMs, so a person standing still
 // is not lost.
 
+import type { InputShape } from "../infer/letterbox.ts";
+
 export type MotionGateOptions = {
   /** Fraction of thumbnail pixels that must change to count as motion (0..1). */
   threshold: number;
@@ -10,13 +12,13 @@ export type MotionGateOptions = {
   maxSkipMs: number;
   /** Grey level difference (0..255) for a pixel to count as changed; filters sensor noise. */
   pixelDelta?: number;
-  /** Thumbnail side; the frame is sampled on a grid of this many points per side. */
+  /** Thumbnail side; the frame is sampled on a grid of this many points per side (across and down). */
   thumbSide?: number;
 };
 
 export type MotionGate = {
   /** True when this frame should go to inference. */
-  check(rgb: Uint8Array, side: number, timestampMs: number): boolean;
+  check(rgb: Uint8Array, shape: InputShape, timestampMs: number): boolean;
   readonly stats: { frames: number; skipped: number; lastChangedFraction: number };
 };
 
@@ -31,14 +33,15 @@ export function createMotionGate(opts: MotionGateOptions): MotionGate {
 
   return {
     stats,
-    check(rgb, side, timestampMs) {
+    check(rgb, shape, timestampMs) {
       stats.frames++;
-      const step = side / thumbSide;
+      const stepX = shape.width / thumbSide;
+      const stepY = shape.height / thumbSide;
       let changed = 0;
       for (let ty = 0; ty < thumbSide; ty++) {
-        const row = Math.floor(ty * step + step / 2) * side;
+        const row = Math.floor(ty * stepY + stepY / 2) * shape.width;
         for (let tx = 0; tx < thumbSide; tx++) {
-          const p = (row + Math.floor(tx * step + step / 2)) * 3;
+          const p = (row + Math.floor(tx * stepX + stepX / 2)) * 3;
           // Integer luma (BT.601), no floats per pixel.
           const y = ((rgb[p] as number) * 77 + (rgb[p + 1] as number) * 150 + (rgb[p + 2] as number) * 29) >> 8;
           const i = ty * thumbSide + tx;

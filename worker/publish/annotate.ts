@@ -3,19 +3,19 @@
 import sharp from "sharp";
 import type { CameraDetectionSpec } from "../../operator/api/camera-detection.ts";
 import type { FrameResult } from "../camera.ts";
-import { letterboxParams } from "../infer/letterbox.ts";
+import { type InputShape, letterboxParams } from "../infer/letterbox.ts";
 
 const esc = (s: string) => s.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export async function renderAnnotated(
   letterboxed: Buffer,
-  size: number,
+  shape: InputShape,
   r: Pick<FrameResult, "detections" | "width" | "height">,
   zones: CameraDetectionSpec["zones"],
   classNames: readonly string[],
   quality = 70,
 ): Promise<Buffer> {
-  const lb = letterboxParams(r.width, r.height, size);
+  const lb = letterboxParams(r.width, r.height, shape);
   const w = lb.newW;
   const h = lb.newH;
   const parts: string[] = [];
@@ -44,7 +44,7 @@ export async function renderAnnotated(
     );
   }
   const svg = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}">${parts.join("")}</svg>`);
-  return sharp(letterboxed, { raw: { width: size, height: size, channels: 3 } })
+  return sharp(letterboxed, { raw: { width: shape.width, height: shape.height, channels: 3 } })
     .extract({ left: lb.padX, top: lb.padY, width: w, height: h })
     .composite([{ input: svg }])
     .jpeg({ quality })

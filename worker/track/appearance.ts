@@ -3,7 +3,7 @@
 // Clothes colours are what tells two people apart when they cross; the head, the sides of the box (mostly
 // background) and the feet (floor, shadow) are left out.
 import type { Detections } from "../detections.ts";
-import type { LetterboxParams } from "../infer/letterbox.ts";
+import type { InputShape, LetterboxParams } from "../infer/letterbox.ts";
 
 // Per part: HUE_BINS hues for coloured pixels, then GREY_BINS value levels for pixels too grey or too dark to have a
 // hue (most clothes in a street are black, grey or white, so the grey levels carry much of the signal).
@@ -27,11 +27,11 @@ const ROWS: readonly [number, number][] = [
 
 /**
  * Writes each detection's descriptor (APPEARANCE_DIMS floats, each part summing to 1, or all 0 for a part with no
- * pixels) into `out` at i * APPEARANCE_DIMS. `rgb` is the letterboxed size×size×3 frame, boxes are in source pixels.
+ * pixels) into `out` at i * APPEARANCE_DIMS. `rgb` is the letterboxed frame (the model's shape, ×3), boxes are in source pixels.
  */
 export function describeBoxes(
   rgb: Uint8Array,
-  size: number,
+  shape: InputShape,
   lb: LetterboxParams,
   dets: Detections,
   out: Float32Array = new Float32Array(dets.length * APPEARANCE_DIMS),
@@ -44,16 +44,16 @@ export function describeBoxes(
     const y2 = (dets.xyxy[i * 4 + 3] as number) * lb.scale + lb.padY;
     const w = x2 - x1;
     const h = y2 - y1;
-    const cx0 = clamp(Math.round(x1 + X0 * w), size);
-    const cx1 = clamp(Math.round(x1 + X1 * w), size);
+    const cx0 = clamp(Math.round(x1 + X0 * w), shape.width);
+    const cx1 = clamp(Math.round(x1 + X1 * w), shape.width);
     for (let p = 0; p < PARTS; p++) {
       const [f0, f1] = ROWS[p] as [number, number];
-      const r0 = clamp(Math.round(y1 + f0 * h), size);
-      const r1 = clamp(Math.round(y1 + f1 * h), size);
+      const r0 = clamp(Math.round(y1 + f0 * h), shape.height);
+      const r1 = clamp(Math.round(y1 + f1 * h), shape.height);
       const base = i * APPEARANCE_DIMS + p * PART_BINS;
       let n = 0;
       for (let y = r0; y < r1; y++) {
-        let k = (y * size + cx0) * 3;
+        let k = (y * shape.width + cx0) * 3;
         for (let x = cx0; x < cx1; x++, k += 3) {
           const j = base + bin(rgb[k] as number, rgb[k + 1] as number, rgb[k + 2] as number);
           out[j] = (out[j] as number) + 1;
