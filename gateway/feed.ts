@@ -40,8 +40,14 @@ export type CameraSummary = {
 export type PoolSummary = {
   name: string;
   namespace: string;
-  /** format and inputSize as the pool gives them; absent when the worker reads them from the model. */
-  model: { uri: string; format?: string | undefined; inputSize?: number | undefined };
+  /** format and the input size as the pool gives them; absent when the worker reads them from the model. */
+  model: {
+    uri: string;
+    format?: string | undefined;
+    inputSize?: number | undefined;
+    inputWidth?: number | undefined;
+    inputHeight?: number | undefined;
+  };
   camerasPerWorker: number;
   minWorkers: number;
   maxWorkers: number;

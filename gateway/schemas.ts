@@ -44,7 +44,13 @@ export type CameraView = z.infer<typeof cameraView>;
 export const poolSummary = z.object({
   name: z.string(),
   namespace: z.string(),
-  model: z.object({ uri: z.string(), format: z.string().optional(), inputSize: z.number().optional() }),
+  model: z.object({
+    uri: z.string(),
+    format: z.string().optional(),
+    inputSize: z.number().optional(),
+    inputWidth: z.number().optional(),
+    inputHeight: z.number().optional(),
+  }),
   camerasPerWorker: z.number(),
   minWorkers: z.number(),
   maxWorkers: z.number(),

@@ -71,7 +71,13 @@ export function poolSummary(
   return {
     name,
     namespace,
-    model: { uri: redactSource(spec.model.uri), format: spec.model.format, inputSize: spec.model.inputSize },
+    model: {
+      uri: redactSource(spec.model.uri),
+      format: spec.model.format,
+      inputSize: spec.model.inputSize,
+      inputWidth: spec.model.inputWidth,
+      inputHeight: spec.model.inputHeight,
+    },
     camerasPerWorker: spec.camerasPerWorker,
     minWorkers: spec.minWorkers,
     maxWorkers: spec.maxWorkers,
