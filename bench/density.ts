@@ -9,6 +9,7 @@
 // (ffmpeg's own choice), VIGIL_FFMPEG_NICE=10. So are the model's: by default the int8 model (hack/onnx/int8.sh) as
 // 2 instances of 1 thread (worker/infer/instances.ts), what carries 24 cameras on 2 cores; the float model as one
 // instance of 2 threads is VIGIL_MODEL_URI=.cache/fixtures/yolov8n.onnx VIGIL_MODEL_INSTANCES=1.
+// DENSITY_LOGS=/tmp/d writes each step's worker log to /tmp/d-N.log (stream states, reconnects, model notes).
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -199,6 +200,7 @@ async function step(n: number, redis: Service, rtsp: Service): Promise<Step> {
       (result.event_p95_ms === null || result.event_p95_ms < GOAL.p95Ms);
     return result;
   } finally {
+    if (process.env.DENSITY_LOGS) writeFileSync(`${process.env.DENSITY_LOGS}-${n}.log`, logs.join(""));
     w.proc.kill("SIGTERM");
     await new Promise((r) => (w.proc.exitCode !== null ? r(undefined) : w.proc.once("exit", r)));
     sub.disconnect();

@@ -1,6 +1,6 @@
 // `vigil worker`: loads the model, then runs its cameras (from manifests in single-host mode) through the
 // pipeline, publishing on Redis. Health and metrics on one port; stops cleanly on SIGTERM.
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CoordinationV1Api } from "@kubernetes/client-node";
@@ -148,6 +148,7 @@ export async function runWorker(argv: string[]): Promise<void> {
     log,
     stallTimeoutMs: env.VIGIL_STALL_TIMEOUT_MS,
     realtimeFiles: env.VIGIL_REALTIME_FILES === "true",
+    connectLimit: env.VIGIL_STREAM_CONNECTS || Math.max(4, 4 * availableParallelism()),
     decode: {
       keyframeOnly: env.VIGIL_KEYFRAME_ONLY === "1",
       decoderThreads: env.VIGIL_FFMPEG_THREADS,

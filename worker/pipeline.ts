@@ -9,6 +9,7 @@ import { createCameraProcessor, type FrameResult } from "./camera.ts";
 import { emptyDetections } from "./detections.ts";
 import { schedulerForModel } from "./infer/scheduler.ts";
 import type { Detector } from "./infer/session.ts";
+import { createConnectGate } from "./ingest/connect-gate.ts";
 import { FfmpegSource, type Frame, type SourceOptions, type SourceStats } from "./ingest/ffmpeg-source.ts";
 import { type Credentials, redact } from "./ingest/source-url.ts";
 import { renderAnnotated } from "./publish/annotate.ts";
@@ -29,6 +30,8 @@ export type PipelineOptions = {
   videoFps?: number;
   /** File sources play in real time and loop, as cameras (single-host demos, tests). */
   realtimeFiles?: boolean;
+  /** How many streams may be connecting at once (ingest/connect-gate.ts); unlimited when absent or 0. */
+  connectLimit?: number;
   /** The decoders' settings (SourceOptions); the source's defaults where absent. */
   decode?: Pick<SourceOptions, "keyframeOnly" | "decoderThreads" | "nice">;
   /** Each camera's stream stats and processed fps, once a second (the Kubernetes health report). */
@@ -56,6 +59,7 @@ export function createPipeline(opts: PipelineOptions) {
   const { detector, bus, registry, log } = opts;
   const scheduler = schedulerForModel(detector.maxBatch, detector.instances);
   const cameras = new Map<string, CameraRuntime>();
+  const connectGate = opts.connectLimit ? createConnectGate(opts.connectLimit) : undefined;
   const registers = [registry];
   const frames = new Counter({ name: "vigil_frames_total", help: "Frames decoded", labelNames: ["camera"], registers });
   const inferred = new Counter({
@@ -245,6 +249,7 @@ export function createPipeline(opts: PipelineOptions) {
           realtime: opts.realtimeFiles ?? false,
           loop: opts.realtimeFiles ?? false,
           ...opts.decode,
+          ...(connectGate ? { connectGate } : {}),
         },
         {
           frame: (frame) => onFrame(rt, frame),

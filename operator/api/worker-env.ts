@@ -56,6 +56,10 @@ export const workerEnv = z.object({
   VIGIL_FFMPEG_THREADS: z.coerce.number().int().min(0).max(64).default(1),
   // The decoders' niceness (0 = the worker's own), so the model's threads could win the cores over them.
   VIGIL_FFMPEG_NICE: z.coerce.number().int().min(0).max(19).default(0),
+  // Streams connecting at once (worker/ingest/connect-gate.ts): 0 = four per core, at least 4. Measured (24 cameras
+  // of the 1080p fixture, 2 cores): unlimited, 16 went past the first-frame watchdog and started over; 4, none, all
+  // streaming in 22.7 s; 8, none, in 19.0 s.
+  VIGIL_STREAM_CONNECTS: z.coerce.number().int().min(0).max(1024).default(0),
   // Decode only keyframes when the stream's GOP is no longer than the sample period (keyframe-decode.ts).
   VIGIL_KEYFRAME_ONLY: z.enum(["0", "1"]).default("1"),
   VIGIL_REALTIME_FILES: z.enum(["true", "false"]).default("false"),

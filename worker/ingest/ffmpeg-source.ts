@@ -7,6 +7,7 @@ import { setPriority } from "node:os";
 import type { PassThrough } from "node:stream";
 import ffmpeg, { type FfmpegCommand } from "fluent-ffmpeg";
 import type { InputShape } from "../infer/letterbox.ts";
+import type { ConnectGate } from "./connect-gate.ts";
 import { type FrameClock, liveFrameTime } from "./frame-clock.ts";
 import {
   type DecodeMode,
@@ -57,6 +58,8 @@ export type SourceOptions = {
   decoderThreads?: number;
   /** The ffmpeg child's niceness (0 leaves it as the worker's), so the model's threads win the cores over decoders. */
   nice?: number;
+  /** Shared by a worker's sources: how many may be connecting at once (connect-gate.ts); unlimited without. */
+  connectGate?: ConnectGate;
 };
 
 export type Frame = {
@@ -99,8 +102,8 @@ export class FfmpegSource {
     decode: "all",
     decodeSwitches: 0,
   };
-  private readonly opts: Required<Omit<SourceOptions, "credentials" | "ffmpegPath">> &
-    Pick<SourceOptions, "credentials" | "ffmpegPath">;
+  private readonly opts: Required<Omit<SourceOptions, "credentials" | "ffmpegPath" | "connectGate">> &
+    Pick<SourceOptions, "credentials" | "ffmpegPath" | "connectGate">;
   private readonly handlers: SourceHandlers;
   /** The current connection's command; its child exists only once fluent-ffmpeg has spawned it (see connect). */
   private cmd: FfmpegCommand | undefined;
@@ -121,6 +124,10 @@ export class FfmpegSource {
   private ended: (() => void) | undefined;
   private out: PassThrough | undefined;
   private paused = false;
+  /** This source's connect slot (opts.connectGate), held from spawning ffmpeg to the connection's first frame. */
+  private slot: (() => void) | undefined;
+  /** Counts connection attempts, so a slot granted to one that was superseded (stop, start) goes back. */
+  private attempt = 0;
   readonly done: Promise<void>;
 
   constructor(opts: SourceOptions, handlers: SourceHandlers) {
@@ -157,6 +164,7 @@ export class FfmpegSource {
 
   stop(): void {
     this.stopped = true;
+    this.freeSlot();
     clearTimeout(this.retry);
     clearTimeout(this.watchdog);
     // A child not spawned yet is killed on its "start" event instead (connect checks `stopped`).
@@ -170,8 +178,26 @@ export class FfmpegSource {
     this.handlers.state?.(s, detail);
   }
 
+  /** Spawns ffmpeg once a connect slot is free (at once without a gate, or while this source holds one). */
   private connect(): void {
     if (this.stopped) return;
+    const gate = this.opts.connectGate;
+    if (!gate || this.slot) return this.spawn();
+    const attempt = ++this.attempt;
+    clearTimeout(this.watchdog); // waiting for a slot is not a stall
+    void gate.acquire().then((release) => {
+      if (this.stopped || attempt !== this.attempt) return release();
+      this.slot = release;
+      this.spawn();
+    });
+  }
+
+  private freeSlot(): void {
+    this.slot?.();
+    this.slot = undefined;
+  }
+
+  private spawn(): void {
     const { shape, fps } = this.opts;
     const file = isFileSource(this.opts.url);
     const input = file ? filePath(this.opts.url) : withCredentials(this.opts.url, this.opts.credentials);
@@ -293,18 +319,21 @@ export class FfmpegSource {
     this.stats.gopS = gop;
     if (decodeModeFor(gop, this.opts.fps) === this.stats.decode) return;
     // ffmpeg cannot change its decoder's skip_frame while running: a new connection, at once, without backoff.
-    // Measured (RTSP, 1080p): about a second without frames, once per camera start or GOP change.
+    // Measured (RTSP, 1080p): about a second without frames, once per camera start or GOP change. Not through the
+    // connect gate: the stream is up, and queued behind cameras still connecting it would go without frames for
+    // as long as they take (8 s and a stall measured, 24 cameras on 2 cores).
     this.stats.decodeSwitches++;
     const proc = this.proc;
     this.cmd = undefined;
     this.proc = undefined;
     proc?.kill("SIGKILL");
-    this.connect();
+    if (!this.stopped) this.spawn();
   }
 
   private emitFrame(data: Buffer, file: boolean): void {
     const seq = this.stats.frames++;
     this.stats.lastFrameAt = Date.now();
+    if (this.slot) this.freeSlot();
     if (this.stats.state !== "streaming") this.setState("streaming");
     this.failures = 0;
     this.armWatchdog();
@@ -355,6 +384,7 @@ export class FfmpegSource {
 
   private closed(cmd: FfmpegCommand, file: boolean, failed: boolean): void {
     if (cmd !== this.cmd) return; // a replaced connection's child, killed on its start: nothing to retry
+    this.freeSlot(); // a failing camera waits out its backoff without holding up the others
     clearTimeout(this.watchdog);
     this.proc = undefined;
     if (this.stopped) return;
