@@ -7,8 +7,13 @@ describe("connect gate", () => {
     const a = await gate.acquire();
     const b = await gate.acquire();
     const order: string[] = [];
-    const c = gate.acquire().then((r) => (order.push("c"), r));
-    const d = gate.acquire().then((r) => (order.push("d"), r));
+    const take = (name: string) =>
+      gate.acquire().then((release) => {
+        order.push(name);
+        return release;
+      });
+    const c = take("c");
+    const d = take("d");
     await Promise.resolve();
     expect([gate.active, gate.waiting, order]).toEqual([2, 2, []]);
     b();

@@ -182,7 +182,10 @@ export class FfmpegSource {
   private connect(): void {
     if (this.stopped) return;
     const gate = this.opts.connectGate;
-    if (!gate || this.slot) return this.spawn();
+    if (!gate || this.slot) {
+      this.spawn();
+      return;
+    }
     const attempt = ++this.attempt;
     clearTimeout(this.watchdog); // waiting for a slot is not a stall
     void gate.acquire().then((release) => {
