@@ -1,10 +1,10 @@
 // Letterbox geometry matching Ultralytics' LetterBox (auto=False, scaleup=True, centre=True), so boxes decoded
 // here land where Ultralytics' own scale_boxes would put them for the same model and frame.
 //
-// The resize itself is not done here: ffmpeg's scale filter (`scale=newW:newH`) emits each frame as packed
-// rgb24 already at newW×newH, because it does that in SIMD C far faster than JS could, and piping the smaller
-// frame also cuts the bytes crossing the pipe. All that is left for JS is padding to size×size and converting
-// to normalised NCHW floats, in one pass over a reused tensor.
+// The resize and the padding are not done here: ffmpeg's scale and pad filters (ingest/ffmpeg-source.ts) emit each
+// frame as packed rgb24 already letterboxed to the model's shape, in SIMD C far faster than JS could.
+// fillInputTensor below is that letterbox in JS for a square input, into normalised NCHW floats: the reference
+// the tests hold ffmpeg's output to.
 
 /** The model's input in pixels: square for most exports, or a rectangle for rect inference (rect-input.ts). */
 export type InputShape = { readonly width: number; readonly height: number };

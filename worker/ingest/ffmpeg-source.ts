@@ -1,5 +1,5 @@
 // One camera's frames: ffmpeg (via fluent-ffmpeg) decodes the stream, samples it at the camera's rate and
-// letterboxes it to the model's square input, so JS receives ready-sized RGB. A watchdog kills ffmpeg when
+// letterboxes it to the model's input shape, so JS receives ready-sized RGB. A watchdog kills ffmpeg when
 // no frame arrives for stallTimeoutMs and reconnects with capped exponential backoff and jitter (Frigate
 // waits 20 s; we default to 5 s).
 import type { ChildProcess } from "node:child_process";
