@@ -3,8 +3,8 @@
 //
 // The resize and the padding are not done here: ffmpeg's scale and pad filters (ingest/ffmpeg-source.ts) emit each
 // frame as packed rgb24 already letterboxed to the model's shape, in SIMD C far faster than JS could.
-// fillInputTensor below is that letterbox in JS for a square input, into normalised NCHW floats: the reference
-// the tests hold ffmpeg's output to.
+// fillInputTensor below does the padding in JS for a square input, into normalised NCHW floats, from a frame ffmpeg
+// only scaled: what the worker did before ffmpeg padded, kept with its tests.
 
 /** The model's input in pixels: square for most exports, or a rectangle for rect inference (rect-input.ts). */
 export type InputShape = { readonly width: number; readonly height: number };
