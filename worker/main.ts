@@ -78,6 +78,7 @@ export async function runWorker(argv: string[]): Promise<void> {
     {
       providers: env.VIGIL_EXECUTION_PROVIDERS.split(",") as Provider[],
       threads: env.VIGIL_THREADS,
+      stallMs: env.VIGIL_MODEL_STALL_MS,
       maxBatch: env.VIGIL_MAX_BATCH,
       maxBatchDelayMs: env.VIGIL_MAX_BATCH_DELAY_MS,
       ...(env.VIGIL_MODEL_SHA256 ? { sha256: env.VIGIL_MODEL_SHA256 } : {}),

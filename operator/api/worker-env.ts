@@ -49,6 +49,9 @@ export const workerEnv = z.object({
   VIGIL_WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(9090),
   VIGIL_WORKER_HOST: z.string().default("0.0.0.0"),
   VIGIL_STALL_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+  // How long the model thread may answer nothing while frames wait before liveness fails (worker/infer/model-health.ts);
+  // a slow GPU warm-up or a huge batch may want more. Below 1 s it would fail on an ordinary slow run.
+  VIGIL_MODEL_STALL_MS: z.coerce.number().int().min(1000).default(30_000),
   // Decoders (worker/ingest/ffmpeg-source.ts), tunable so bench/density.ts can measure each lever on a real worker.
   // One thread per decoder: 24 cameras already keep every core busy, and frame threads only add switching.
   // Measured (4 clients of the 1080p RTSP fixture at fps=1, load ~13): every frame 155 → 97 ms CPU per

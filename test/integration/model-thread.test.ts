@@ -14,6 +14,8 @@ import { crashModelThread, hangModelThread, inspectOption } from "../setup/inspe
 import { freePort, ROOT } from "../setup/operator-env.ts";
 import { FIXTURES, type Service, startRedis, startWorker, subscribeStats, waitFor } from "../setup/services.ts";
 
+// The workers' VIGIL_MODEL_STALL_MS: a third of the default (MODEL_STALL_MS), so a hang is seen in 10 s, not 30.
+const STALL_MS = 10_000;
 const dir = mkdtempSync(join(tmpdir(), "vigil-model-thread-"));
 const manifests = join(dir, "cameras.yaml");
 writeFileSync(
@@ -53,7 +55,11 @@ describe("vigil worker", () => {
     const w = await startWorker(
       ["--cameras", manifests],
       redis.port,
-      { VIGIL_REALTIME_FILES: "true", NODE_OPTIONS: inspectOption(inspectPort) },
+      {
+        VIGIL_REALTIME_FILES: "true",
+        VIGIL_MODEL_STALL_MS: String(STALL_MS),
+        NODE_OPTIONS: inspectOption(inspectPort),
+      },
       logs,
     );
     workers.push(w.proc);
@@ -116,10 +122,10 @@ describe("vigil worker", () => {
     timeout: 150_000,
   }, async () => {
     const w = await faultableWorker();
-    // Longer than MODEL_STALL_MS (30 s), so liveness fails for the last ten seconds of it.
-    await hangModelThread(w.pid, w.inspectPort, 40_000);
+    // Longer than the stall time (10 s), so liveness fails for the last ten seconds of it.
+    await hangModelThread(w.pid, w.inspectPort, STALL_MS + 10_000);
     const hungAt = Date.now();
-    const failed = await waitFor("/healthz to fail", failing(w.healthz), 45_000, 100);
+    const failed = await waitFor("/healthz to fail", failing(w.healthz), STALL_MS + 15_000, 100);
     const failedMs = Date.now() - hungAt;
     expect(failed.status).toBe(503);
     expect(failed.body).toMatch(
@@ -127,7 +133,9 @@ describe("vigil worker", () => {
     );
     // The quiet clock starts at the model's last answer, or at the first frame it never took: that can be up to
     // a frame interval (200 ms at 5 fps) before the inspector confirmed the hang here. CI once saw 29 982 ms.
-    expect(failedMs).toBeGreaterThanOrEqual(MODEL_STALL_MS - 1000);
+    expect(failedMs).toBeGreaterThanOrEqual(STALL_MS - 1000);
+    // The worker's setting, not the default, decided it.
+    expect(failedMs).toBeLessThan(MODEL_STALL_MS);
     await waitFor("/healthz ok again", async () => (await w.healthz()).status === 200, 30_000, 200);
     expect(await w.healthz()).toEqual({ status: 200, body: "ok" });
     // A hang that ends is not a death: the worker goes on.
@@ -135,7 +143,7 @@ describe("vigil worker", () => {
     await waitFor("inferences again", async () => stats.slice(n).some((s) => s.data.inference_ms > 0), 15_000);
     expect(await Promise.race([w.exited, new Promise((r) => setTimeout(() => r("running"), 100))])).toBe("running");
     process.stdout.write(
-      `[model-thread] hang → /healthz 503 after ${failedMs} ms (MODEL_STALL_MS ${MODEL_STALL_MS})\n`,
+      `[model-thread] hang → /healthz 503 after ${failedMs} ms (VIGIL_MODEL_STALL_MS ${STALL_MS})\n`,
     );
   });
 });
@@ -157,6 +165,7 @@ describe("vigil up", () => {
       ...process.env,
       VIGIL_PORT: "0",
       LOG_LEVEL: "info",
+      VIGIL_MODEL_STALL_MS: String(STALL_MS),
       // Inherited by the workers `vigil up` forks: each opens its inspector on SIGUSR1 only.
       NODE_OPTIONS: inspectOption(inspectPort),
     };
@@ -214,7 +223,7 @@ describe("vigil up", () => {
     );
 
     // A model thread that hangs (alive, answering nothing) is restarted too: vigil up has no kubelet, so the
-    // worker is its own liveness probe and exits once the model stalls (MODEL_STALL_MS, 30 s).
+    // worker is its own liveness probe and exits once the model stalls (VIGIL_MODEL_STALL_MS, inherited).
     await hangModelThread(after.pid, inspectPort, 120_000);
     const hungAt = Date.now();
     const third = await waitFor(
@@ -230,7 +239,7 @@ describe("vigil up", () => {
       "the third worker streaming",
       async () => {
         const s = await hallStats();
-        return Date.parse(s.timestamp) > hungAt + MODEL_STALL_MS && s.data.inference_ms > 0 && !s.data.model_error && s;
+        return Date.parse(s.timestamp) > hungAt + STALL_MS && s.data.inference_ms > 0 && !s.data.model_error && s;
       },
       60_000,
       250,

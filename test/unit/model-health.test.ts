@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { parseWorkerEnv } from "../../operator/api/worker-env.ts";
 import { MODEL_STALL_MS, modelHealth } from "../../worker/infer/model-health.ts";
 
 describe("modelHealth", () => {
@@ -24,5 +25,16 @@ describe("modelHealth", () => {
 
   it("an idle model (nothing waiting) is healthy however long it has been quiet", () => {
     expect(modelHealth({ waiting: 0, quietSince: t0 }, t0 + 3_600_000)).toEqual({ ok: true });
+  });
+
+  it("the stall time is the worker's VIGIL_MODEL_STALL_MS: by default MODEL_STALL_MS, at least 1 s", () => {
+    const env = { VIGIL_MODEL_URI: "file:///m.onnx" };
+    expect(parseWorkerEnv(env).VIGIL_MODEL_STALL_MS).toBe(MODEL_STALL_MS);
+    const stallMs = parseWorkerEnv({ ...env, VIGIL_MODEL_STALL_MS: "8000" }).VIGIL_MODEL_STALL_MS;
+    expect(stallMs).toBe(8000);
+    const a = { waiting: 1, quietSince: t0 };
+    expect(modelHealth(a, t0 + 8000, stallMs)).toEqual({ ok: true });
+    expect(modelHealth(a, t0 + 9000, stallMs)).toMatchObject({ ok: false, state: "stalled" });
+    expect(() => parseWorkerEnv({ ...env, VIGIL_MODEL_STALL_MS: "500" })).toThrow(/VIGIL_MODEL_STALL_MS: /);
   });
 });

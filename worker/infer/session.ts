@@ -55,6 +55,8 @@ export type DetectorOptions = {
    * Below the process's own needs CAP_SYS_NICE (not a non-root pod's); a refusal is noted, not fatal.
    */
   nice?: number;
+  /** How long the model thread may answer nothing while frames wait before liveness fails (model-health.ts). */
+  stallMs?: number;
 };
 
 export type DetectOptions = { minScore: number; classFilter?: Uint8Array | null; iouThreshold?: number };

@@ -82,7 +82,7 @@ export async function loadThreadedDetector(path: string, opts: DetectorOptions =
     inputNote: info.inputNote,
     priorityNote: info.priorityNote,
     classFilter: (names) => classFilterOf(info.classNames, names),
-    health: () => modelHealth({ dead: dead?.message, waiting: pending.size, quietSince }, Date.now()),
+    health: () => modelHealth({ dead: dead?.message, waiting: pending.size, quietSince }, Date.now(), opts.stallMs),
     lost: lost.promise,
     async detect(rgb, srcW, srcH, o) {
       let k = free.pop();
