@@ -63,3 +63,37 @@ it("spawns each stream's ffmpeg after the one before it streams, and gives a sto
   expect([gate.active, gate.waiting]).toEqual([0, 0]);
   for (const s of sources) s.stop();
 });
+
+/** This process's ffmpeg children (fluent-ffmpeg spawns them directly). */
+async function ffmpegChildren(): Promise<number> {
+  const r = await run("pgrep", ["-P", String(process.pid), "-x", "ffmpeg"]).catch(() => ({ stdout: "" }));
+  return r.stdout.split("\n").filter(Boolean).length;
+}
+
+it("a source stopped and started again behind a full gate runs one ffmpeg, and none once stopped", {
+  timeout: 60_000,
+}, async () => {
+  await waitFor("no ffmpeg left from the test before", async () => (await ffmpegChildren()) === 0);
+  const gate = createConnectGate(1);
+  const connecting: number[] = [];
+  const s = new FfmpegSource(
+    { url, fps: 2, shape: { width: 64, height: 64 }, connectGate: gate },
+    {
+      frame: () => undefined,
+      state: (state) => void (state === "connecting" && connecting.push(performance.now())),
+    },
+  );
+  s.start();
+  await waitFor("streaming", async () => s.stats.state === "streaming");
+  const release = await gate.acquire(); // another camera connecting
+  s.stop(); // its killed ffmpeg ends after the new start below: that end is not this connection's failure
+  s.start();
+  await new Promise((r) => setTimeout(r, 200));
+  release();
+  await waitFor("streaming again", async () => s.stats.state === "streaming");
+  // Past the first backoff (500 ms), when a retry of the old connection's end would spawn a second ffmpeg.
+  await new Promise((r) => setTimeout(r, 2000));
+  expect([connecting.length, s.stats.reconnects, await ffmpegChildren()]).toEqual([2, 0, 1]);
+  s.stop();
+  await waitFor("its ffmpeg gone", async () => (await ffmpegChildren()) === 0, 5000);
+});

@@ -167,8 +167,12 @@ export class FfmpegSource {
     this.freeSlot();
     clearTimeout(this.retry);
     clearTimeout(this.watchdog);
-    // A child not spawned yet is killed on its "start" event instead (connect checks `stopped`).
+    // A child not spawned yet is killed on its "start" event instead (it is no longer this.cmd). Forgetting the
+    // connection matters: a killed child's late "error" taken for the failure of a source started again would
+    // schedule a second connection beside the one waiting at the gate (two ffmpegs for one camera).
     this.proc?.kill("SIGKILL");
+    this.cmd = undefined;
+    this.proc = undefined;
     this.setState("stopped");
     this.ended?.();
   }
@@ -201,6 +205,9 @@ export class FfmpegSource {
   }
 
   private spawn(): void {
+    // One child per source: a connection still running here is replaced, not left decoding beside the new one.
+    this.proc?.kill("SIGKILL");
+    this.proc = undefined;
     const { shape, fps } = this.opts;
     const file = isFileSource(this.opts.url);
     const input = file ? filePath(this.opts.url) : withCredentials(this.opts.url, this.opts.credentials);
