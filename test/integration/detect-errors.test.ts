@@ -121,6 +121,11 @@ describe("vigil detect on bad input", { timeout: 30_000 }, () => {
     await expect(loadDetector(join(FIXTURES, "yolov8n.onnx"), { inputSize: 320 })).rejects.toThrow(
       /the pool says model.inputSize 320, the model takes 640×640/,
     );
+    // Also when model.inputWidth × inputHeight is the shape the model already has.
+    const shape = { inputSize: 320, inputShape: { width: 640, height: 640 } };
+    await expect(loadDetector(join(FIXTURES, "yolov8n.onnx"), shape)).rejects.toThrow(
+      /the pool says model.inputSize 320, the model takes 640×640/,
+    );
     await expect(loadDetector(tmp("batch4.onnx", identityModel([4, 3, 64, 64])))).rejects.toThrow(
       /its batch is fixed at 4; export it with batch 1 or a dynamic batch/,
     );

@@ -185,10 +185,11 @@ function resized(path: string, bytes: Uint8Array, opts: DetectorOptions): Uint8A
   }
   const [, a, b, c] = found.dims;
   const [h, w] = found.form === "uint8-nhwc" ? [a, b] : [b, c];
-  if (h === want.height && w === want.width) return bytes;
-  const asked = `model.inputWidth × inputHeight ${want.width}×${want.height}`;
+  // Checked first: a model already at the asked shape must still be the size the pool says it is.
   if (opts.inputSize && (h !== opts.inputSize || w !== opts.inputSize))
     throw new ModelError(`model ${path}: the pool says model.inputSize ${opts.inputSize}, the model takes ${w}×${h}`);
+  if (h === want.height && w === want.width) return bytes;
+  const asked = `model.inputWidth × inputHeight ${want.width}×${want.height}`;
   try {
     return withInputShape(bytes, want);
   } catch (err) {
