@@ -54,9 +54,10 @@ const upEnv = z.object({
 
 /**
  * What the apiserver's CEL rules would reject, checked here because no apiserver sees these manifests: source URL
- * scheme, credentials inside URLs, one kind per rule, zones and classes rules name, min ≤ max workers. And what a
- * cluster would only find at the first alarm: the webhook Secret a camera names must be in the file, with a usable
- * url and secret (the file is all there is here, so a typo is caught at start; the reasons never quote either).
+ * scheme, credentials inside URLs, one kind per rule, zones and classes rules name, min ≤ max workers, model.inputWidth
+ * with inputHeight. And what a cluster would only find at the first alarm: the webhook Secret a camera names must be in
+ * the file, with a usable url and secret (the file is all there is here, so a typo is caught at start; the reasons
+ * never quote either).
  */
 const CREDENTIALS_IN_URL = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/@]*@/;
 
@@ -65,6 +66,10 @@ export function checkManifests(file: string, m: LocalManifests): void {
   for (const p of m.pools) {
     if (p.spec.minWorkers > p.spec.maxWorkers)
       problems.push(`DetectorPool ${p.metadata.name}: spec.minWorkers: must not exceed maxWorkers`);
+    if ((p.spec.model.inputWidth === undefined) !== (p.spec.model.inputHeight === undefined))
+      problems.push(
+        `DetectorPool ${p.metadata.name}: spec.model.inputWidth: model.inputWidth and model.inputHeight are given together`,
+      );
     if (CREDENTIALS_IN_URL.test(p.spec.model.uri))
       problems.push(
         `DetectorPool ${p.metadata.name}: spec.model.uri: must not carry credentials; reference a Secret in spec.model.credentialsSecretRef`,

@@ -278,6 +278,13 @@ describe("vigil up", () => {
     expect(r4.stderr).toContain(
       'document 2 (CameraDetection): metadata.name "Front Door": must be a DNS-1123 subdomain',
     );
+    // A rectangular input needs both sides, as the CRD's CEL rule says.
+    const halfPool = pool("local", { model: { uri: "file:///nowhere/yolov8n.onnx", inputWidth: 640 } });
+    const r7 = await run(["up", "-f", manifestFile("half-shape.yaml", [halfPool, camera("cam1", "local")])]);
+    expect(r7.code).toBe(1);
+    expect(r7.stderr).toContain(
+      "DetectorPool local: spec.model.inputWidth: model.inputWidth and model.inputHeight are given together",
+    );
     // An alarm's webhook Secret is checked at start: absent, or a key unusable (and never quoted).
     const withAlarm = (name: string) => ({
       ...camera(name, "local"),
