@@ -285,10 +285,6 @@ export async function runWorker(argv: string[]): Promise<void> {
   if (modelLost) process.exitCode = 1;
 }
 
-/**
- * RabbitMQ when RABBITMQ_URL is set; else the embedded queue file (VIGIL_ALARM_QUEUE, `vigil up`); otherwise none,
- * and cameras with spec.alarm say that alarms are off.
- */
 /** The pool's model.inputWidth × inputHeight, which go together (the CRD says so; a hand-set environment may not). */
 function inputShapeOf(env: WorkerEnv): { inputShape?: { width: number; height: number } } {
   const width = env.VIGIL_MODEL_INPUT_WIDTH;
@@ -299,6 +295,10 @@ function inputShapeOf(env: WorkerEnv): { inputShape?: { width: number; height: n
   return { inputShape: { width, height } };
 }
 
+/**
+ * RabbitMQ when RABBITMQ_URL is set; else the embedded queue file (VIGIL_ALARM_QUEUE, `vigil up`); otherwise none,
+ * and cameras with spec.alarm say that alarms are off.
+ */
 function alarmPublisher(env: WorkerEnv, registry: Registry, log: Logger): AlarmPublisher | undefined {
   if (env.RABBITMQ_URL)
     return createAmqpAlarmPublisher({ url: env.RABBITMQ_URL, registry, log, outboxMax: env.VIGIL_ALARM_OUTBOX_MAX });
