@@ -167,12 +167,7 @@ export class FfmpegSource {
     this.freeSlot();
     clearTimeout(this.retry);
     clearTimeout(this.watchdog);
-    // A child not spawned yet is killed on its "start" event instead (it is no longer this.cmd). Forgetting the
-    // connection matters: a killed child's late "error" taken for the failure of a source started again would
-    // schedule a second connection beside the one waiting at the gate (two ffmpegs for one camera).
-    this.proc?.kill("SIGKILL");
-    this.cmd = undefined;
-    this.proc = undefined;
+    this.dropConnection();
     this.setState("stopped");
     this.ended?.();
   }
@@ -204,10 +199,20 @@ export class FfmpegSource {
     this.slot = undefined;
   }
 
-  private spawn(): void {
-    // One child per source: a connection still running here is replaced, not left decoding beside the new one.
+  /**
+   * Ends the current connection and forgets it: its child's late "error" or "end" then belongs to no connection
+   * (closed() ignores it). Taken for the failure of a source started again, it scheduled a second connection beside
+   * the one waiting at the gate: two ffmpegs for one camera. A child not spawned yet is killed on its "start" event
+   * instead, as it is no longer this.cmd.
+   */
+  private dropConnection(): void {
     this.proc?.kill("SIGKILL");
+    this.cmd = undefined;
     this.proc = undefined;
+  }
+
+  private spawn(): void {
+    this.dropConnection(); // one child per source: a running one is replaced, not left decoding beside the new one
     const { shape, fps } = this.opts;
     const file = isFileSource(this.opts.url);
     const input = file ? filePath(this.opts.url) : withCredentials(this.opts.url, this.opts.credentials);
@@ -333,11 +338,7 @@ export class FfmpegSource {
     // connect gate: the stream is up, and queued behind cameras still connecting it would go without frames for
     // as long as they take (8 s and a stall measured, 24 cameras on 2 cores).
     this.stats.decodeSwitches++;
-    const proc = this.proc;
-    this.cmd = undefined;
-    this.proc = undefined;
-    proc?.kill("SIGKILL");
-    if (!this.stopped) this.spawn();
+    this.spawn();
   }
 
   private emitFrame(data: Buffer, file: boolean): void {
