@@ -3,7 +3,7 @@
 // second each, in ONE real `vigil worker` process (manifests file, motion gate off, real Redis). Measured from the
 // outside only: the worker's /metrics (frames decoded, inferred, dropped as stale, per camera), its stats on Redis
 // (mean model time), its events on Redis (frame time → arrival), and /proc for its ffmpeg children's CPU.
-// The model alone is the same worker with one camera. N steps up (DENSITY_STEPS, default 1,2,4,6,8,12,16,24,32: fine below 8, where a slow CPU tops out); every step up
+// The model alone is the same worker with one camera. N steps up (DENSITY_STEPS, default 1,2,4,6,8,12,16,20,24,32: fine below 8, where a slow CPU tops out); every step up
 // to DENSITY_CAMERAS (default 24) runs, the later ones until one fails the goal.
 // The ingest levers are the worker's environment, passed through: VIGIL_KEYFRAME_ONLY=0, VIGIL_FFMPEG_THREADS=0
 // (ffmpeg's own choice), VIGIL_FFMPEG_NICE=10. So are the model's: by default the int8 model (hack/onnx/int8.sh) as
@@ -30,7 +30,7 @@ import { CHANNELS, eventMessage, parseMessage, statsMessage } from "../worker/pu
 
 const VIDEO = join(FIXTURES, "vtest-1080p.mkv");
 const HEADLINE = Number(process.env.DENSITY_CAMERAS ?? 24);
-const STEPS = (process.env.DENSITY_STEPS ?? "1,2,4,6,8,12,16,24,32")
+const STEPS = (process.env.DENSITY_STEPS ?? "1,2,4,6,8,12,16,20,24,32")
   .split(",")
   .map(Number)
   .filter((n) => n > 0)
