@@ -8,7 +8,7 @@ import { loadModelInstances } from "../../worker/infer/instances.ts";
 import type { Detector } from "../../worker/infer/session.ts";
 import { loadThreadedDetector } from "../../worker/infer/threaded.ts";
 import type { Frame } from "../../worker/ingest/ffmpeg-source.ts";
-import { boxes, matched, matchedIous } from "../setup/boxes.ts";
+import { boxes, compareDetectors, matched } from "../setup/boxes.ts";
 import { vtestFrames } from "../setup/frames.ts";
 import { FIXTURES } from "../setup/services.ts";
 
@@ -76,19 +76,12 @@ describe("the INT8 model", () => {
   }, async () => {
     expect(rect.shape).toEqual(RECT);
     const opts = { minScore: 0.4, classFilter: float.classFilter(["person"]) };
-    let ref = 0;
-    let got = 0;
-    const ious: number[] = [];
-    for (const [k, f] of wide.square.entries()) {
-      const r = wide.rect[k] as Frame;
-      const a = boxes((await float.detect(f.data, f.width, f.height, opts)).detections);
-      const b = boxes((await rect.detect(r.data, r.width, r.height, opts)).detections);
-      ref += a.length;
-      got += b.length;
-      ious.push(...matchedIous(a, b));
-    }
+    const { ref, got, ious, meanIou } = await compareDetectors(
+      { detector: float, frames: wide.square },
+      { detector: rect, frames: wide.rect },
+      opts,
+    );
     expect(ref).toBeGreaterThan(25);
-    const meanIou = ious.reduce((x, y) => x + y, 0) / ious.length;
     console.info(
       `int8 640×384 against float 640×640: ${ious.length}/${ref} matched, ${got} found, mean IoU ${meanIou.toFixed(3)}`,
     );

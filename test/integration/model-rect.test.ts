@@ -8,7 +8,7 @@ import type { InputShape } from "../../worker/infer/letterbox.ts";
 import type { Detector } from "../../worker/infer/session.ts";
 import { loadThreadedDetector } from "../../worker/infer/threaded.ts";
 import type { Frame } from "../../worker/ingest/ffmpeg-source.ts";
-import { boxes, matchedIous } from "../setup/boxes.ts";
+import { compareDetectors } from "../setup/boxes.ts";
 import { vtestFrames } from "../setup/frames.ts";
 import { FIXTURES } from "../setup/services.ts";
 
@@ -46,22 +46,18 @@ describe.each([
 
     it("finds the people the square model finds, where it finds them", { timeout: 60_000 }, async () => {
       const opts = { minScore: 0.4, classFilter: square.classFilter(["person"]) };
-      let ref = 0;
-      let got = 0;
-      const ious: number[] = [];
       for (const [k, f] of squareFrames.entries()) {
         const r = rectFrames[k] as Frame;
         expect([r.width, r.height, r.timestampMs]).toEqual([f.width, f.height, f.timestampMs]);
-        const a = boxes((await square.detect(f.data, f.width, f.height, opts)).detections);
-        const b = boxes((await rect.detect(r.data, r.width, r.height, opts)).detections);
-        ref += a.length;
-        got += b.length;
-        ious.push(...matchedIous(a, b));
       }
+      const { ref, got, ious, meanIou } = await compareDetectors(
+        { detector: square, frames: squareFrames },
+        { detector: rect, frames: rectFrames },
+        opts,
+      );
       expect(ref).toBeGreaterThan(25); // vtest.avi has several walkers in every frame
       const recall = ious.length / ref;
       const precision = ious.length / got;
-      const meanIou = ious.reduce((x, y) => x + y, 0) / ious.length;
       console.info(
         `${file} ${shape.width}×${shape.height} against 640×640: ${ious.length}/${ref} matched (recall ${recall.toFixed(3)}), precision ${precision.toFixed(3)}, mean IoU ${meanIou.toFixed(3)}`,
       );

@@ -1,5 +1,7 @@
 // Comparing two models' detections on the same frames: boxes matched one-to-one by IoU.
 import type { Detections } from "../../worker/detections.ts";
+import type { DetectOptions, Detector } from "../../worker/infer/session.ts";
+import type { Frame } from "../../worker/ingest/ffmpeg-source.ts";
 import { iou } from "../../worker/track/bytetrack.ts";
 
 type Box = [number, number, number, number];
@@ -24,4 +26,27 @@ export function matchedIous(a: number[][], b: number[][]): number[] {
       out.push(p.v);
     }
   return out;
+}
+
+/**
+ * Detector `b` on its frames against `a` on its own, frame k with frame k (the same moment, each decoded at its
+ * model's shape): boxes `a` found, boxes `b` found, the IoU of each matched pair and their mean.
+ */
+export async function compareDetectors(
+  a: { detector: Detector; frames: Frame[] },
+  b: { detector: Detector; frames: Frame[] },
+  opts: DetectOptions,
+): Promise<{ ref: number; got: number; ious: number[]; meanIou: number }> {
+  let ref = 0;
+  let got = 0;
+  const ious: number[] = [];
+  for (const [k, f] of a.frames.entries()) {
+    const g = b.frames[k] as Frame;
+    const x = boxes((await a.detector.detect(f.data, f.width, f.height, opts)).detections);
+    const y = boxes((await b.detector.detect(g.data, g.width, g.height, opts)).detections);
+    ref += x.length;
+    got += y.length;
+    ious.push(...matchedIous(x, y));
+  }
+  return { ref, got, ious, meanIou: ious.reduce((u, v) => u + v, 0) / ious.length };
 }
