@@ -79,6 +79,10 @@ type Run = {
   lastObservedMs: number | undefined;
   stderr: string;
   stalled: boolean;
+  /** Its first segment's codec is being read (an unverified copy run: see startRun). */
+  verifying: boolean;
+  /** Killed to start again re-encoding: its stream cannot be copied (not a failure). */
+  switching: boolean;
   closed: Promise<void>;
 };
 
@@ -90,6 +94,10 @@ export function backoffMs(failures: number, minMs: number, maxMs: number, random
 export class Recorder {
   state: RecorderState = "starting";
   mode: RecordMode | undefined;
+  /** Whether `mode` is known right for the stream (probed, or read from a copy run's first segment). */
+  private modeVerified = false;
+  /** Copy runs started before the codec was verified: their segments are not cut until it is. */
+  private readonly unverifiedRuns = new Set<number>();
   lastError: string | undefined;
   restarts = 0;
   private readonly opts: Required<Omit<RecorderOptions, "onChange" | "onRestart" | "ffmpegPath" | "ffprobePath">> &
@@ -157,7 +165,9 @@ export class Recorder {
 
   /** Finished segments placed on the wall clock (those of runs whose clock has settled). */
   wallSegments(): WallSegment[] {
-    return toWall(this.segs);
+    // An unverified copy run's segments may hold a codec MP4 cannot carry: none is cut until its codec is read.
+    const hidden = this.unverifiedRuns;
+    return toWall(hidden.size ? this.segs.filter((s) => !hidden.has(s.run)) : this.segs);
   }
 
   /**
@@ -194,15 +204,25 @@ export class Recorder {
     if (source.url.startsWith("rtsp"))
       inputOptions.push("-rtsp_transport", source.transport ?? "tcp", "-timeout", "5000000");
     if (this.file) inputOptions.push("-re", ...(source.realtimeFile ? ["-stream_loop", "-1"] : []));
-    if (!this.mode) {
+    if (!this.mode && !this.file && this.runNo === 0) {
+      // A network camera's first run copies at once, and its first segment's codec is read from the file
+      // (verifyCodec). Probing over the network first started this ffmpeg 0.9–3.5 s after the worker's decoder
+      // (assessment-e2e, from an idle host to 8 busy loops on its 2 cores), and with a 6 s probe the recording
+      // began after a count rule's event 4 s into the stream: its clip was "gone" and the alarm dead-lettered.
+      // H.264 and HEVC cameras no longer wait for a probe; any other codec costs one segment.
+      this.mode = "copy";
+      this.modeVerified = false;
+    } else if (!this.mode) {
       try {
         this.mode = await this.probeMode(input);
+        this.modeVerified = true;
       } catch (err) {
         return this.runEnded(undefined, (err as Error).message);
       }
       if (this.stopped) return;
     }
     const run = ++this.runNo;
+    if (!this.modeVerified) this.unverifiedRuns.add(run);
     const list = join(this.opts.dir, `r${run}.csv`);
     const codec =
       this.mode === "copy"
@@ -252,6 +272,8 @@ export class Recorder {
       lastObservedMs: undefined,
       stderr: "",
       stalled: false,
+      verifying: false,
+      switching: false,
       closed: new Promise((res) => {
         closedResolve = res;
       }),
@@ -272,6 +294,7 @@ export class Recorder {
       this.dropUnlisted(r);
       this.current = undefined;
       clearTimeout(this.stall);
+      if (r.switching) return this.restartEncoding();
       const why = signal ? `killed by ${signal}` : `exited with code ${code}`;
       const error = r.stalled
         ? `no new segment for ${this.opts.stallMs / 1000} s (killed)`
@@ -279,7 +302,10 @@ export class Recorder {
           ? `${classifyFfmpegError(r.stderr)} (${why})`
           : why;
       // A copying run that never finished a segment may have met a codec it cannot copy: probe again next time.
-      if (r.produced === 0 && this.mode === "copy") this.mode = undefined;
+      if (r.produced === 0 && this.mode === "copy") {
+        this.mode = undefined;
+        this.modeVerified = false;
+      }
       this.runEnded(r, this.file && !source.realtimeFile && code === 0 ? undefined : error);
     });
     this.armStall();
@@ -317,6 +343,48 @@ export class Recorder {
         resolve(COPYABLE.has(codec) ? "copy" : "encode");
       });
     });
+  }
+
+  /**
+   * Reads the codec of an unverified copy run's first segment (a local file: ~0.1 s). H.264 or HEVC: the run goes
+   * on and its segments count. Anything else: the run is killed and recording starts again, re-encoding. A probe
+   * that fails (a busy host) is tried again on the next segment.
+   */
+  private verifyCodec(r: Run, path: string): void {
+    r.verifying = true;
+    const args = ["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name", "-of", "csv=p=0"];
+    this.probing = execFile(this.opts.ffprobePath ?? "ffprobe", [...args, path], { timeout: 20_000 }, (err, out) => {
+      this.probing = undefined;
+      if (this.stopped || this.current !== r) return;
+      if (err) {
+        r.verifying = false;
+        return;
+      }
+      const codec = String(out).trim().split(/\s+/)[0] ?? "";
+      this.modeVerified = true;
+      if (COPYABLE.has(codec)) {
+        this.unverifiedRuns.clear();
+        return this.opts.onChange?.();
+      }
+      this.mode = "encode";
+      this.opts.log.info(
+        { camera: this.opts.id, run: r.run, codec: codec || "none (no video stream MPEG-TS knows)" },
+        "clip recorder: the stream cannot be copied into MP4; recording again, re-encoded",
+      );
+      r.switching = true;
+      r.proc.kill("SIGKILL");
+    });
+  }
+
+  /** After a copy run killed by verifyCodec: its segments go, and an encoding run starts now. */
+  private restartEncoding(): void {
+    const copied = this.unverifiedRuns;
+    for (const s of this.segs) if (copied.has(s.run)) rmSync(s.path, { force: true });
+    this.segs = this.segs.filter((s) => !copied.has(s.run));
+    for (const run of copied) rmSync(join(this.opts.dir, `r${run}.csv`), { force: true });
+    copied.clear();
+    if (this.firstPath && !this.segs.some((s) => s.path === this.firstPath)) this.firstPath = undefined;
+    if (!this.stopped) void this.startRun();
   }
 
   private runEnded(r: Run | undefined, error: string | undefined): void {
@@ -384,6 +452,7 @@ export class Recorder {
       this.firstPath ??= path;
       this.segs.push({ ...e, run: r.run, path, observedMs, trusted });
       r.produced++;
+      if (!this.modeVerified && !r.verifying && !r.switching) this.verifyCodec(r, path);
     }
     this.failures = 0;
     this.state = "recording";

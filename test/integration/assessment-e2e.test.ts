@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { stringify } from "yaml";
 import type { AssessmentResult } from "../../assessor/messages.ts";
 import { type FakeProvider, startFakeProvider } from "../fakes/llm-provider.ts";
@@ -152,6 +152,17 @@ describe("an assessment from a camera to the gateway, the dashboard and an alarm
   it("a rule event on the RTSP stream is assessed; the result is at the gateway and beside its event in the dashboard; its high risk raises an alarm with the reason", {
     timeout: 150_000,
   }, async () => {
+    // On a failure, what the services said (the gateway's request lines left out): a clip's reason is there.
+    onTestFailed(() =>
+      console.log(
+        logs
+          .join("")
+          .split("\n")
+          .filter((l) => l && !/"component":"gateway".*"(incoming request|request completed)"/.test(l))
+          .slice(-60)
+          .join("\n"),
+      ),
+    );
     const t0 = Date.now();
     const { assessments, latest } = await waitFor(
       "an assessment of the camera at the gateway",

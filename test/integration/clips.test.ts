@@ -5,8 +5,10 @@
 // Which frame is which: the RTSP server plays a video whose every frame shows its own number as three grey blocks
 // (one decimal digit each), so a frame decoded from a clip can be matched with the moment the worker's decoder
 // delivered the same frame. That turns "the clip covers [t − pre, t + post] of wall-clock time" into a check.
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -204,6 +206,71 @@ describe("replay clips", () => {
     measured.push(`file 2+2 s → ${probe.durationS} s, lag ${Date.now() - (t + 2000)} ms`);
   });
 
+  it("records a network camera it cannot copy (MPEG-4 Part 2 over HTTP): copies at once, reads the codec from the first segment, and re-encodes from then on", async () => {
+    // An older camera's stream: vtest.avi as MPEG-4 Part 2 in MPEG-TS, served over HTTP at real time, looped.
+    const ts = join(tmp, "mpeg4.ts");
+    await run("ffmpeg", [
+      ...["-v", "error", "-i", join(FIXTURES, "vtest.avi"), "-t", "12", "-an", "-c:v", "mpeg4", "-q:v", "5"],
+      ...["-g", "10", "-f", "mpegts", ts],
+    ]);
+    const feeds = new Set<ReturnType<typeof spawn>>();
+    const server = createServer((_req, res) => {
+      const feed = spawn("ffmpeg", [
+        "-v",
+        "error",
+        "-re",
+        "-stream_loop",
+        "-1",
+        "-i",
+        ts,
+        "-c",
+        "copy",
+        "-f",
+        "mpegts",
+        "-",
+      ]);
+      feeds.add(feed);
+      res.writeHead(200, { "content-type": "video/mp2t" });
+      feed.stdout.pipe(res);
+      res.on("close", () => feed.kill("SIGKILL"));
+      feed.on("exit", () => feeds.delete(feed));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const cam = "default/lobby";
+    try {
+      clips.addCamera(cam, { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/cam.ts` });
+      const s = await waitFor(
+        "the lobby's re-encoded recording settles",
+        async () => {
+          const st = clips.status(cam);
+          return st?.mode === "encode" && st.coveredFromMs !== undefined && st;
+        },
+        30_000,
+      );
+      // One copy run, killed after its first segment named the codec; not counted as a failure.
+      expect(logs.some((l) => l.includes(cam) && /cannot be copied/.test(l) && l.includes('"codec":"mpeg4"'))).toBe(
+        true,
+      );
+      expect(s.restarts).toBe(0);
+      expect(metricValue(await metrics(), "vigil_clip_recorder_restarts_total", `camera="${cam}"`)).toBe(0);
+      expect(readdirSync(s.dir).filter((n) => n.startsWith("r1"))).toEqual([]); // the copied segments are gone
+      await covered(cam, 2 + DEFAULT_MARGINS.startMarginMs / 1000 + 0.5);
+      const t = Date.now();
+      const key = "default/lobby/entered_5_http.mp4";
+      const r = await clips.requestClip({ key, cameraId: cam, eventMs: t, preSeconds: 2, postSeconds: 2 });
+      const probe = await probeClip(join(storeDir, key));
+      expect(probe).toMatchObject({ codec: "h264", width: 768, height: 576 });
+      expect(r.durationS).toBeGreaterThanOrEqual(4);
+      expect(r.startMs).toBeLessThanOrEqual(t - 2000);
+      measured.push(`http mpeg4 → encode, 2+2 s → ${probe.durationS} s`);
+    } finally {
+      clips.removeCamera(cam);
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      for (const f of feeds) f.kill("SIGKILL");
+    }
+  });
+
   it("cuts an alarm in a camera's first seconds from where its recording began, with the pre-roll it has", async () => {
     const cam = "default/early";
     clips.addCamera(cam, { url: `file://${join(FIXTURES, "vtest.avi")}`, realtimeFile: true });
@@ -323,12 +390,12 @@ describe("replay clips", () => {
 
   it("counts results and lag, keeps credentials out of every log line, and cleans its scratch on stop", async () => {
     const text = await metrics();
-    expect(metricValue(text, "vigil_alarm_clips_total", 'result="ok"')).toBe(4);
+    expect(metricValue(text, "vigil_alarm_clips_total", 'result="ok"')).toBe(5);
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="gap"')).toBe(1);
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="gone"')).toBe(1);
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="not_recorded"')).toBe(1);
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="invalid"')).toBe(1);
-    expect(metricValue(text, "vigil_alarm_clip_lag_seconds_count")).toBe(4);
+    expect(metricValue(text, "vigil_alarm_clip_lag_seconds_count")).toBe(5);
     const all = logs.join("");
     expect(all).toContain("rtsp://***@127.0.0.1"); // the recorder's argv is logged, redacted
     expect(all).not.toContain(PASSWORD);
