@@ -98,10 +98,12 @@ export function clipWindow(req: ClipRequestTimes, m: ClipMargins = DEFAULT_MARGI
  * clip starts where the recording does, with the pre-roll it really has, instead of no clip at all ("gone"), as
  * an NVR shows what it has. Only when nothing was lost: `recordingBeganMs` is the start of the first segment the
  * recorder ever made, known while that segment is still in the buffer (a window the buffer has dropped stays gone,
- * and one across a restart stays a gap, planClip). And only when the recording began at least startMarginMs before
- * t, the margin that covers the decoder's lag behind the recorder, so the event's own frame is in the clip. The
- * shortened pre-roll keeps that margin: pre' = t − margin − began, so the cut window is [t − pre' − margin, t + post +
- * margin], the same shape as clipWindow's.
+ * and one across a restart stays a gap, planClip). The shortened pre-roll keeps the margin that covers the decoder's
+ * lag behind the recorder: pre' = t − margin − began, so the cut window is [t − pre' − margin, t + post + margin],
+ * the same shape as clipWindow's. A recording that began less than that margin before t (a rule that fires on the
+ * decoder's first frames: the recorder starts beside the decoder, recorder.ts) gets pre' = 0 and the clip from
+ * where the recording began: its first frame is within the decoder's lag (0.3–0.62 s measured) after the event's
+ * own, and the post-roll is whole. Once the recording began after t, there is none ("gone").
  */
 export function shortenedPreRoll(
   req: ClipRequestTimes,
@@ -111,8 +113,8 @@ export function shortenedPreRoll(
   if (recordingBeganMs === undefined) return undefined;
   const w = clipWindow(req, m);
   if (recordingBeganMs <= w.fromMs) return undefined;
-  const preMs = req.eventMs - m.startMarginMs - recordingBeganMs;
-  if (preMs < 0) return undefined;
+  if (recordingBeganMs > req.eventMs) return undefined;
+  const preMs = Math.max(0, req.eventMs - m.startMarginMs - recordingBeganMs);
   // Rounded down to 0.1 s: a hair shorter than the recording holds, never longer.
   return { preSeconds: Math.floor(preMs / 100) / 10, window: { fromMs: recordingBeganMs, toMs: w.toMs } };
 }

@@ -297,6 +297,21 @@ describe("replay clips", () => {
       expect(metricValue(await metrics(), "vigil_alarm_clip_pre_roll_shortened_total")).toBe(1);
       expect(logs.some((l) => /pre-roll shortened/.test(l) && l.includes(key))).toBe(true);
       measured.push(`early 6+2 s, recording ${t - began} ms old → pre-roll ${r.preSeconds} s, ${probe.durationS} s`);
+
+      // An event 0.4 s after the recording began (a rule on the decoder's first frames): no pre-roll, the clip from
+      // where the recording began, the post-roll whole.
+      const t0 = began + 400;
+      const key0 = "default/early/entered_4_first.mp4";
+      const r0 = await clips.requestClip({ key: key0, cameraId: cam, eventMs: t0, preSeconds: 6, postSeconds: 2 });
+      expect(r0.preSeconds).toBe(0);
+      expect(r0.startMs).toBeLessThanOrEqual(t0);
+      expect(r0.startMs + r0.durationS * 1000).toBeGreaterThanOrEqual(t0 + 2000);
+      const probe0 = await probeClip(join(storeDir, key0));
+      expect(probe0.durationS).toBeGreaterThanOrEqual(2);
+      expect(metricValue(await metrics(), "vigil_alarm_clip_pre_roll_shortened_total")).toBe(2);
+      measured.push(
+        `first frames 6+2 s, event ${t0 - began} ms into the recording → pre-roll 0, ${probe0.durationS} s`,
+      );
     } finally {
       clips.removeCamera(cam);
     }
@@ -390,12 +405,12 @@ describe("replay clips", () => {
 
   it("counts results and lag, keeps credentials out of every log line, and cleans its scratch on stop", async () => {
     const text = await metrics();
-    expect(metricValue(text, "vigil_alarm_clips_total", 'result="ok"')).toBe(5);
+    expect(metricValue(text, "vigil_alarm_clips_total", 'result="ok"')).toBe(6);
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="gap"')).toBe(1);
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="gone"')).toBe(1);
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="not_recorded"')).toBe(1);
     expect(metricValue(text, "vigil_alarm_clips_total", 'result="invalid"')).toBe(1);
-    expect(metricValue(text, "vigil_alarm_clip_lag_seconds_count")).toBe(5);
+    expect(metricValue(text, "vigil_alarm_clip_lag_seconds_count")).toBe(6);
     const all = logs.join("");
     expect(all).toContain("rtsp://***@127.0.0.1"); // the recorder's argv is logged, redacted
     expect(all).not.toContain(PASSWORD);

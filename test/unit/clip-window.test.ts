@@ -148,13 +148,19 @@ describe("the clip window", () => {
     expect(shortenedPreRoll({ ...req, eventMs: T0 + 3579 }, T0, m)?.preSeconds).toBe(2.5);
   });
 
-  it("keeps the asked pre-roll when the recording reaches it, and gives none when the event is not clearly in it", () => {
+  it("keeps the asked pre-roll when the recording reaches it, gives none when the recording began just before the event, and no clip once it began after it", () => {
     const m = { startMarginMs: 1000, endMarginMs: 500 };
     const req = { eventMs: T0 + 20_000, preSeconds: 4, postSeconds: 2 };
     expect(shortenedPreRoll(req, T0, m)).toBeUndefined(); // T0 is before t − pre − margin: nothing to shorten
     expect(shortenedPreRoll(req, T0 + 15_000, m)).toBeUndefined(); // exactly at the window's start
     expect(shortenedPreRoll(req, T0 + 19_000, m)?.preSeconds).toBe(0); // the event right after the margin
-    expect(shortenedPreRoll(req, T0 + 19_001, m)).toBeUndefined(); // the event's frame may precede the recording
+    // Began within the margin before t (a rule on the decoder's first frames): from where it began, no pre-roll.
+    expect(shortenedPreRoll(req, T0 + 19_001, m)).toEqual({
+      preSeconds: 0,
+      window: { fromMs: T0 + 19_001, toMs: T0 + 22_500 },
+    });
+    expect(shortenedPreRoll(req, T0 + 20_000, m)?.preSeconds).toBe(0); // began at t itself
+    expect(shortenedPreRoll(req, T0 + 20_001, m)).toBeUndefined(); // began after the event: nothing of it recorded
     expect(shortenedPreRoll(req, undefined, m)).toBeUndefined(); // the first segment was pruned: truly gone
   });
 
