@@ -66,6 +66,8 @@ export type RecorderOptions = {
  */
 export type RecordMode = "copy" | "encode";
 const COPYABLE = new Set(["h264", "hevc"]);
+/** Failed reads of a copied segment's codec before the run is ended and the camera asked instead. */
+const VERIFY_TRIES = 3;
 
 export type RecorderState = "starting" | "recording" | "backoff" | "ended" | "stopped";
 
@@ -81,6 +83,7 @@ type Run = {
   stalled: boolean;
   /** Its first segment's codec is being read (an unverified copy run: see startRun). */
   verifying: boolean;
+  verifyFailures: number;
   /** Killed to start again re-encoding: its stream cannot be copied (not a failure). */
   switching: boolean;
   closed: Promise<void>;
@@ -115,7 +118,7 @@ export class Recorder {
   private poll: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
   private stall: NodeJS.Timeout | undefined;
-  private probing: ChildProcess | undefined;
+  private readonly probes = new Set<ChildProcess>();
 
   constructor(opts: RecorderOptions) {
     this.opts = {
@@ -185,7 +188,7 @@ export class Recorder {
     clearTimeout(this.stall);
     clearInterval(this.poll);
     this.watcher?.close();
-    this.probing?.kill("SIGKILL");
+    for (const p of this.probes) p.kill("SIGKILL");
     const run = this.current;
     if (run) {
       run.proc.kill("SIGKILL");
@@ -214,8 +217,9 @@ export class Recorder {
       this.modeVerified = false;
     } else if (!this.mode) {
       try {
-        this.mode = await this.probeMode(input);
-        this.modeVerified = true;
+        const { mode, codec } = await this.probeMode(input);
+        if (this.stopped) return;
+        this.settleMode(mode, codec);
       } catch (err) {
         return this.runEnded(undefined, (err as Error).message);
       }
@@ -273,6 +277,7 @@ export class Recorder {
       stderr: "",
       stalled: false,
       verifying: false,
+      verifyFailures: 0,
       switching: false,
       closed: new Promise((res) => {
         closedResolve = res;
@@ -294,7 +299,12 @@ export class Recorder {
       this.dropUnlisted(r);
       this.current = undefined;
       clearTimeout(this.stall);
-      if (r.switching) return this.restartEncoding();
+      if (r.switching) {
+        // Replaced, not failed (verifyCodec, settleMode): its list goes, and the next run starts now.
+        rmSync(r.list, { force: true });
+        if (!this.stopped) void this.startRun();
+        return;
+      }
       const why = signal ? `killed by ${signal}` : `exited with code ${code}`;
       const error = r.stalled
         ? `no new segment for ${this.opts.stallMs / 1000} s (killed)`
@@ -312,7 +322,7 @@ export class Recorder {
   }
 
   /** Asks ffprobe for the first video stream's codec: copy what MP4 carries, re-encode the rest. */
-  private probeMode(input: string): Promise<RecordMode> {
+  private probeMode(input: string): Promise<{ mode: RecordMode; codec: string }> {
     const { source } = this.opts;
     const args = [
       "-hide_banner",
@@ -333,58 +343,86 @@ export class Recorder {
       input,
     ];
     return new Promise((resolve, reject) => {
-      this.probing = execFile(this.opts.ffprobePath ?? "ffprobe", args, { timeout: 20_000 }, (err, stdout, stderr) => {
-        this.probing = undefined;
-        const codec = String(stdout).trim().split(/\s+/)[0];
+      this.probe(args, (err, stdout, stderr) => {
+        const codec = stdout.trim().split(/\s+/)[0];
         if (err || !codec) {
-          const text = redact(String(stderr), this.secrets);
+          const text = redact(stderr, this.secrets);
           return reject(new Error(text.trim() ? classifyFfmpegError(text) : "no video stream"));
         }
-        resolve(COPYABLE.has(codec) ? "copy" : "encode");
+        resolve({ mode: COPYABLE.has(codec) ? "copy" : "encode", codec });
       });
     });
   }
 
   /**
-   * Reads the codec of an unverified copy run's first segment (a local file: ~0.1 s). H.264 or HEVC: the run goes
-   * on and its segments count. Anything else: the run is killed and recording starts again, re-encoding. A probe
-   * that fails (a busy host) is tried again on the next segment.
+   * Reads the codec of an unverified copy run's first segment (a local file: ~0.1 s), also for a run that has died
+   * meanwhile. H.264 or HEVC: the copied segments count. Anything else: they go, and recording goes on re-encoded
+   * (a copy run still going is killed and replaced at once). A probe that fails is tried on the next segment;
+   * after VERIFY_TRIES failures the run is ended, and the next one asks the camera (probeMode).
    */
   private verifyCodec(r: Run, path: string): void {
     r.verifying = true;
     const args = ["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name", "-of", "csv=p=0"];
-    this.probing = execFile(this.opts.ffprobePath ?? "ffprobe", [...args, path], { timeout: 20_000 }, (err, out) => {
-      this.probing = undefined;
-      if (this.stopped || this.current !== r) return;
+    this.probe([...args, path], (err, out) => {
+      if (this.stopped || !this.unverifiedRuns.has(r.run)) return;
       if (err) {
         r.verifying = false;
+        r.verifyFailures++;
+        this.opts.log.warn(
+          { camera: this.opts.id, run: r.run, err: err.message, tries: r.verifyFailures },
+          "clip recorder: could not read the codec of a copied segment",
+        );
+        if (r.verifyFailures >= VERIFY_TRIES && this.current === r) {
+          this.lastError = `could not read the codec of ${VERIFY_TRIES} copied segments: ${err.message}`;
+          this.mode = undefined;
+          r.switching = true;
+          r.proc.kill("SIGKILL");
+        }
         return;
       }
       const codec = String(out).trim().split(/\s+/)[0] ?? "";
-      this.modeVerified = true;
-      if (COPYABLE.has(codec)) {
-        this.unverifiedRuns.clear();
-        return this.opts.onChange?.();
-      }
-      this.mode = "encode";
-      this.opts.log.info(
-        { camera: this.opts.id, run: r.run, codec: codec || "none (no video stream MPEG-TS knows)" },
-        "clip recorder: the stream cannot be copied into MP4; recording again, re-encoded",
-      );
-      r.switching = true;
-      r.proc.kill("SIGKILL");
+      this.settleMode(COPYABLE.has(codec) ? "copy" : "encode", codec || "none (no video stream MPEG-TS knows)");
     });
   }
 
-  /** After a copy run killed by verifyCodec: its segments go, and an encoding run starts now. */
-  private restartEncoding(): void {
+  /**
+   * The stream's mode is known (from a copied segment or the camera): copied segments count, or are deleted; a copy
+   * run still going on a stream that must be re-encoded is replaced at once.
+   */
+  private settleMode(mode: RecordMode, codec: string): void {
+    this.mode = mode;
+    this.modeVerified = true;
     const copied = this.unverifiedRuns;
+    if (mode === "copy") {
+      copied.clear();
+      this.opts.onChange?.();
+      return;
+    }
+    this.opts.log.info(
+      { camera: this.opts.id, codec },
+      "clip recorder: the stream cannot be copied into MP4; recording it re-encoded",
+    );
     for (const s of this.segs) if (copied.has(s.run)) rmSync(s.path, { force: true });
     this.segs = this.segs.filter((s) => !copied.has(s.run));
-    for (const run of copied) rmSync(join(this.opts.dir, `r${run}.csv`), { force: true });
-    copied.clear();
+    for (const run of copied)
+      if (run !== this.current?.run) rmSync(join(this.opts.dir, `r${run}.csv`), { force: true });
     if (this.firstPath && !this.segs.some((s) => s.path === this.firstPath)) this.firstPath = undefined;
-    if (!this.stopped) void this.startRun();
+    const r = this.current;
+    if (r && copied.has(r.run)) {
+      r.switching = true;
+      r.proc.kill("SIGKILL");
+    }
+    copied.clear();
+    this.opts.onChange?.();
+  }
+
+  /** Runs ffprobe; every one still running is killed by stop(). */
+  private probe(args: string[], done: (err: Error | null, stdout: string, stderr: string) => void): void {
+    const p = execFile(this.opts.ffprobePath ?? "ffprobe", args, { timeout: 20_000 }, (err, stdout, stderr) => {
+      this.probes.delete(p);
+      done(err, String(stdout), String(stderr));
+    });
+    this.probes.add(p);
   }
 
   private runEnded(r: Run | undefined, error: string | undefined): void {

@@ -6,7 +6,7 @@
 // (one decimal digit each), so a frame decoded from a clip can be matched with the moment the worker's decoder
 // delivered the same frame. That turns "the clip covers [t − pre, t + post] of wall-clock time" into a check.
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ClipService, createClipService } from "../../alarms/clips/clip-service.ts";
 import { probeClip } from "../../alarms/clips/cut.ts";
 import { createFsClipStore } from "../../alarms/clips/fs-store.ts";
+import { Recorder } from "../../alarms/clips/recorder.ts";
 import { clipDurationBounds, DEFAULT_MARGINS } from "../../alarms/clips/window.ts";
 import { FfmpegSource } from "../../worker/ingest/ffmpeg-source.ts";
 import { metricValue } from "../setup/operator-env.ts";
@@ -107,6 +108,16 @@ const covered = (cam: string, seconds: number) =>
     30_000,
   );
 
+/** A 2 + 2 s clip at now from a re-encoded vtest.avi camera, once it covers that: H.264 at the source's 768×576. */
+async function reencodedClipNow(cam: string, key: string) {
+  await covered(cam, 2 + DEFAULT_MARGINS.startMarginMs / 1000 + 0.5);
+  const t = Date.now();
+  const r = await clips.requestClip({ key, cameraId: cam, eventMs: t, preSeconds: 2, postSeconds: 2 });
+  const probe = await probeClip(join(storeDir, key));
+  expect(probe).toMatchObject({ codec: "h264", width: 768, height: 576 });
+  return { t, r, probe };
+}
+
 beforeAll(async () => {
   // 75 s of 160×120 at 10 fps, each frame's number in blocks of grey (x264 at qp 4: the levels survive).
   const video = join(tmp, "numbered.mp4");
@@ -192,12 +203,7 @@ describe("replay clips", () => {
 
   it("re-encodes a file:// source it cannot copy (MS-MPEG4 vtest.avi, looped at real time) into a valid H.264 MP4", async () => {
     expect(clips.status(FILE_CAM)?.mode).toBe("encode");
-    await covered(FILE_CAM, 2 + DEFAULT_MARGINS.startMarginMs / 1000 + 0.5);
-    const t = Date.now();
-    const key = "default/demo/loitering_3_file.mp4";
-    const r = await clips.requestClip({ key, cameraId: FILE_CAM, eventMs: t, preSeconds: 2, postSeconds: 2 });
-    const probe = await probeClip(join(storeDir, key));
-    expect(probe).toMatchObject({ codec: "h264", width: 768, height: 576 });
+    const { t, r, probe } = await reencodedClipNow(FILE_CAM, "default/demo/loitering_3_file.mp4");
     // The recorder forces a keyframe every second.
     const { minS, maxS } = clipDurationBounds({ preSeconds: 2, postSeconds: 2 }, 1, FRAME_S);
     expect(probe.durationS).toBeGreaterThanOrEqual(minS);
@@ -251,15 +257,12 @@ describe("replay clips", () => {
       expect(logs.some((l) => l.includes(cam) && /cannot be copied/.test(l) && l.includes('"codec":"mpeg4"'))).toBe(
         true,
       );
+      const runs = logs.filter((l) => l.includes(`"camera":"${cam}"`) && l.includes("clip recorder started"));
+      expect(runs.map((l) => JSON.parse(l).mode)).toEqual(["copy", "encode"]);
       expect(s.restarts).toBe(0);
       expect(metricValue(await metrics(), "vigil_clip_recorder_restarts_total", `camera="${cam}"`)).toBe(0);
-      expect(readdirSync(s.dir).filter((n) => n.startsWith("r1"))).toEqual([]); // the copied segments are gone
-      await covered(cam, 2 + DEFAULT_MARGINS.startMarginMs / 1000 + 0.5);
-      const t = Date.now();
-      const key = "default/lobby/entered_5_http.mp4";
-      const r = await clips.requestClip({ key, cameraId: cam, eventMs: t, preSeconds: 2, postSeconds: 2 });
-      const probe = await probeClip(join(storeDir, key));
-      expect(probe).toMatchObject({ codec: "h264", width: 768, height: 576 });
+      expect(readdirSync(s.dir).filter((n) => /^r1[-.]/.test(n))).toEqual([]); // the copied segments are gone
+      const { t, r, probe } = await reencodedClipNow(cam, "default/lobby/entered_5_http.mp4");
       expect(r.durationS).toBeGreaterThanOrEqual(4);
       expect(r.startMs).toBeLessThanOrEqual(t - 2000);
       measured.push(`http mpeg4 → encode, 2+2 s → ${probe.durationS} s`);
@@ -304,7 +307,7 @@ describe("replay clips", () => {
       const key0 = "default/early/entered_4_first.mp4";
       const r0 = await clips.requestClip({ key: key0, cameraId: cam, eventMs: t0, preSeconds: 6, postSeconds: 2 });
       expect(r0.preSeconds).toBe(0);
-      expect(r0.startMs).toBeLessThanOrEqual(t0);
+      expect(Math.abs(r0.startMs - clips.status(cam)!.coveredFromMs!)).toBeLessThanOrEqual(FRAME_S * 1000); // its start
       expect(r0.startMs + r0.durationS * 1000).toBeGreaterThanOrEqual(t0 + 2000);
       const probe0 = await probeClip(join(storeDir, key0));
       expect(probe0.durationS).toBeGreaterThanOrEqual(2);
@@ -401,6 +404,47 @@ describe("replay clips", () => {
     await expect(
       clips.requestClip({ key: "../x.mp4", cameraId: RTSP_CAM, eventMs: Date.now(), preSeconds: 1, postSeconds: 1 }),
     ).rejects.toMatchObject({ result: "invalid", message: expect.stringMatching(/clip store key/) });
+  });
+
+  it("ends a copy run whose segments' codec cannot be read (3 tries, said in lastError), and asks the camera instead", async () => {
+    // An ffprobe that reads the camera but no copied segment (a broken install, a host too busy for its timeout).
+    const fake = join(tmp, "ffprobe-no-segments");
+    writeFileSync(
+      fake,
+      `#!/bin/sh\ncase "$*" in *.ts) echo "fake: unreadable" >&2; exit 1;; esac\nexec ffprobe "$@"\n`,
+    );
+    chmodSync(fake, 0o755);
+    const cam = "default/probe";
+    const log = pino({ level: "info" }, { write: (line: string) => void logs.push(line) });
+    const rec = new Recorder({
+      id: cam,
+      dir: join(tmp, "probe-recorder"),
+      source: { url: `rtsp://127.0.0.1:${rtsp.port}/cam1`, credentials: { username: "viewer", password: PASSWORD } },
+      segmentSeconds: 1,
+      bufferSeconds: 16,
+      log,
+      ffprobePath: fake,
+    });
+    rec.start();
+    try {
+      await waitFor(
+        "the copy run ended",
+        async () => rec.lastError?.startsWith("could not read the codec of 3"),
+        30_000,
+      );
+      expect(rec.wallSegments()).toEqual([]); // nothing of an unverified run is cut
+      // The next run asked the camera (H.264: copy), and then every segment counts, the unverified ones too.
+      const placed = await waitFor(
+        "segments placed after the camera was asked",
+        async () => rec.mode === "copy" && rec.wallSegments().length >= 2 && rec.wallSegments(),
+        30_000,
+      );
+      expect(placed.some((s) => s.run === 1)).toBe(true);
+      expect(logs.filter((l) => l.includes(cam) && l.includes("could not read the codec")).length).toBe(3);
+      expect(rec.restarts).toBe(0);
+    } finally {
+      await rec.stop();
+    }
   });
 
   it("counts results and lag, keeps credentials out of every log line, and cleans its scratch on stop", async () => {
