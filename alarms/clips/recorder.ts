@@ -214,16 +214,15 @@ export class Recorder {
       // began after a count rule's event 4 s into the stream: its clip was "gone" and the alarm dead-lettered.
       // H.264 and HEVC cameras no longer wait for a probe; any other codec costs one segment.
       this.mode = "copy";
-      this.modeVerified = false;
     } else if (!this.mode) {
+      let probed: { mode: RecordMode; codec: string };
       try {
-        const { mode, codec } = await this.probeMode(input);
-        if (this.stopped) return;
-        this.settleMode(mode, codec);
+        probed = await this.probeMode(input);
       } catch (err) {
         return this.runEnded(undefined, (err as Error).message);
       }
       if (this.stopped) return;
+      this.settleMode(probed.mode, probed.codec);
     }
     const run = ++this.runNo;
     if (!this.modeVerified) this.unverifiedRuns.add(run);
@@ -312,10 +311,7 @@ export class Recorder {
           ? `${classifyFfmpegError(r.stderr)} (${why})`
           : why;
       // A copying run that never finished a segment may have met a codec it cannot copy: probe again next time.
-      if (r.produced === 0 && this.mode === "copy") {
-        this.mode = undefined;
-        this.modeVerified = false;
-      }
+      if (r.produced === 0 && this.mode === "copy") this.mode = undefined;
       this.runEnded(r, this.file && !source.realtimeFile && code === 0 ? undefined : error);
     });
     this.armStall();
@@ -334,17 +330,9 @@ export class Recorder {
       "100000",
       "-probesize",
       "100000",
-      "-select_streams",
-      "v:0",
-      "-show_entries",
-      "stream=codec_name",
-      "-of",
-      "csv=p=0",
-      input,
     ];
     return new Promise((resolve, reject) => {
-      this.probe(args, (err, stdout, stderr) => {
-        const codec = stdout.trim().split(/\s+/)[0];
+      this.probeCodec(args, input, (err, codec, stderr) => {
         if (err || !codec) {
           const text = redact(stderr, this.secrets);
           return reject(new Error(text.trim() ? classifyFfmpegError(text) : "no video stream"));
@@ -362,8 +350,7 @@ export class Recorder {
    */
   private verifyCodec(r: Run, path: string): void {
     r.verifying = true;
-    const args = ["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name", "-of", "csv=p=0"];
-    this.probe([...args, path], (err, out) => {
+    this.probeCodec(["-v", "error"], path, (err, codec) => {
       if (this.stopped || !this.unverifiedRuns.has(r.run)) return;
       if (err) {
         r.verifying = false;
@@ -380,7 +367,6 @@ export class Recorder {
         }
         return;
       }
-      const codec = String(out).trim().split(/\s+/)[0] ?? "";
       this.settleMode(COPYABLE.has(codec) ? "copy" : "encode", codec || "none (no video stream MPEG-TS knows)");
     });
   }
@@ -416,11 +402,13 @@ export class Recorder {
     this.opts.onChange?.();
   }
 
-  /** Runs ffprobe; every one still running is killed by stop(). */
-  private probe(args: string[], done: (err: Error | null, stdout: string, stderr: string) => void): void {
-    const p = execFile(this.opts.ffprobePath ?? "ffprobe", args, { timeout: 20_000 }, (err, stdout, stderr) => {
+  /** ffprobe's name for the first video stream's codec ("" when none); every probe still running is killed by stop(). */
+  private probeCodec(args: string[], input: string, done: (err: Error | null, codec: string, stderr: string) => void) {
+    const select = ["-select_streams", "v:0", "-show_entries", "stream=codec_name", "-of", "csv=p=0"];
+    const ffprobe = this.opts.ffprobePath ?? "ffprobe";
+    const p = execFile(ffprobe, [...args, ...select, input], { timeout: 20_000 }, (err, stdout, stderr) => {
       this.probes.delete(p);
-      done(err, String(stdout), String(stderr));
+      done(err, String(stdout).trim().split(/\s+/)[0] ?? "", String(stderr));
     });
     this.probes.add(p);
   }

@@ -112,8 +112,7 @@ export function shortenedPreRoll(
 ): { preSeconds: number; window: ClipWindow } | undefined {
   if (recordingBeganMs === undefined) return undefined;
   const w = clipWindow(req, m);
-  if (recordingBeganMs <= w.fromMs) return undefined;
-  if (recordingBeganMs > req.eventMs) return undefined;
+  if (recordingBeganMs <= w.fromMs || recordingBeganMs > req.eventMs) return undefined;
   const preMs = Math.max(0, req.eventMs - m.startMarginMs - recordingBeganMs);
   // Rounded down to 0.1 s: a hair shorter than the recording holds, never longer.
   return { preSeconds: Math.floor(preMs / 100) / 10, window: { fromMs: recordingBeganMs, toMs: w.toMs } };
