@@ -167,6 +167,15 @@ describe("worker → assessment tasks on RabbitMQ", () => {
     }
 
     const lobby = of("default/lobby");
+    // A task and its bus event travel apart (RabbitMQ and Redis): wait for the bus side too.
+    await waitFor(
+      "every lobby task's bus event",
+      async () => {
+        const onBus = new Set(events.map((e) => e.id));
+        return lobby.every((t) => onBus.has(t.id));
+      },
+      10_000,
+    );
     const busEvents = new Map(events.filter((e) => e.camera_id === "default/lobby").map((e) => [e.id, e]));
     for (const t of lobby) {
       // The task's id is its bus event's, and it tells the same event.

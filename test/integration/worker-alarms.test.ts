@@ -178,7 +178,16 @@ describe("worker → RabbitMQ alarms", () => {
     timeout: 90_000,
   }, async () => {
     await waitFor("three alarms on the queue", async () => alarmIds().size >= 3, 60_000);
-    await waitFor("every warning event's alarm", async () => alarmEvents().every((e) => alarmIds().has(e.id)), 20_000);
+    // Both ways: the worker publishes an alarm before its bus event (the event waits for nothing more, but the two
+    // travel apart, RabbitMQ and Redis), so the last alarm may arrive first.
+    await waitFor(
+      "every warning event's alarm and every alarm's bus event",
+      async () => {
+        const onBus = new Set(events.map((e) => e.id));
+        return alarmEvents().every((e) => alarmIds().has(e.id)) && deliveries.every((d) => onBus.has(d.alarm.id));
+      },
+      20_000,
+    );
     const byId = new Map(events.map((e) => [e.id, e]));
     const sizes: number[] = [];
     for (const { alarm } of deliveries) {
