@@ -174,11 +174,12 @@ describe("an alarm from a camera to the customer's endpoint", () => {
       expect(row).toMatchObject({ camera_id: "default/entrance", rule: "entered", severity: "warning" });
       expect(row.snapshot_key).toBe(snapshotKey);
       expect(row.clip_key).toBe(clipKey);
-      await waitFor("the final commit", async () => {
-        const [r] = (await db.query("SELECT completed_ms, status FROM alarms WHERE id = ?", [id])) as [Obj[], unknown];
-        return r[0]?.completed_ms != null && r[0]?.status === "delivered";
+      // The receiver has the POST before the service has its answer and records the step: the row as committed last.
+      const done = await waitFor("the final commit", async () => {
+        const [r] = (await db.query("SELECT * FROM alarms WHERE id = ?", [id])) as [Obj[], unknown];
+        return r[0]?.completed_ms != null && r[0]?.status === "delivered" && r[0];
       });
-      for (const k of ["raised_delivered_ms", "clip_ready_ms", "clip_delivered_ms"]) expect(row[k]).not.toBeNull();
+      for (const k of ["raised_delivered_ms", "clip_ready_ms", "clip_delivered_ms"]) expect(done[k]).not.toBeNull();
       const [attempts] = (await db.query(
         "SELECT type, status_code FROM alarm_deliveries WHERE alarm_id = ? AND status_code BETWEEN 200 AND 299",
         [id],

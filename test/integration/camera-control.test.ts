@@ -66,10 +66,15 @@ const eventsOf = async (name: string, reason?: string): Promise<CoreV1Event[]> =
   (await c.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.filter(
     (e) => !reason || e.reason === reason,
   );
-const phaseIs = (phase: string, name = CAM) =>
-  waitFor(`${name} ${phase}`, async () => {
+/**
+ * The phase, and the worker label that goes with it: the operator writes the status (camera reconcile) and the label
+ * (pool reconcile) in two requests, so either may land first. `worker`: the label wanted ("none": no label), if any.
+ */
+const phaseIs = (phase: string, name = CAM, worker?: string) =>
+  waitFor(`${name} ${phase}${worker ? `, worker label ${worker}` : ""}`, async () => {
     const o = await cam(name);
-    return o.status?.phase === phase && o;
+    const label = o.metadata.labels?.["vigil.dev/worker"] ?? "none";
+    return o.status?.phase === phase && (!worker || label === worker) && o;
   });
 
 beforeAll(async () => {
@@ -209,7 +214,7 @@ describe("POST /api/v1/cameras/{id}/stop and /start", () => {
       "f:vigil.dev/control-paused": {},
     });
 
-    const paused = await phaseIs("Paused");
+    const paused = await phaseIs("Paused", CAM, "none");
     timings.stopToPhasePaused = Math.round(performance.now() - t0);
     expect(cond(paused, "Scheduled")).toMatchObject({ status: "False", reason: "Paused" });
     expect(paused.metadata.labels?.["vigil.dev/worker"]).toBeUndefined();
@@ -254,7 +259,7 @@ describe("POST /api/v1/cameras/{id}/stop and /start", () => {
       "vigil.dev/control-actor": "ops",
       "vigil.dev/control-paused": "false",
     });
-    const back = await phaseIs("Scheduled");
+    const back = await phaseIs("Scheduled", CAM, `${POOL}-worker-0`);
     timings.startToPhaseScheduled = Math.round(performance.now() - t0);
     expect(cond(back, "Scheduled")).toMatchObject({ status: "True", reason: "Assigned" });
     expect(back.metadata.labels?.["vigil.dev/worker"]).toBe(`${POOL}-worker-0`);

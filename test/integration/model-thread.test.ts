@@ -11,7 +11,7 @@ import { stringify } from "yaml";
 import { MODEL_STALL_MS } from "../../worker/infer/model-health.ts";
 import type { StatsMessage } from "../../worker/publish/messages.ts";
 import { crashModelThread, hangModelThread, inspectOption } from "../setup/inspector.ts";
-import { freePort, ROOT } from "../setup/operator-env.ts";
+import { exitOf, freePort, ROOT } from "../setup/operator-env.ts";
 import { FIXTURES, type Service, startRedis, startWorker, subscribeStats, waitFor } from "../setup/services.ts";
 
 // The workers' VIGIL_MODEL_STALL_MS: a third of the default (MODEL_STALL_MS), so a hang is seen in 10 s, not 30.
@@ -63,7 +63,7 @@ describe("vigil worker", () => {
       logs,
     );
     workers.push(w.proc);
-    const exited = new Promise<number | null>((r) => w.proc.once("exit", (code) => r(code)));
+    const exited = exitOf(w.proc).then((e) => e.code);
     const healthz = async () => {
       const r = await fetch(`http://127.0.0.1:${w.port}/healthz`);
       return { status: r.status, body: await r.text() };

@@ -23,7 +23,7 @@ import {
   statsMessage,
 } from "../../worker/publish/messages.ts";
 import { startRabbitMQ } from "../setup/brokers.ts";
-import { metricValue, ROOT } from "../setup/operator-env.ts";
+import { exitOf, metricValue, ROOT } from "../setup/operator-env.ts";
 import { FIXTURES, freePort, type Service, startRedis, startRtsp, startWorker, waitFor } from "../setup/services.ts";
 
 const VIDEO = join(FIXTURES, "vtest.avi");
@@ -135,7 +135,7 @@ async function stopWorker(): Promise<number | null> {
   const w = worker;
   worker = undefined;
   if (!w || w.exitCode !== null) return w?.exitCode ?? null;
-  const exited = new Promise<number | null>((r) => w.once("exit", (code) => r(code)));
+  const exited = exitOf(w).then((e) => e.code);
   w.kill("SIGTERM");
   return exited;
 }
@@ -180,17 +180,20 @@ describe("worker → RabbitMQ alarms", () => {
     await waitFor("three alarms on the queue", async () => alarmIds().size >= 3, 60_000);
     // Both ways: the worker publishes an alarm before its bus event (the event waits for nothing more, but the two
     // travel apart, RabbitMQ and Redis), so the last alarm may arrive first.
-    await waitFor(
+    // What is checked is a snapshot of both taken when they agree: alarms go on arriving while the loop below awaits.
+    const { checked, byId } = await waitFor(
       "every warning event's alarm and every alarm's bus event",
       async () => {
-        const onBus = new Set(events.map((e) => e.id));
-        return alarmEvents().every((e) => alarmIds().has(e.id)) && deliveries.every((d) => onBus.has(d.alarm.id));
+        const byId = new Map(events.map((e) => [e.id, e]));
+        const checked = deliveries.slice();
+        const ids = new Set(checked.map((d) => d.alarm.id));
+        const agree = alarmEvents().every((e) => ids.has(e.id)) && checked.every((d) => byId.has(d.alarm.id));
+        return agree && { checked, byId };
       },
       20_000,
     );
-    const byId = new Map(events.map((e) => [e.id, e]));
     const sizes: number[] = [];
-    for (const { alarm } of deliveries) {
+    for (const { alarm } of checked) {
       const e = byId.get(alarm.id);
       expect(e, `bus event of ${alarm.id}`).toBeDefined();
       expect(alarm).toMatchObject({
@@ -224,8 +227,12 @@ describe("worker → RabbitMQ alarms", () => {
     for (const e of info) expect(e.snapshot_key).toBeNull();
     expect(deliveries.some((d) => d.alarm.rule === "seen")).toBe(false);
     expect(malformed).toEqual([]);
-    const m = await metrics();
-    expect(metricValue(m, "vigil_alarms_confirmed_total")).toBe(alarmIds().size);
+    // The broker confirms to the worker and delivers to us independently, and alarms go on coming: the counter and
+    // what we received agree at some moment, not at any given read.
+    const m = await waitFor("confirmed alarms = alarms received", async () => {
+      const m = await metrics();
+      return metricValue(m, "vigil_alarms_confirmed_total") === alarmIds().size && m;
+    });
     expect(metricValue(m, "vigil_alarms_broker_connected")).toBe(1);
     const kb = Math.round(sizes.reduce((a, b) => a + b, 0) / sizes.length / 1024);
     console.log(`alarms before the outage: ${alarmIds().size} (bus events: ${events.length}), snapshots ~${kb} KB`);
@@ -269,10 +276,13 @@ describe("worker → RabbitMQ alarms", () => {
       else expect(Number(probe.format.duration)).toBeGreaterThanOrEqual(a.clip.pre_seconds + a.clip.post_seconds);
       expect(probe.streams.map((s) => s.codec_name)).toContain("h264");
     }
-    const m = await metrics();
-    expect(metricValue(m, "vigil_alarm_clips_total", 'result="ok"')).toBeGreaterThanOrEqual(clipped.length);
+    // A clip is in the store at its rename; its counters move once the directory's fsync is done.
+    const m = await waitFor("the clips counted", async () => {
+      const m = await metrics();
+      const ok = metricValue(m, "vigil_alarm_clips_total", 'result="ok"') >= clipped.length;
+      return ok && metricValue(m, "vigil_alarm_clip_pre_roll_shortened_total") >= shortened && m;
+    });
     expect(metricValue(m, "vigil_alarm_clip_errors_total")).toBe(0);
-    expect(metricValue(m, "vigil_alarm_clip_pre_roll_shortened_total")).toBeGreaterThanOrEqual(shortened);
   });
 
   it("keeps detecting while RabbitMQ is SIGKILLed, and drains the outbox when it is back: none lost", {
@@ -305,15 +315,27 @@ describe("worker → RabbitMQ alarms", () => {
     await waitFor("the outbox drained", async () => metricValue(await metrics(), "vigil_alarms_outbox") === 0, 60_000);
     const drainedAt = Date.now();
     const seen = alarmEvents().map((e) => e.id);
-    await waitFor("every alarm whose event was on the bus", async () => seen.every((id) => alarmIds().has(id)), 30_000);
+    // Counted over the events seen by now: later ones may be on the bus a few ms before their alarm reaches us.
+    await waitFor("every alarm whose event was on the bus", async () => seen.every((id) => alarmIds().has(id)), 30_000)
+      // The ones missing are counted (and asserted) below.
+      .catch(() => undefined);
     const allSeenAt = Date.now();
-
-    const lost = alarmEvents().filter((e) => !alarmIds().has(e.id)).length;
+    const lost = seen.filter((id) => !alarmIds().has(id)).length;
+    // The worker counts an alarm when it enters its outbox and when the broker confirms it; both agree with what
+    // reached us at some moment, not at any given read while alarms go on coming.
+    const { after, received } = await waitFor("the worker's counters agree with the alarms received", async () => {
+      const after = await metrics();
+      const received = deliveries.slice();
+      const n = new Set(received.map((d) => d.alarm.id)).size;
+      const agree =
+        metricValue(after, "vigil_alarms_confirmed_total") === n &&
+        metricValue(after, "vigil_alarms_published_total") === n;
+      return agree && { after, received };
+    });
     const counts = new Map<string, number>();
-    for (const d of deliveries) counts.set(d.alarm.id, (counts.get(d.alarm.id) ?? 0) + 1);
+    for (const d of received) counts.set(d.alarm.id, (counts.get(d.alarm.id) ?? 0) + 1);
     const duplicated = [...counts.values()].reduce((n, c) => n + c - 1, 0);
-    const redelivered = deliveries.filter((d) => d.redelivered).length;
-    const after = await metrics();
+    const redelivered = received.filter((d) => d.redelivered).length;
     console.log(
       JSON.stringify({
         outage_ms: upAt - killedAt,
@@ -332,11 +354,9 @@ describe("worker → RabbitMQ alarms", () => {
     // Duplicates may only be the same alarm again (a confirm lost with the broker): same id, same content.
     for (const [id, n] of counts)
       if (n > 1) {
-        const copies = deliveries.filter((d) => d.alarm.id === id).map((d) => JSON.stringify(d.alarm));
+        const copies = received.filter((d) => d.alarm.id === id).map((d) => JSON.stringify(d.alarm));
         expect(new Set(copies).size).toBe(1);
       }
-    expect(metricValue(after, "vigil_alarms_confirmed_total")).toBe(counts.size);
-    expect(metricValue(after, "vigil_alarms_published_total")).toBe(counts.size);
     expect(metricValue(after, "vigil_alarms_broker_connected")).toBe(1);
     expect(malformed).toEqual([]);
   });

@@ -299,12 +299,14 @@ it("turns Degraded with the cause when the stream dies, and never exposes the pa
   expect(cond(down, "Ready")).toMatchObject({ status: "False", reason: "StreamNotHealthy" });
   expect(JSON.stringify(down)).not.toContain(PASSWORD);
   expect(workerLogs.join("")).not.toContain(PASSWORD);
-  const events = await c.core.listNamespacedEvent({ namespace: ns });
-  expect(
-    events.items.some(
+  // The Event is sent beside the status patch, not before it: it may land a moment later.
+  const events = await waitFor("the StreamNotHealthy Event", async () => {
+    const l = await c.core.listNamespacedEvent({ namespace: ns });
+    const found = l.items.some(
       (e) => e.involvedObject.name === "door" && e.reason === "StreamNotHealthy" && e.type === "Warning",
-    ),
-  ).toBe(true);
+    );
+    return found && l;
+  });
   for (const e of events.items) expect(JSON.stringify(e)).not.toContain(PASSWORD);
 });
 

@@ -7,7 +7,7 @@ import { DEAD_HEADERS } from "../../alarms/amqp-consumer.ts";
 import { declareAlarmTopology } from "../../alarms/amqp-topology.ts";
 import { alarmObjectKeys } from "../../alarms/clips/store.ts";
 import { ALARM_TOPOLOGY, type AlarmMessage, alarmRoutingKey } from "../../alarms/messages.ts";
-import { listeningPort, metricValue, ROOT } from "./operator-env.ts";
+import { exitOf, listeningPort, metricValue, ROOT } from "./operator-env.ts";
 
 export type AlarmServiceProc = {
   proc: ChildProcess;
@@ -36,9 +36,7 @@ export async function startAlarmService(
       logs.push(b.toString());
       own += b.toString();
     });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-    proc.once("exit", (code, signal) => r({ code, signal })),
-  );
+  const exited = exitOf(proc);
   const port = await listeningPort(proc, () => own, "alarms listening");
   const metrics = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   return {

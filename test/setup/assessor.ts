@@ -8,7 +8,7 @@ import sharp from "sharp";
 import { stringify } from "yaml";
 import { declareAssessmentTopology } from "../../assessor/amqp/topology.ts";
 import { ASSESSMENT_TOPOLOGY, type AssessmentTask, taskRoutingKey } from "../../assessor/messages.ts";
-import { listeningPort, ROOT } from "./operator-env.ts";
+import { exitOf, listeningPort, ROOT } from "./operator-env.ts";
 
 const jpeg = (width: number, height: number, shade: number) =>
   sharp({ create: { width, height, channels: 3, background: { r: shade, g: shade, b: shade } } })
@@ -104,7 +104,7 @@ export async function startAssessor(
       logs.push(t);
       if (logs.length > 2000) logs.splice(0, 1000);
     });
-  const exited = new Promise<void>((r) => proc.once("exit", () => r()));
+  const exited = exitOf(proc).then(() => undefined);
   const port = await listeningPort(proc, () => own, "assessor listening");
   return { proc, port, logs, exited };
 }

@@ -26,6 +26,24 @@ export async function freshNamespace(c: Clients, prefix = "t"): Promise<string> 
   return name;
 }
 
+/**
+ * How a child ended, once what it wrote has been read: on 'close' (its stdio drained), which Node emits after
+ * 'exit', when a test may still be missing its last log lines; or 2 s after 'exit' when a process it started
+ * still holds its pipes open.
+ */
+export function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve) => {
+    child.once("exit", (code, signal) => {
+      const done = () => resolve({ code, signal });
+      const t = setTimeout(done, 2000);
+      child.once("close", () => {
+        clearTimeout(t);
+        done();
+      });
+    });
+  });
+}
+
 export async function waitFor<T>(
   what: string,
   fn: () => Promise<T | undefined | false>,
@@ -172,7 +190,7 @@ export function startOperator(kubeconfig: string, namespace: string, env: Record
   const onData = (buf: Buffer) => logs.push(...buf.toString().split("\n").filter(Boolean));
   child.stdout?.on("data", onData);
   child.stderr?.on("data", onData);
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  const exited = exitOf(child).then((e) => e.code);
   // Ready to use once the health server answers. Its port is read from the OS's socket table, not from a log line
   // that a quieter LOG_LEVEL (the bench's warn) would leave out.
   const listening = waitFor(

@@ -3,7 +3,7 @@
 // developer's shell may carry (they would switch its edges from the embedded defaults to Redis or RabbitMQ).
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import { ROOT, waitFor } from "./operator-env.ts";
+import { exitOf, ROOT, waitFor } from "./operator-env.ts";
 
 /** Variables `vigil up` reads to leave its embedded defaults; unset unless a test passes them in `env`. */
 const CLUSTER_ENV = [
@@ -51,9 +51,7 @@ export async function startUp(
       out += b.toString();
       own[name] += b.toString();
     });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-    proc.once("exit", (code, signal) => r({ code, signal })),
-  );
+  const exited = exitOf(proc);
   const url = await waitFor(
     "the dashboard URL",
     async () => /vigil up: dashboard (http:\/\/127\.0\.0\.1:\d+)\/(?:\?access_token=(\S+))?/.exec(out) ?? undefined,
