@@ -14,6 +14,7 @@ import {
   admin,
   cameraManifest,
   createCr,
+  exitOf,
   freePort,
   freshNamespace,
   getCr,
@@ -72,7 +73,7 @@ function npxOperator(env: Record<string, string> = {}) {
   child.stderr?.on("data", (d: Buffer) => {
     out += d.toString();
   });
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  const exited = exitOf(child).then((e) => e.code);
   return {
     /** What the operator printed, without npm's own warnings about this machine's npm configuration. */
     lines: () => out.split("\n").filter((l) => l && !l.startsWith("npm warn")),

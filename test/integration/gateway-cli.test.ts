@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { stringify } from "yaml";
 import { CHANNELS, statsMessage } from "../../worker/publish/messages.ts";
-import { ROOT } from "../setup/operator-env.ts";
+import { exitOf, ROOT } from "../setup/operator-env.ts";
 import { type Service, startGateway, startRedis, waitFor } from "../setup/services.ts";
 
 const TOKEN = "cli-token-abcdef0123456789";
@@ -241,7 +241,7 @@ describe("vigil gateway", () => {
     const reader = res.body!.getReader();
     await reader.read();
     const health = await healthBase();
-    const exited = new Promise<number | null>((r) => gateway.once("exit", (code) => r(code)));
+    const exited = exitOf(gateway).then((e) => e.code);
     const t0 = Date.now();
     gateway.kill("SIGTERM");
     expect(await exited).toBe(0);

@@ -19,7 +19,7 @@ import {
 import { loadManifests } from "../../worker/manifests.ts";
 import type { EventMessage, StatsMessage } from "../../worker/publish/messages.ts";
 import { launchChromium } from "../setup/browser.ts";
-import { metricValue, ROOT } from "../setup/operator-env.ts";
+import { exitOf, metricValue, ROOT } from "../setup/operator-env.ts";
 import { FIXTURES, waitFor } from "../setup/services.ts";
 
 const VIDEO = join(FIXTURES, "vtest.avi");
@@ -340,7 +340,7 @@ describe("vigil up -f hack/demo/cameras.yaml", () => {
     up.stderr?.on("data", (b: Buffer) => {
       stderr += b.toString();
     });
-    exited = new Promise((r) => up.once("exit", (code) => r(code)));
+    exited = exitOf(up).then((e) => e.code);
   });
 
   afterAll(async () => {
@@ -457,5 +457,5 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
   child.stderr.on("data", (b: Buffer) => {
     stderr += b.toString();
   });
-  return new Promise((resolve) => child.once("exit", (code) => resolve({ code, stdout, stderr })));
+  return exitOf(child).then(({ code }) => ({ code, stdout, stderr }));
 }

@@ -10,6 +10,7 @@ import {
   admin,
   cameraManifest,
   createCr,
+  exitOf,
   freshNamespace,
   getCr,
   type OperatorProc,
@@ -207,7 +208,7 @@ it("a worker stopped with SIGTERM releases its Lease, and its camera moves at on
   expect(from).toBeGreaterThanOrEqual(0);
   const to = 1 - from;
   const w = workers[from];
-  const exited = new Promise<number | null>((r) => w?.once("exit", (code) => r(code)));
+  const exited = w ? exitOf(w).then((e) => e.code) : Promise.resolve(null);
   const stoppedAt = Date.now();
   w?.kill("SIGTERM");
   const { moveMs, labelMs } = await streamingOn(to, stoppedAt);
