@@ -5,13 +5,15 @@
 // see and is scored against the ground truth on those frames: IDF1, IDP, IDR (Ristani et al. 2016), CLEAR-MOT ID
 // switches, and the ids it handed out. The detections are cached (bench/tracking/detections.ts), so only
 // association differs between rates and trackers, and the numbers do not depend on the machine's load.
+// BENCH_TRACKING_MODEL (a path) scores the boxes of another model, say the int8 one.
 // `levers` scores each association feature alone or added to the default, against the same ground truth.
 // Note what a pseudo ground truth rewards: reproducing the 10 fps baseline, its own id breaks included. A tracker
 // that bridges a break the baseline made at 10 fps scores lower here, even when that is the same person.
 import { loadavg } from "node:os";
+import { basename } from "node:path";
 import { cameraDetectionSpec } from "../operator/api/camera-detection.ts";
 import { createTracker, DEFAULT_TRACKER_OPTIONS, type TrackerOptions } from "../worker/track/bytetrack.ts";
-import { sampleAt, vtestDetections } from "./tracking/detections.ts";
+import { MODEL, sampleAt, vtestDetections } from "./tracking/detections.ts";
 import { identityMetrics } from "./tracking/idf1.ts";
 import { PRESENCE_SPEC, presenceCounts } from "./tracking/presence.ts";
 import { replay } from "./tracking/replay.ts";
@@ -120,6 +122,7 @@ export async function benchTracking() {
   return {
     bench: "tracking",
     video: cache.video,
+    model: basename(MODEL),
     gt_ids: new Set(gtFrames.flat().map((b) => b.id)).size,
     fps,
     baseline,
