@@ -299,11 +299,11 @@ describe("ByteTrack tracker at low sample rates", () => {
     // One sample missed: at 6 s the person is 120 px further on; the prediction carries the velocity.
     expect(tr.update(frame(), 5 * SECOND).length).toBe(0);
     expect(ids(tr.update(frame({ x: 100 + 60 * 6, y: 200 }), 6 * SECOND))).toEqual([id]);
-    // Three samples missed (more than gateMissed = 2): a lost track is then only re-found by overlap, and 60 px off
+    // Five samples missed (more than gateMissed = 4): a lost track is then only re-found by overlap, and 60 px off
     // the prediction there is none, so the detection starts a new track.
-    for (let k = 7; k < 10; k++) tr.update(frame(), k * SECOND);
-    tr.update(frame({ x: 100 + 60 * 10 + 60, y: 200 }), 10 * SECOND);
-    const next = ids(tr.update(frame({ x: 100 + 60 * 11 + 60, y: 200 }), 11 * SECOND));
+    for (let k = 7; k < 12; k++) tr.update(frame(), k * SECOND);
+    tr.update(frame({ x: 100 + 60 * 12 + 60, y: 200 }), 12 * SECOND);
+    const next = ids(tr.update(frame({ x: 100 + 60 * 13 + 60, y: 200 }), 13 * SECOND));
     expect(next.length).toBe(1);
     expect(next[0]).toBeGreaterThan(id as number);
   });

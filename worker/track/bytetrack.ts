@@ -109,7 +109,10 @@ export const DEFAULT_TRACKER_OPTIONS: Readonly<TrackerOptions> = {
   gateSpeed: 1.2,
   gateSlack: 0.1,
   gateLogHeight: 0.3,
-  gateMissed: 2,
+  // 2 before: 4 bridges a person lost for 3-4 samples at 3-5 fps (a crossing hides them), measured on two detection
+  // sets of one AMD EPYC host (IDF1 at 3 / 5 fps, float 0.868 / 0.865 -> 0.892 / 0.911, int8 0.843 / 0.829 ->
+  // 0.862 / 0.855; 1 and 10 fps unchanged; 3 and 5-8 gave 0.871 and 0.911 at 5 fps on the float set).
+  gateMissed: 4,
   // OC-SORT's default.
   inertia: 0.2,
   // Off: on vtest.avi the colour histogram of appearance.ts did not clearly help (bench/tracking.ts `levers`).
@@ -268,7 +271,7 @@ export function createTracker(opts: Partial<TrackerOptions> = {}): Tracker {
     // A lost track is gated only for a short miss (a dropped detection or two), and within the walk of one update
     // interval, not of the whole gap: across a longer miss its prediction is least sure and a gate there merged
     // people (bench/tracking.ts on vtest.avi: with the whole gap's radius, IDF1 fell 0.05 at 5 fps; with one
-    // interval's, missed <= 1 / 2 / 5 gave 5 fps 0.909 / 0.915 / 0.914 and 10 fps 1 / 1 / 0.965).
+    // interval's, missed <= 1 / 2 / 5 gave 5 fps 0.909 / 0.915 / 0.914 and 10 fps 1 / 1 / 0.965 on an AVX2 host's boxes).
     if (t.state === "lost" && t.missed > o.gateMissed) return Number.POSITIVE_INFINITY;
     const z = toCxcywh(dets, d);
     const m = t.mean;
