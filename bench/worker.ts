@@ -220,7 +220,7 @@ async function round(detector: Detector, bus: Bus): Promise<Round> {
   return { idleMs, one, many, ratio: (one.fps * idleMs) / 1000, ratioN: (many.fps * idleMs) / 1000 };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+const median = (xs: number[]) => pct(xs, 50);
 /** The round whose 1-camera ratio is the median: its fps, latencies and model times are the ones reported. */
 const medianRound = (rounds: Round[]) => {
   const m = median(rounds.map((r) => r.ratio));
@@ -241,7 +241,8 @@ export async function benchWorker() {
     // ratios are the rounds' medians.
     const rounds: Round[] = [];
     for (let r = 0; r < ROUNDS; r++) rounds.push(await round(detector, bus));
-    const { one, many, idleMs: modelMsIdle } = medianRound(rounds);
+    const mid = medianRound(rounds);
+    const { one, many, idleMs: modelMsIdle } = mid;
     const rawFpsMean = 1000 / modelMsIdle;
     const gated = await pipeline(detector, bus, 1, true);
     makeStillClip();
@@ -261,7 +262,7 @@ export async function benchWorker() {
       load_average_1m: r2(loadavg()[0] ?? 0),
       raw_fps: r2(rawFpsMean),
       pipeline_fps: r2(one.fps),
-      ratio: r2(median(rounds.map((r) => r.ratio))),
+      ratio: r2(mid.ratio),
       cameras: CAMERAS,
       pipeline_fps_n_cameras: r2(many.fps),
       ratio_n_cameras: r2(median(rounds.map((r) => r.ratioN))),

@@ -268,10 +268,11 @@ export function createTracker(opts: Partial<TrackerOptions> = {}): Tracker {
     const v = trackIou(t, dets, d);
     if (v >= minIou) return 1 - v;
     if (o.gateSpeed <= 0) return Number.POSITIVE_INFINITY;
-    // A lost track is gated only for a short miss (a dropped detection or two), and within the walk of one update
-    // interval, not of the whole gap: across a longer miss its prediction is least sure and a gate there merged
-    // people (bench/tracking.ts on vtest.avi: with the whole gap's radius, IDF1 fell 0.05 at 5 fps; with one
-    // interval's, missed <= 1 / 2 / 5 gave 5 fps 0.909 / 0.915 / 0.914 and 10 fps 1 / 1 / 0.965 on an AVX2 host's boxes).
+    // A lost track is gated only for a short miss (a few dropped detections: gateMissed), and within the walk of
+    // one update interval, not of the whole gap: across a longer miss its prediction is least sure and a gate there
+    // merged people (bench/tracking.ts on vtest.avi: with the whole gap's radius, IDF1 fell 0.05 at 5 fps; with one
+    // interval's, missed <= 1 / 2 / 5 gave 5 fps 0.909 / 0.915 / 0.914 and 10 fps 1 / 1 / 0.965 on an AVX2 host's
+    // boxes).
     if (t.state === "lost" && t.missed > o.gateMissed) return Number.POSITIVE_INFINITY;
     const z = toCxcywh(dets, d);
     const m = t.mean;
