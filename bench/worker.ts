@@ -8,17 +8,21 @@
 // BENCH_MODEL_NICE (the model thread's nice; below 0 needs root), BENCH_MAIN_NICE (the main thread's, inherited by
 // the ffmpeg children it spawns; needs no privilege), BENCH_FLOAT=0 (skip the float path), BENCH_BATCHED=0,
 // BENCH_INPUT=640x480 (rect inference, worker/infer/rect-input.ts: vtest.avi is 4:3, so no grey bars at all).
+// VIGIL_HEAP_GROWING_PERCENT as the worker reads it (worker/heap-growth.ts; 0 = V8's own, for comparison).
 // BENCH_ROUNDS (default 5) and BENCH_FRAMES (per camera and run, default 100) size the measurement.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
+import { PerformanceObserver, constants as perfConstants } from "node:perf_hooks";
 import pino from "pino";
 import { Registry } from "prom-client";
 import { cameraDetectionSpec } from "../operator/api/camera-detection.ts";
+import { workerEnv } from "../operator/api/worker-env.ts";
 import { ROOT } from "../test/setup/operator-env.ts";
 import { startRedis } from "../test/setup/services.ts";
 import { createCameraProcessor } from "../worker/camera.ts";
+import { growHeapInLargerSteps } from "../worker/heap-growth.ts";
 import { setThreadNice } from "../worker/infer/priority.ts";
 import { schedulerForModel } from "../worker/infer/scheduler.ts";
 import type { Detector, DetectorOptions } from "../worker/infer/session.ts";
@@ -43,6 +47,8 @@ const OPTS: DetectorOptions = {
   ...(env.BENCH_SPIN === "1" ? { spin: true } : {}),
   ...(env.BENCH_MODEL_NICE ? { nice: Number(env.BENCH_MODEL_NICE) } : {}),
 };
+
+const HEAP_GROWING_PERCENT = workerEnv.shape.VIGIL_HEAP_GROWING_PERCENT.parse(env.VIGIL_HEAP_GROWING_PERCENT);
 
 const VTEST = join(ROOT, ".cache", "fixtures", "vtest.avi");
 const STILL = join(ROOT, ".cache", "fixtures", "still.mkv");
@@ -129,6 +135,13 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
   let skipped = 0;
   let firstAt = 0;
   let lastAt = 0;
+  // The main thread's full GCs (mark-compact) while the pipeline runs; worker/heap-growth.ts says why they count.
+  let fullGcs = 0;
+  const gcs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      if ((e as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) fullGcs++;
+  });
+  gcs.observe({ entryTypes: ["gc"] });
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: cameras }, async (_, c) => {
@@ -145,6 +158,7 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
             if (++seen >= FRAMES_PER_CAMERA) source.stop();
             if (!cam.wantsInference(frame)) {
               skipped++;
+              source.recycle(frame.data);
               return;
             }
             // A file decodes faster than real time: keep one frame decoded ahead of the model, no more.
@@ -155,6 +169,7 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
               run: async () => {
                 source.setPaused(false);
                 const r = await cam.infer(frame);
+                source.recycle(frame.data); // as the worker does when no event or video took the frame
                 bus.publishStats({
                   v: MESSAGE_VERSION,
                   type: "stats",
@@ -188,6 +203,7 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
     }),
   );
   await scheduler.idle();
+  gcs.disconnect();
   // Throughput from the first frame to the last result (counting one result fewer, so never above the truth):
   // ffmpeg's start (its first run checks its codecs: 200–400 ms measured, 80–100 ms for later runs) is no part of
   // it, and is reported as startupMs.
@@ -200,6 +216,7 @@ async function pipeline(detector: Detector, bus: Bus, cameras: number, motionGat
     latencies,
     meanBatch: batched / processed,
     modelMs: mean(modelMs),
+    fullGcs,
   };
 }
 
@@ -228,6 +245,7 @@ const medianRound = (rounds: Round[]) => {
 };
 
 export async function benchWorker() {
+  if (HEAP_GROWING_PERCENT > 0) growHeapInLargerSteps(HEAP_GROWING_PERCENT);
   execFileSync("bash", [join(ROOT, "hack", "fixtures.sh")], { stdio: "inherit" });
   const detector = await loadThreadedDetector(join(ROOT, ".cache", "fixtures", "yolov8n.onnx"), OPTS);
   // After the model thread made its pool threads, so only this thread and the ffmpeg children it spawns get it.
@@ -257,7 +275,11 @@ export async function benchWorker() {
       provider: detector.provider,
       input: detector.input,
       threads: THREADS,
-      options: { ...OPTS, mainNice: env.BENCH_MAIN_NICE ? Number(env.BENCH_MAIN_NICE) : undefined },
+      options: {
+        ...OPTS,
+        mainNice: env.BENCH_MAIN_NICE ? Number(env.BENCH_MAIN_NICE) : undefined,
+        heapGrowingPercent: HEAP_GROWING_PERCENT,
+      },
       notes: [detector.inputNote, detector.priorityNote, mainNiceNote].filter(Boolean),
       load_average_1m: r2(loadavg()[0] ?? 0),
       raw_fps: r2(rawFpsMean),
@@ -271,6 +293,8 @@ export async function benchWorker() {
       model_ms_loaded_1_camera: r2(one.modelMs),
       model_ms_loaded: r2(many.modelMs),
       model_loaded_over_idle: r2(many.modelMs / modelMsIdle),
+      full_gcs_per_100_frames: r2((100 * one.fullGcs) / Math.max(1, one.frames)),
+      full_gcs_per_100_frames_n_cameras: r2((100 * many.fullGcs) / Math.max(1, many.frames)),
       startup_ms: r2(one.startupMs),
       latency_ms_p50: r2(pct(one.latencies, 50)),
       latency_ms_p95: r2(pct(one.latencies, 95)),

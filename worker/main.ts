@@ -18,6 +18,7 @@ import { loadKubeConfig } from "../operator/kube/client.ts";
 import { createAlarmStage } from "./alarms.ts";
 import { createAmqpTaskPublisher } from "./assessment/amqp-task-publisher.ts";
 import { createAssessmentStage } from "./assessment/stage.ts";
+import { growHeapInLargerSteps } from "./heap-growth.ts";
 import { loadModelInstances } from "./infer/instances.ts";
 import { resolveModelUri } from "./infer/model-source.ts";
 import type { Provider } from "./infer/session.ts";
@@ -37,6 +38,7 @@ export async function runWorker(argv: string[]): Promise<void> {
   });
   const env = parseWorkerEnv(process.env);
   const log = pino({ level: env.LOG_LEVEL, base: { component: "worker" } });
+  if (env.VIGIL_HEAP_GROWING_PERCENT > 0) growHeapInLargerSteps(env.VIGIL_HEAP_GROWING_PERCENT);
   // Two sources of cameras: manifests (single-host mode) or, in a pod, the CameraDetections assigned to it.
   const manifests = values.cameras ? loadManifests(values.cameras) : undefined;
   if (manifests && values.only !== undefined) {

@@ -159,16 +159,17 @@ export function createPipeline(opts: PipelineOptions) {
 
   /**
    * `drawn`: the detections to draw on an alarm's snapshot, this frame's or, on a still frame, the last ones (nothing
-   * moved since, so their boxes still fit).
+   * moved since, so their boxes still fit). True when the frame went to a snapshot or an assessment, which may read
+   * its buffer later: it must not be recycled then.
    */
   function publishEvents(
     rt: CameraRuntime,
     list: RuleEvent[],
     frame: Frame,
     drawn: Pick<FrameResult, "detections" | "width" | "height"> | undefined,
-  ): void {
+  ): boolean {
     const assessments = rt.config.spec.assessment ? opts.assessments : undefined;
-    if (list.length === 0 && !assessments) return;
+    if (list.length === 0 && !assessments) return false;
     const shown = drawn ?? { detections: emptyDetections(), width: frame.width, height: frame.height };
     // What a task's images and crops are cut from: the letterboxed frame, and the detections drawn on it.
     const image = { letterboxed: frame.data, shape: detector.shape, width: shown.width, height: shown.height };
@@ -208,6 +209,7 @@ export function createPipeline(opts: PipelineOptions) {
       });
     }
     if (drawn) assessments?.frame(rt.config, frame.timestampMs, image, view, keep);
+    return true;
   }
 
   function add(config: CameraConfig): void {
@@ -275,11 +277,17 @@ export function createPipeline(opts: PipelineOptions) {
     rt.window.frames++;
     if (!processor.wantsInference(frame)) {
       skipped.inc({ camera: id });
-      publishEvents(rt, processor.still(frame), frame, rt.last);
+      if (!publishEvents(rt, processor.still(frame), frame, rt.last)) rt.source.recycle(frame.data);
       return;
     }
+    // Nothing else holds the frame once its job is dropped or done, unless an event, an assessment or the video
+    // took it: its buffer then goes back to the source for a later frame (ffmpeg-source.ts recycle).
+    let kept = false;
     scheduler.submit(id, {
-      dropped: () => droppedFrames.inc({ camera: id }),
+      dropped: () => {
+        droppedFrames.inc({ camera: id });
+        rt.source.recycle(frame.data);
+      },
       run: async () => {
         if (cameras.get(id) !== rt) return; // removed, or replaced by an updated camera meanwhile
         try {
@@ -291,23 +299,27 @@ export function createPipeline(opts: PipelineOptions) {
           inferred.inc({ camera: id });
           latency.observe(r.inferenceMs / 1000);
           batchSize.observe(r.batch);
-          publishEvents(rt, r.events, frame, r);
-          maybeVideo(rt, frame, r);
+          kept = publishEvents(rt, r.events, frame, r);
+          kept = maybeVideo(rt, frame, r) || kept;
         } catch (err) {
           log.error({ camera: id, err: (err as Error).message }, "inference failed");
+        } finally {
+          if (!kept) rt.source.recycle(frame.data);
         }
       },
     });
   }
 
-  function maybeVideo(rt: CameraRuntime, frame: Frame, r: FrameResult): void {
+  /** True when the frame is being encoded for the video (its buffer read later). */
+  function maybeVideo(rt: CameraRuntime, frame: Frame, r: FrameResult): boolean {
     const now = Date.now();
-    if (now - rt.lastVideoAt < 1000 / (opts.videoFps ?? 5) || !bus.hasViewers(rt.config.id)) return;
+    if (now - rt.lastVideoAt < 1000 / (opts.videoFps ?? 5) || !bus.hasViewers(rt.config.id)) return false;
     rt.lastVideoAt = now;
     // Encoding runs off the detection path (libvips threads); a slow encode only delays this frame.
     renderAnnotated(frame.data, detector.shape, r, rt.config.spec.zones, detector.classNames)
       .then((jpeg) => bus.publishFrame(rt.config.id, jpeg))
       .catch((err) => log.warn({ camera: rt.config.id, err: (err as Error).message }, "frame annotation failed"));
+    return true;
   }
 
   function stopCamera(id: string): void {

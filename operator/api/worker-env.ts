@@ -65,6 +65,9 @@ export const workerEnv = z.object({
   VIGIL_STREAM_CONNECTS: z.coerce.number().int().min(0).max(1024).default(0),
   // Decode only keyframes when the stream's GOP is no longer than the sample period (keyframe-decode.ts).
   VIGIL_KEYFRAME_ONLY: z.enum(["0", "1"]).default("1"),
+  // How far V8's old generation grows past the live heap before the next full GC (worker/heap-growth.ts): 0 leaves
+  // V8's own choice, which ran a full GC every ~6 frames of a camera here.
+  VIGIL_HEAP_GROWING_PERCENT: z.coerce.number().int().min(0).max(1000).default(100),
   VIGIL_REALTIME_FILES: z.enum(["true", "false"]).default("false"),
   // Alarms (worker/alarms.ts) go to RabbitMQ when set; else to the embedded queue file of `vigil up`
   // (alarms/sqlite-queue.ts); with neither, alarms are off.
