@@ -282,7 +282,6 @@ export function createPipeline(opts: PipelineOptions) {
     }
     // Nothing else holds the frame once its job is dropped or done, unless an event, an assessment or the video
     // took it: its buffer then goes back to the source for a later frame (ffmpeg-source.ts recycle).
-    let kept = false;
     scheduler.submit(id, {
       dropped: () => {
         droppedFrames.inc({ camera: id });
@@ -290,6 +289,7 @@ export function createPipeline(opts: PipelineOptions) {
       },
       run: async () => {
         if (cameras.get(id) !== rt) return; // removed, or replaced by an updated camera meanwhile
+        let kept = false;
         try {
           const r = await processor.infer(frame);
           rt.last = r;

@@ -132,6 +132,8 @@ export class FfmpegSource {
   private attempt = 0;
   /** Frame buffers the consumer handed back (recycle), filled again before new ones are allocated. */
   private spare: Buffer[] = [];
+  /** One frame's bytes: letterboxed RGB at the model's shape. */
+  private readonly frameBytes: number;
   readonly done: Promise<void>;
 
   constructor(opts: SourceOptions, handlers: SourceHandlers) {
@@ -151,6 +153,7 @@ export class FfmpegSource {
       ...opts,
     };
     this.handlers = handlers;
+    this.frameBytes = this.opts.shape.width * this.opts.shape.height * 3;
     this.done = new Promise((r) => {
       this.ended = r;
     });
@@ -251,9 +254,9 @@ export class FfmpegSource {
       : `fps=${fps}`;
     // Live streams only: a file is read as fast as it decodes, where frame threads do help.
     if (!file && this.opts.decoderThreads > 0) inputOptions.push("-threads", String(this.opts.decoderThreads));
-    const frameBytes = shape.width * shape.height * 3;
+    const frameBytes = this.frameBytes;
     this.epoch = undefined;
-    let pending = this.frameBuffer(frameBytes);
+    let pending = this.frameBuffer();
     let filled = 0;
     this.stderrTail = "";
     this.setState("connecting");
@@ -330,7 +333,7 @@ export class FfmpegSource {
         off += n;
         if (filled === frameBytes) {
           this.emitFrame(pending, file);
-          pending = this.frameBuffer(frameBytes);
+          pending = this.frameBuffer();
           filled = 0;
         }
       }
@@ -381,14 +384,12 @@ export class FfmpegSource {
    * host, V8's helper threads went 4.2 → 2.7 % of a core and the main thread 3.8 → 3.2 %.
    */
   recycle(data: Buffer): void {
-    const bytes = this.opts.shape.width * this.opts.shape.height * 3;
-    if (data.length !== bytes || this.spare.length >= SPARE_FRAMES || this.spare.includes(data)) return;
+    if (data.length !== this.frameBytes || this.spare.length >= SPARE_FRAMES || this.spare.includes(data)) return;
     this.spare.push(data);
   }
 
-  private frameBuffer(bytes: number): Buffer {
-    const b = this.spare.pop();
-    return b?.length === bytes ? b : Buffer.allocUnsafe(bytes);
+  private frameBuffer(): Buffer {
+    return this.spare.pop() ?? Buffer.allocUnsafe(this.frameBytes);
   }
 
   /**
